@@ -1,0 +1,296 @@
+package bundle
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/airlock-dev/airlock/internal/checked"
+	"github.com/airlock-dev/airlock/internal/strictjson"
+)
+
+// ociDescriptor is the subset of an OCI/Docker descriptor airlock reads.
+type ociDescriptor struct {
+	MediaType string       `json:"mediaType"`
+	Digest    string       `json:"digest"`
+	Size      int64        `json:"size"`
+	Platform  *ociPlatform `json:"platform,omitempty"`
+}
+
+type ociPlatform struct {
+	OS           string `json:"os"`
+	Architecture string `json:"architecture"`
+	Variant      string `json:"variant,omitempty"`
+}
+
+func (p *ociPlatform) String() string {
+	if p == nil {
+		return ""
+	}
+	s := p.OS + "/" + p.Architecture
+	if p.Variant != "" {
+		s += "/" + p.Variant
+	}
+	return s
+}
+
+// matches reports whether p satisfies a requested "os/arch[/variant]"; a
+// request without a variant matches any variant.
+func (p *ociPlatform) matches(want string) bool {
+	if p == nil {
+		return false
+	}
+	parts := strings.Split(want, "/")
+	if len(parts) < 2 || p.OS != parts[0] || p.Architecture != parts[1] {
+		return false
+	}
+	return len(parts) < 3 || p.Variant == parts[2]
+}
+
+// ociNode is the subset of a manifest or index airlock reads.
+type ociNode struct {
+	SchemaVersion int             `json:"schemaVersion"`
+	MediaType     string          `json:"mediaType"`
+	Config        *ociDescriptor  `json:"config"`
+	Layers        []ociDescriptor `json:"layers"`
+	Manifests     []ociDescriptor `json:"manifests"`
+}
+
+// configPlatform is the platform part of an image config.
+type configPlatform struct {
+	OS           string `json:"os"`
+	Architecture string `json:"architecture"`
+	Variant      string `json:"variant"`
+}
+
+func isIndex(mt string) bool    { return mt == MediaTypeOCIIndex || mt == MediaTypeDockerList }
+func isManifest(mt string) bool { return mt == MediaTypeOCIManifest || mt == MediaTypeDockerV2 }
+
+// graph is the content tree below one artifact root.
+type graph struct {
+	root      Descriptor
+	manifests []rawBlob // root first, then children depth-first
+	configs   []rawBlob
+	layers    []Descriptor // in manifest order, possibly repeated
+	platforms []string
+}
+
+type rawBlob struct {
+	Descriptor
+	data []byte
+}
+
+// contentSource yields the manifests and configs a graph references.
+type contentSource interface {
+	manifest(d Descriptor) ([]byte, error)
+	config(d Descriptor) ([]byte, error)
+}
+
+// checkDescriptor validates a descriptor read from a manifest.
+func checkDescriptor(where string, d ociDescriptor) error {
+	if !validDigest(d.Digest) {
+		return malformed("%s: digest %q is not sha256:<64 lowercase hex>", where, d.Digest)
+	}
+	if d.Size < 0 || d.Size > MaxBlobSize {
+		return malformed("%s: %s: size %d out of range 0..%d", where, d.Digest, d.Size, int64(MaxBlobSize))
+	}
+	if d.MediaType == "" {
+		return malformed("%s: %s: missing mediaType", where, d.Digest)
+	}
+	return nil
+}
+
+// parseNode checks raw is unambiguous JSON and decodes the fields airlock reads.
+func parseNode(d Descriptor, raw []byte) (*ociNode, error) {
+	if err := strictjson.Check(raw); err != nil {
+		return nil, malformed("manifest %s: %v", d.Digest, err)
+	}
+	var n ociNode
+	if err := json.Unmarshal(raw, &n); err != nil {
+		return nil, malformed("manifest %s: %v", d.Digest, err)
+	}
+	if n.MediaType != "" && n.MediaType != d.MediaType {
+		return nil, malformed("manifest %s: mediaType %q inside differs from %q in its descriptor", d.Digest, n.MediaType, d.MediaType)
+	}
+	if n.SchemaVersion != 2 {
+		return nil, fmt.Errorf("manifest %s: %w: schemaVersion %d (only schema 2 is carried)", d.Digest, ErrUnsupportedMediaType, n.SchemaVersion)
+	}
+	if isIndex(d.MediaType) && (n.Config != nil || len(n.Layers) > 0) || isManifest(d.MediaType) && len(n.Manifests) > 0 {
+		return nil, malformed("manifest %s: mixes index and manifest fields", d.Digest)
+	}
+	return &n, nil
+}
+
+// walk reads the tree below root. filter, when not empty, keeps only the
+// matching platforms of a root index and rewrites it (see filterIndex).
+func walk(root Descriptor, raw []byte, src contentSource, filter []string) (*graph, error) {
+	g := &graph{}
+	if len(filter) > 0 && isIndex(root.MediaType) {
+		var err error
+		if raw, err = filterIndex(root, raw, filter); err != nil {
+			return nil, err
+		}
+		root = Descriptor{MediaType: root.MediaType, Digest: checked.Digest(raw), Size: int64(len(raw))}
+	}
+	g.root = root
+	seen := map[string]bool{}
+	plats := map[string]bool{}
+	var visit func(d Descriptor, raw []byte, depth int) error
+	visit = func(d Descriptor, raw []byte, depth int) error {
+		if depth > MaxIndexDepth {
+			return overLimit("manifest %s: indexes nested deeper than %d", d.Digest, MaxIndexDepth)
+		}
+		n, err := parseNode(d, raw)
+		if err != nil {
+			return err
+		}
+		if !seen[d.Digest] {
+			seen[d.Digest] = true
+			g.manifests = append(g.manifests, rawBlob{Descriptor: d, data: raw})
+		}
+		switch {
+		case isIndex(d.MediaType):
+			if len(n.Manifests) > MaxFanOut {
+				return overLimit("index %s: %d children exceed %d", d.Digest, len(n.Manifests), MaxFanOut)
+			}
+			for _, c := range n.Manifests {
+				if err := checkDescriptor("index "+d.Digest, c); err != nil {
+					return err
+				}
+				if !isIndex(c.MediaType) && !isManifest(c.MediaType) {
+					return fmt.Errorf("index %s: child %s: %w %q", d.Digest, c.Digest, ErrUnsupportedMediaType, c.MediaType)
+				}
+				if c.Size > MaxManifestSize {
+					return overLimit("manifest %s: %d bytes exceed %d", c.Digest, c.Size, MaxManifestSize)
+				}
+				if c.Platform != nil && depth == 0 {
+					plats[c.Platform.String()] = true
+				}
+				cd := Descriptor{MediaType: c.MediaType, Digest: c.Digest, Size: c.Size}
+				child, err := src.manifest(cd)
+				if err != nil {
+					return err
+				}
+				if err := visit(cd, child, depth+1); err != nil {
+					return err
+				}
+			}
+		case isManifest(d.MediaType):
+			if n.Config == nil {
+				return malformed("manifest %s: no config", d.Digest)
+			}
+			if err := checkDescriptor("manifest "+d.Digest, *n.Config); err != nil {
+				return err
+			}
+			if n.Config.Size > MaxConfigSize {
+				return overLimit("manifest %s: config %s: %d bytes exceed %d", d.Digest, n.Config.Digest, n.Config.Size, MaxConfigSize)
+			}
+			if len(n.Layers) > MaxFanOut {
+				return overLimit("manifest %s: %d layers exceed %d", d.Digest, len(n.Layers), MaxFanOut)
+			}
+			cd := Descriptor{MediaType: n.Config.MediaType, Digest: n.Config.Digest, Size: n.Config.Size}
+			cfg, err := src.config(cd)
+			if err != nil {
+				return err
+			}
+			if !seen[cd.Digest] {
+				seen[cd.Digest] = true
+				g.configs = append(g.configs, rawBlob{Descriptor: cd, data: cfg})
+			}
+			if depth == 0 {
+				if p := imagePlatform(cfg); p != "" {
+					plats[p] = true
+				}
+			}
+			for _, l := range n.Layers {
+				if err := checkDescriptor("manifest "+d.Digest, l); err != nil {
+					return err
+				}
+				g.layers = append(g.layers, Descriptor{MediaType: l.MediaType, Digest: l.Digest, Size: l.Size})
+			}
+		default:
+			return fmt.Errorf("%s: %w %q", d.Digest, ErrUnsupportedMediaType, d.MediaType)
+		}
+		return nil
+	}
+	if err := visit(root, raw, 0); err != nil {
+		return nil, err
+	}
+	for p := range plats {
+		if p != "unknown/unknown" {
+			g.platforms = append(g.platforms, p)
+		}
+	}
+	sort.Strings(g.platforms)
+	return g, nil
+}
+
+// imagePlatform reads os/arch[/variant] from an image config, "" when absent.
+func imagePlatform(cfg []byte) string {
+	var p configPlatform
+	if json.Unmarshal(cfg, &p) != nil || p.OS == "" || p.Architecture == "" {
+		return ""
+	}
+	return (&ociPlatform{OS: p.OS, Architecture: p.Architecture, Variant: p.Variant}).String()
+}
+
+// filterIndex returns a new index that keeps only the entries matching one of
+// the wanted platforms. Every other field and every kept entry is carried
+// unchanged; the result is compact JSON with sorted top-level keys. Each wanted
+// platform must be offered.
+func filterIndex(root Descriptor, raw []byte, want []string) ([]byte, error) {
+	if err := strictjson.Check(raw); err != nil {
+		return nil, malformed("index %s: %v", root.Digest, err)
+	}
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &top); err != nil {
+		return nil, malformed("index %s: %v", root.Digest, err)
+	}
+	var entries []json.RawMessage
+	if err := json.Unmarshal(top["manifests"], &entries); err != nil {
+		return nil, malformed("index %s: manifests: %v", root.Digest, err)
+	}
+	var kept []json.RawMessage
+	found := map[string]bool{}
+	var offered []string
+	for _, e := range entries {
+		var d ociDescriptor
+		if err := json.Unmarshal(e, &d); err != nil {
+			return nil, malformed("index %s: %v", root.Digest, err)
+		}
+		if d.Platform != nil {
+			offered = append(offered, d.Platform.String())
+		}
+		for _, w := range want {
+			if d.Platform.matches(w) {
+				kept = append(kept, e)
+				found[w] = true
+				break
+			}
+		}
+	}
+	for _, w := range want {
+		if !found[w] {
+			return nil, fmt.Errorf("platform %s is not offered by index %s (it offers %s); fix platforms: in airlock.yaml", w, root.Digest, strings.Join(offered, ", "))
+		}
+	}
+	list, err := marshalNoEscape(kept)
+	if err != nil {
+		return nil, err
+	}
+	top["manifests"] = list
+	return marshalNoEscape(top)
+}
+
+// marshalNoEscape is json.Marshal without HTML escaping and without the trailing newline.
+func marshalNoEscape(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}

@@ -1,0 +1,176 @@
+package bundle
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/airlock-dev/airlock/internal/sbom"
+)
+
+// localBlob is a file on the packing machine, hashed before writing and
+// re-checked while it is copied into the bundle.
+type localBlob struct {
+	Descriptor
+	path string
+	rel  string // path inside a model directory, or the file's base name
+}
+
+// hashFile returns the digest and size of a regular file, refusing anything else.
+func hashFile(ctx context.Context, artifact, p string) (Descriptor, error) {
+	f, err := openRegular(artifact, p)
+	if err != nil {
+		return Descriptor{}, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, readerCtx(ctx, f))
+	if err != nil {
+		return Descriptor{}, &SourceError{Artifact: artifact, Err: fmt.Errorf("read %s: %w", p, err)}
+	}
+	return Descriptor{Digest: "sha256:" + hex.EncodeToString(h.Sum(nil)), Size: n}, nil
+}
+
+// openRegular opens p without following a final symlink and checks it is a regular file.
+func openRegular(artifact, p string) (*os.File, error) {
+	st, err := os.Lstat(p)
+	if err != nil {
+		return nil, &SourceError{Artifact: artifact, Err: fmt.Errorf("%w (check the source path in airlock.yaml)", err)}
+	}
+	if !st.Mode().IsRegular() {
+		return nil, &SourceError{Artifact: artifact, Err: fmt.Errorf("%s is a %s, not a regular file; replace it with the file itself", p, describeMode(st.Mode()))}
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, &SourceError{Artifact: artifact, Err: err}
+	}
+	return f, nil
+}
+
+func describeMode(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeSymlink != 0:
+		return "symbolic link"
+	case m.IsDir():
+		return "directory"
+	case m&fs.ModeDevice != 0:
+		return "device"
+	case m&fs.ModeNamedPipe != 0:
+		return "named pipe"
+	case m&fs.ModeSocket != 0:
+		return "socket"
+	}
+	return "special file"
+}
+
+// modelFiles lists the regular files of a model source (a file or a
+// directory), sorted by their slash-separated relative path.
+func modelFiles(artifact, src string) ([]localBlob, error) {
+	st, err := os.Lstat(src)
+	if err != nil {
+		return nil, &SourceError{Artifact: artifact, Err: fmt.Errorf("%w (check models[].source in airlock.yaml)", err)}
+	}
+	if st.Mode().IsRegular() {
+		return []localBlob{{path: src, rel: filepath.Base(src)}}, nil
+	}
+	if !st.IsDir() {
+		return nil, &SourceError{Artifact: artifact, Err: fmt.Errorf("%s is a %s; a model source must be a file or a directory", src, describeMode(st.Mode()))}
+	}
+	var out []localBlob
+	err = filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			return nil
+		}
+		if !d.Type().IsRegular() {
+			return fmt.Errorf("%s is a %s; models may contain only regular files and directories (replace links with the files they point to)", p, describeMode(d.Type()))
+		}
+		rel, err := filepath.Rel(src, p)
+		if err != nil {
+			return err
+		}
+		out = append(out, localBlob{path: p, rel: filepath.ToSlash(rel)})
+		if len(out) > MaxFanOut {
+			return fmt.Errorf("more than %d files; pack large models as fewer, larger files", MaxFanOut)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, &SourceError{Artifact: artifact, Err: err}
+	}
+	if len(out) == 0 {
+		return nil, &SourceError{Artifact: artifact, Err: fmt.Errorf("directory %s holds no files", src)}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].rel < out[j].rel })
+	return out, nil
+}
+
+// modelMediaType classifies a model file by name into a ModelPack layer type.
+func modelMediaType(rel string) string {
+	base := strings.ToLower(path.Base(rel))
+	ext := path.Ext(base)
+	switch {
+	case strings.HasPrefix(base, "readme") || strings.HasPrefix(base, "license") || strings.HasPrefix(base, "notice") || ext == ".md":
+		return MediaTypeModelDoc
+	case ext == ".py":
+		return MediaTypeModelCode
+	case ext == ".json" || ext == ".yaml" || ext == ".yml" || ext == ".txt" || base == "tokenizer.model":
+		return MediaTypeModelWeightCf
+	}
+	return MediaTypeModelWeight
+}
+
+// fileMode returns the mode to record for a file artifact.
+func fileMode(spec FileSpec, p string) (string, error) {
+	if spec.Mode != "" {
+		m := strings.TrimPrefix(spec.Mode, "0")
+		return "0" + m, nil
+	}
+	st, err := os.Lstat(p)
+	if err != nil {
+		return "", err
+	}
+	if st.Mode().Perm()&0o111 != 0 {
+		return "0755", nil
+	}
+	return "0644", nil
+}
+
+// summarizeSBOM detects the format of an SBOM file and summarizes it.
+func summarizeSBOM(artifact, p string) (*SBOMSummary, string, error) {
+	f, err := openRegular(artifact, p)
+	if err != nil {
+		return nil, "", err
+	}
+	defer f.Close()
+	s, err := sbom.Summarize(p, f)
+	if err != nil {
+		return nil, "", &SourceError{Artifact: artifact, Err: err}
+	}
+	return &SBOMSummary{Format: string(s.Format), SpecVersion: s.SpecVersion, Name: s.Name, Packages: s.Packages}, s.Format.MediaType(), nil
+}
+
+// readerCtx stops a copy when ctx is cancelled.
+func readerCtx(ctx context.Context, r io.Reader) io.Reader { return &ctxReader{ctx: ctx, r: r} }
+
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c *ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}

@@ -1,0 +1,413 @@
+package bundle
+
+import (
+	"archive/tar"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/airlock-dev/airlock/internal/checked"
+	"github.com/airlock-dev/airlock/internal/safepath"
+	"github.com/airlock-dev/airlock/internal/strictjson"
+)
+
+// MaxSignaturesSize bounds the signatures entry.
+const MaxSignaturesSize = 1 << 20
+
+// Head is the verified-by-structure metadata of a bundle. Every byte in it was
+// checked against the digests that chain up to Manifest.Root; whether the
+// root itself is trusted is for package verify to decide.
+type Head struct {
+	Marker         FormatMarker
+	Manifest       Manifest
+	ManifestBytes  []byte // exact bytes of airlock/bundle.json
+	ManifestDigest string
+	IndexBytes     []byte // exact bytes of index.json
+	// Signatures is the raw signatures entry, nil when the bundle is unsigned.
+	Signatures []byte
+	// Blobs holds the manifests and configs stored in the head, by digest.
+	Blobs map[string][]byte
+	// Body lists the blobs the body must contain, each exactly once.
+	Body []Descriptor
+	// HeadSize is the compressed size of the head frame in bytes.
+	HeadSize int64
+	// Entries counts the tar entries in the head.
+	Entries int
+}
+
+// ReadHeadFile reads only the head of the bundle at path.
+func ReadHeadFile(path string) (*Head, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	h, _, err := readHead(f)
+	return h, err
+}
+
+// ReadHead reads and checks the head frame of a bundle from r, reading no
+// further than the end of that frame's compressed bytes (plus buffering).
+func ReadHead(r io.Reader) (*Head, error) {
+	h, _, err := readHead(r)
+	return h, err
+}
+
+func readHead(r io.Reader) (*Head, *frameScanner, error) {
+	s := newFrameScanner(r, 2, MaxWindow)
+	s.maxWindow = MaxHeadSize // the head is one frame whose window may be its size
+	frame, err := s.nextFrame(MaxHeadCompressed)
+	if err != nil {
+		return nil, nil, err
+	}
+	s.maxWindow = MaxWindow
+	dec, err := zstd.NewReader(bytes.NewReader(frame), zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(MaxHeadSize), zstd.WithDecoderMaxMemory(MaxHeadSize))
+	if err != nil {
+		return nil, nil, err
+	}
+	defer dec.Close()
+	raw, err := io.ReadAll(io.LimitReader(dec, MaxHeadSize+1))
+	if err != nil {
+		return nil, nil, malformed("head frame: %v", err)
+	}
+	if len(raw) > MaxHeadSize {
+		return nil, nil, overLimit("head larger than %d bytes", MaxHeadSize)
+	}
+	h, err := parseHead(raw)
+	if err != nil {
+		return nil, nil, err
+	}
+	h.HeadSize = int64(len(frame))
+	return h, s, nil
+}
+
+// checkHeader enforces the only tar header airlock writes: a regular file,
+// mode 0644, owner 0:0, no links, no extended attributes, a valid name.
+func checkHeader(hdr *tar.Header) error {
+	if len(hdr.Name) > MaxNameLen || !validEntryName(hdr.Name) {
+		return &EntryError{Entry: clip(hdr.Name), Err: malformed("entry name not allowed")}
+	}
+	if hdr.Typeflag != tar.TypeReg {
+		return &EntryError{Entry: hdr.Name, Err: malformed("type %q is not a regular file (links, devices and directories are refused)", hdr.Typeflag)}
+	}
+	if hdr.Mode != 0o644 || hdr.Uid != 0 || hdr.Gid != 0 || hdr.Linkname != "" || hdr.Uname != "" || hdr.Gname != "" {
+		return &EntryError{Entry: hdr.Name, Err: malformed("unexpected mode, owner or link in header")}
+	}
+	for k := range hdr.PAXRecords {
+		if k != "size" && k != "mtime" {
+			return &EntryError{Entry: hdr.Name, Err: malformed("extended header record %q is not allowed", clip(k))}
+		}
+	}
+	if hdr.Size < 0 {
+		return &EntryError{Entry: hdr.Name, Err: malformed("negative size")}
+	}
+	return nil
+}
+
+func clip(s string) string {
+	if len(s) > 120 {
+		return s[:120] + "..."
+	}
+	return fmt.Sprintf("%q", s)[1 : len(fmt.Sprintf("%q", s))-1]
+}
+
+func validEntryName(name string) bool {
+	switch name {
+	case EntryFormat, EntrySignatures, EntryManifest, EntryOCILayout, EntryIndex:
+		return true
+	}
+	d, ok := strings.CutPrefix(name, "blobs/sha256/")
+	return ok && validDigest("sha256:"+d)
+}
+
+// parseHead checks the head's entries, their order, and the content tree.
+func parseHead(raw []byte) (*Head, error) {
+	tr := tar.NewReader(bytes.NewReader(raw))
+	h := &Head{Blobs: map[string][]byte{}}
+	read := func(hdr *tar.Header, limit int64) ([]byte, error) {
+		if hdr.Size > limit {
+			return nil, &EntryError{Entry: hdr.Name, Err: overLimit("%d bytes exceed %d", hdr.Size, limit)}
+		}
+		b := make([]byte, hdr.Size)
+		if _, err := io.ReadFull(tr, b); err != nil {
+			return nil, &EntryError{Entry: hdr.Name, Err: malformed("%v", err)}
+		}
+		return b, nil
+	}
+	order := []string{EntryFormat, EntrySignatures, EntryManifest, EntryOCILayout, EntryIndex}
+	pos := 0 // next allowed position in order
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, malformed("head: %v", err)
+		}
+		h.Entries++
+		if h.Entries == 1 && hdr.Name != EntryFormat {
+			return nil, fmt.Errorf("%w: first entry is %q, not %s", ErrNotBundle, clip(hdr.Name), EntryFormat)
+		}
+		if err := checkHeader(hdr); err != nil {
+			return nil, err
+		}
+		if strings.HasPrefix(hdr.Name, "blobs/") {
+			if pos < len(order) {
+				return nil, &EntryError{Entry: hdr.Name, Err: malformed("blob before %s", order[len(order)-1])}
+			}
+			d := "sha256:" + strings.TrimPrefix(hdr.Name, "blobs/sha256/")
+			if _, dup := h.Blobs[d]; dup {
+				return nil, &EntryError{Entry: hdr.Name, Err: malformed("duplicate entry")}
+			}
+			b, err := read(hdr, MaxConfigSize)
+			if err != nil {
+				return nil, err
+			}
+			if got := checked.Digest(b); got != d {
+				return nil, &EntryError{Entry: hdr.Name, Err: fmt.Errorf("%w: content hashes to %s", ErrIntegrity, got)}
+			}
+			h.Blobs[d] = b
+			continue
+		}
+		i := pos
+		for i < len(order) && order[i] != hdr.Name {
+			i++
+		}
+		if i == len(order) || !(i == pos || (pos == 1 && i == 2)) {
+			return nil, &EntryError{Entry: hdr.Name, Err: malformed("duplicate or out-of-order entry")}
+		}
+		pos = i + 1
+		switch hdr.Name {
+		case EntryFormat:
+			b, err := read(hdr, 4096)
+			if err != nil {
+				return nil, err
+			}
+			if err := strictjson.Unmarshal(b, &h.Marker); err != nil || h.Marker.Format != FormatName {
+				return nil, fmt.Errorf("%w: bad format marker", ErrNotBundle)
+			}
+			if h.Marker.Version != FormatVersion {
+				return nil, fmt.Errorf("%w: version %d (this airlock reads version %d; use a matching release of airlock)", ErrUnsupportedVersion, h.Marker.Version, FormatVersion)
+			}
+		case EntrySignatures:
+			if h.Signatures, err = read(hdr, MaxSignaturesSize); err != nil {
+				return nil, err
+			}
+		case EntryManifest:
+			if h.ManifestBytes, err = read(hdr, MaxBundleManifestSize); err != nil {
+				return nil, err
+			}
+			if err := strictjson.Unmarshal(h.ManifestBytes, &h.Manifest); err != nil {
+				return nil, &EntryError{Entry: hdr.Name, Err: malformed("%v", err)}
+			}
+			h.ManifestDigest = checked.Digest(h.ManifestBytes)
+		case EntryOCILayout:
+			b, err := read(hdr, 4096)
+			if err != nil {
+				return nil, err
+			}
+			if string(b) != ociLayoutContent {
+				return nil, &EntryError{Entry: hdr.Name, Err: malformed("unexpected content")}
+			}
+		case EntryIndex:
+			if h.IndexBytes, err = read(hdr, MaxManifestSize); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if pos < len(order) {
+		return nil, malformed("head ends before %s", order[len(order)-1])
+	}
+	if err := h.checkTree(); err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+// checkTree checks bundle.json against index.json and the manifests, and
+// derives the list of body blobs.
+func (h *Head) checkTree() error {
+	m := &h.Manifest
+	if m.SchemaVersion != 1 || m.MediaType != MediaTypeBundleManifest {
+		return &EntryError{Entry: EntryManifest, Err: malformed("schemaVersion %d / mediaType %q", m.SchemaVersion, m.MediaType)}
+	}
+	if !bundleNameRE.MatchString(m.Name) || len(m.Name) > 128 || !semverRE.MatchString(m.Version) || len(m.Version) > 128 {
+		return &EntryError{Entry: EntryManifest, Err: malformed("invalid name %q or version %q", clip(m.Name), clip(m.Version))}
+	}
+	if m.Root.MediaType != MediaTypeOCIIndex || m.Root.Digest != checked.Digest(h.IndexBytes) || m.Root.Size != int64(len(h.IndexBytes)) {
+		return &EntryError{Entry: EntryIndex, Err: fmt.Errorf("%w: does not match the root descriptor in %s", ErrIntegrity, EntryManifest)}
+	}
+	if len(m.Artifacts) > MaxArtifacts {
+		return overLimit("%d artifacts exceed %d", len(m.Artifacts), MaxArtifacts)
+	}
+	if err := strictjson.Check(h.IndexBytes); err != nil {
+		return &EntryError{Entry: EntryIndex, Err: malformed("%v", err)}
+	}
+	var idx struct {
+		SchemaVersion int             `json:"schemaVersion"`
+		MediaType     string          `json:"mediaType"`
+		Manifests     []indexEntry    `json:"manifests"`
+		Annotations   json.RawMessage `json:"annotations"`
+	}
+	if err := json.Unmarshal(h.IndexBytes, &idx); err != nil || idx.SchemaVersion != 2 || idx.MediaType != MediaTypeOCIIndex {
+		return &EntryError{Entry: EntryIndex, Err: malformed("not an OCI image index")}
+	}
+	if len(idx.Manifests) != len(m.Artifacts) {
+		return &EntryError{Entry: EntryIndex, Err: malformed("%d entries for %d artifacts", len(idx.Manifests), len(m.Artifacts))}
+	}
+	used := map[string]bool{}
+	inBody := map[string]bool{}
+	var totals Totals
+	var targets []string
+	for i, a := range m.Artifacts {
+		e := idx.Manifests[i]
+		where := fmt.Sprintf("artifact %d (%s)", i, describe(a))
+		if e.Digest != a.Digest || e.Size != a.Size || e.MediaType != a.MediaType || e.Annotations[AnnotationKind] != a.Kind {
+			return &EntryError{Entry: EntryIndex, Err: malformed("%s: index entry does not match %s", where, EntryManifest)}
+		}
+		if err := checkArtifact(a, &targets); err != nil {
+			return &EntryError{Entry: EntryManifest, Err: fmt.Errorf("%s: %w", where, err)}
+		}
+		raw, ok := h.Blobs[a.Digest]
+		if !ok {
+			return malformed("%s: manifest %s is not in the head", where, a.Digest)
+		}
+		g, err := walk(a.Descriptor, raw, headContent(h.Blobs), nil)
+		if err != nil {
+			return fmt.Errorf("%s: %w", where, err)
+		}
+		if err := checkAnnotations(a, g.manifests[0].data); err != nil {
+			return &EntryError{Entry: blobName(a.Digest), Err: fmt.Errorf("%s: %w", where, err)}
+		}
+		seen := map[string]bool{}
+		blobs, bytes := 0, int64(0)
+		count := func(d Descriptor) {
+			if !seen[d.Digest] {
+				seen[d.Digest] = true
+				blobs++
+				bytes += d.Size
+			}
+		}
+		for _, rb := range append(append([]rawBlob{}, g.manifests...), g.configs...) {
+			count(rb.Descriptor)
+			if !used[rb.Digest] {
+				used[rb.Digest] = true
+				totals.Blobs++
+				totals.Bytes += rb.Size
+			}
+		}
+		for _, l := range g.layers {
+			count(l)
+			if _, head := h.Blobs[l.Digest]; head {
+				if !used[l.Digest] {
+					used[l.Digest] = true
+					totals.Blobs++
+					totals.Bytes += l.Size
+				}
+				continue
+			}
+			if !inBody[l.Digest] {
+				inBody[l.Digest] = true
+				h.Body = append(h.Body, l)
+				totals.Blobs++
+				totals.Bytes += l.Size
+				totals.BodyBlobs++
+				totals.BodyBytes += l.Size
+			}
+		}
+		if blobs != a.Blobs || bytes != a.Bytes {
+			return &EntryError{Entry: EntryManifest, Err: malformed("%s: blob count or bytes do not match its content", where)}
+		}
+	}
+	for d := range h.Blobs {
+		if !used[d] {
+			return &EntryError{Entry: blobName(d), Err: malformed("blob is not referenced by any artifact")}
+		}
+	}
+	totals.Artifacts = len(m.Artifacts)
+	if totals != m.Totals {
+		return &EntryError{Entry: EntryManifest, Err: malformed("totals %+v do not match the content %+v", m.Totals, totals)}
+	}
+	if n := h.Entries + len(h.Body); n > MaxEntries {
+		return overLimit("%d entries exceed %d", n, MaxEntries)
+	}
+	return nil
+}
+
+type indexEntry struct {
+	MediaType   string            `json:"mediaType"`
+	Digest      string            `json:"digest"`
+	Size        int64             `json:"size"`
+	Annotations map[string]string `json:"annotations"`
+}
+
+type headContent map[string][]byte
+
+func (c headContent) manifest(d Descriptor) ([]byte, error) { return c.get(d) }
+func (c headContent) config(d Descriptor) ([]byte, error)   { return c.get(d) }
+func (c headContent) get(d Descriptor) ([]byte, error) {
+	b, ok := c[d.Digest]
+	if !ok {
+		return nil, &EntryError{Entry: blobName(d.Digest), Err: malformed("referenced but missing from the head")}
+	}
+	if int64(len(b)) != d.Size {
+		return nil, &EntryError{Entry: blobName(d.Digest), Err: fmt.Errorf("%w: %d bytes, descriptor says %d", ErrIntegrity, len(b), d.Size)}
+	}
+	return b, nil
+}
+
+// checkArtifact validates one bundle.json artifact record on its own.
+func checkArtifact(a Artifact, targets *[]string) error {
+	if !validDigest(a.Digest) || a.Size < 0 || a.Size > MaxManifestSize {
+		return malformed("bad descriptor")
+	}
+	switch a.Kind {
+	case KindImage:
+		if a.Ref == "" {
+			return malformed("image without ref")
+		}
+	case KindModel, KindFile:
+		if err := safepath.Check(a.Target); err != nil {
+			return err
+		}
+		for _, t := range *targets {
+			if safepath.Overlaps(t, a.Target) {
+				return malformed("target %q collides with %q", a.Target, t)
+			}
+		}
+		*targets = append(*targets, a.Target)
+		if a.Kind == KindFile && !modeRE.MatchString(a.Mode) {
+			return malformed("file mode %q", clip(a.Mode))
+		}
+	case KindSBOM:
+		if a.SBOM == nil {
+			return malformed("sbom without summary")
+		}
+	default:
+		return malformed("unknown artifact kind %q", clip(a.Kind))
+	}
+	return nil
+}
+
+// checkAnnotations requires the target and mode inside an artifact's OCI
+// manifest to equal those in bundle.json, so consumers cannot disagree.
+func checkAnnotations(a Artifact, raw []byte) error {
+	if a.Kind != KindModel && a.Kind != KindFile {
+		return nil
+	}
+	var m struct {
+		Annotations map[string]string `json:"annotations"`
+	}
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return malformed("%v", err)
+	}
+	if m.Annotations[AnnotationTarget] != a.Target || m.Annotations[AnnotationKind] != a.Kind || (a.Kind == KindFile && m.Annotations[AnnotationMode] != a.Mode) {
+		return malformed("target or mode annotations differ from %s", EntryManifest)
+	}
+	return nil
+}

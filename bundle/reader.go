@@ -1,0 +1,232 @@
+package bundle
+
+import (
+	"archive/tar"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/airlock-dev/airlock/internal/checked"
+)
+
+// IntegrityError lists every body blob whose bytes did not match.
+type IntegrityError struct {
+	Findings []Finding
+}
+
+// Finding is one integrity problem: which entry, what was expected, what arrived.
+type Finding struct {
+	Entry    string `json:"entry"`
+	Digest   string `json:"digest"`
+	Expected string `json:"expected"`
+	Actual   string `json:"actual"`
+}
+
+func (e *IntegrityError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d blob(s) failed integrity checks", len(e.Findings))
+	for i, f := range e.Findings {
+		if i == 5 {
+			fmt.Fprintf(&b, "; and %d more", len(e.Findings)-5)
+			break
+		}
+		fmt.Fprintf(&b, "; %s: expected %s, got %s", f.Entry, f.Expected, f.Actual)
+	}
+	return b.String()
+}
+
+func (e *IntegrityError) Unwrap() error { return ErrIntegrity }
+
+// Reader streams a bundle in one pass: the head first, then every body blob,
+// each checked against the digest and size the head declares.
+type Reader struct {
+	head     *Head
+	scan     *frameScanner
+	dec      *zstd.Decoder
+	tr       *tar.Reader
+	count    *countingReader // decompressed bytes the tar reader consumed
+	want     map[string]Descriptor
+	seen     map[string]bool
+	cur      *BodyEntry
+	findings []Finding
+	err      error
+}
+
+// BodyEntry is one blob of the body. Read it to the end (or call Verify);
+// Read returns an error wrapping ErrIntegrity when the bytes do not match.
+type BodyEntry struct {
+	Descriptor
+	r        *checked.Reader
+	recorded bool
+	owner    *Reader
+}
+
+// Read implements io.Reader over the checked blob bytes.
+func (e *BodyEntry) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil && err != io.EOF {
+		err = e.owner.record(e, err)
+	}
+	return n, err
+}
+
+// Verify reads what is left of the entry and reports whether it matched.
+func (e *BodyEntry) Verify() error {
+	if err := e.r.Verify(); err != nil {
+		return e.owner.record(e, err)
+	}
+	return nil
+}
+
+// NewReader reads and checks the head from r and returns a Reader positioned
+// at the first body blob. Nothing of the body is decompressed yet.
+func NewReader(r io.Reader) (*Reader, error) {
+	head, scan, err := readHead(r)
+	if err != nil {
+		return nil, err
+	}
+	dec, err := zstd.NewReader(scan, zstd.WithDecoderMaxWindow(MaxWindow), zstd.WithDecoderMaxMemory(1<<30), zstd.WithDecoderConcurrency(2))
+	if err != nil {
+		return nil, err
+	}
+	want := make(map[string]Descriptor, len(head.Body))
+	for _, d := range head.Body {
+		want[d.Digest] = d
+	}
+	count := &countingReader{r: dec}
+	return &Reader{head: head, scan: scan, dec: dec, tr: tar.NewReader(count), count: count, want: want, seen: map[string]bool{}}, nil
+}
+
+// Head returns the bundle's head.
+func (r *Reader) Head() *Head { return r.head }
+
+// Close releases the decoder.
+func (r *Reader) Close() error {
+	r.dec.Close()
+	return nil
+}
+
+// record notes an integrity failure once per entry and returns the error to report.
+func (r *Reader) record(e *BodyEntry, err error) error {
+	var me *checked.MismatchError
+	if !errors.As(err, &me) {
+		return err
+	}
+	if !e.recorded {
+		e.recorded = true
+		r.findings = append(r.findings, Finding{Entry: blobName(e.Digest), Digest: e.Digest, Expected: me.Expected, Actual: me.Actual})
+	}
+	return &EntryError{Entry: blobName(e.Digest), Err: fmt.Errorf("%w: %w", ErrIntegrity, err)}
+}
+
+// Findings returns the integrity problems found so far.
+func (r *Reader) Findings() []Finding { return r.findings }
+
+// Next finishes the current entry and advances to the next body blob. A blob
+// whose content does not match is recorded and reading goes on, so that one
+// pass reports every mismatch. Next returns io.EOF only when every expected
+// blob arrived intact, the tar stream ended, and nothing follows it; with
+// integrity findings it returns an *IntegrityError instead. Structural
+// problems (unknown, duplicate or missing entries, trailing data) stop reading
+// at once.
+func (r *Reader) Next() (*BodyEntry, error) {
+	if r.err != nil {
+		return nil, r.err
+	}
+	e, err := r.next()
+	if err != nil {
+		r.err = err
+	}
+	return e, err
+}
+
+func (r *Reader) next() (*BodyEntry, error) {
+	if r.cur != nil {
+		err := r.cur.Verify()
+		r.cur = nil
+		if err != nil && !errors.Is(err, ErrIntegrity) {
+			return nil, err
+		}
+	}
+	before := r.count.n
+	hdr, err := r.tr.Next()
+	if err == io.EOF {
+		// archive/tar also reports a clean EOF when the stream is cut at an
+		// entry boundary; only a real end-of-archive marker (two zero blocks
+		// after the last entry's padding) makes it consume 1024 bytes or more.
+		if r.count.n-before < 1024 {
+			return nil, malformed("body ends without the tar end-of-archive marker (truncated copy?)")
+		}
+		return nil, r.finish()
+	}
+	if err != nil {
+		return nil, malformed("body: %v", err)
+	}
+	if err := checkHeader(hdr); err != nil {
+		return nil, err
+	}
+	d, ok := r.want[strings.Replace(hdr.Name, "blobs/sha256/", "sha256:", 1)]
+	if !ok || !strings.HasPrefix(hdr.Name, "blobs/") {
+		return nil, &EntryError{Entry: hdr.Name, Err: malformed("not listed in the signed metadata")}
+	}
+	if r.seen[d.Digest] {
+		return nil, &EntryError{Entry: hdr.Name, Err: malformed("duplicate entry")}
+	}
+	r.seen[d.Digest] = true
+	if hdr.Size != d.Size {
+		return nil, &EntryError{Entry: hdr.Name, Err: fmt.Errorf("%w: tar header says %d bytes, the manifest says %d", ErrMalformed, hdr.Size, d.Size)}
+	}
+	cr, err := checked.NewReader(r.tr, d.Digest, d.Size)
+	if err != nil {
+		return nil, err
+	}
+	r.cur = &BodyEntry{Descriptor: d, r: cr, owner: r}
+	return r.cur, nil
+}
+
+// finish checks that nothing is missing and nothing follows the archive.
+func (r *Reader) finish() error {
+	if len(r.seen) != len(r.want) {
+		var missing []string
+		for d := range r.want {
+			if !r.seen[d] {
+				missing = append(missing, d)
+			}
+		}
+		sort.Strings(missing)
+		more := ""
+		if len(missing) > 3 {
+			more = fmt.Sprintf(" and %d more", len(missing)-3)
+			missing = missing[:3]
+		}
+		return malformed("bundle ends without %s%s (truncated copy?)", strings.Join(missing, ", "), more)
+	}
+	var one [1]byte
+	if n, err := io.ReadFull(r.dec, one[:]); n > 0 {
+		return malformed("%v: data after the end of the tar archive", errTrailing)
+	} else if err != io.EOF {
+		return malformed("body: %v", err)
+	}
+	if !r.scan.atFrameBoundary() || r.scan.frames != 2 {
+		return malformed("zstd stream does not end cleanly after the body frame")
+	}
+	if len(r.findings) > 0 {
+		return &IntegrityError{Findings: r.findings}
+	}
+	return io.EOF
+}
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}

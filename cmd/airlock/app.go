@@ -1,0 +1,220 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime/debug"
+	"sort"
+	"strings"
+
+	"github.com/spf13/pflag"
+	"golang.org/x/term"
+
+	"github.com/airlock-dev/airlock/bundle"
+)
+
+// Exit codes, stable across releases and documented in `airlock help`.
+const (
+	exitOK       = 0 // success
+	exitError    = 1 // could not run: I/O, network, source or release-description errors
+	exitUsage    = 2 // bad command line
+	exitRejected = 3 // the bundle failed checks: malformed, integrity, untrusted
+)
+
+const exitCodesHelp = `Exit status:
+  0  success
+  1  could not run: missing file, I/O or network error, invalid airlock.yaml, a source that cannot be packed
+  2  usage error: unknown command or flag, missing argument
+  3  the bundle was rejected: malformed, truncated, tampered (integrity), or not an airlock bundle
+`
+
+// env carries the process's I/O so commands never reach for globals.
+type env struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	stderrTTY      bool
+	getenv         func(string) string
+}
+
+func newEnv(stdin io.Reader, stdout, stderr *os.File) *env {
+	return &env{stdin: stdin, stdout: stdout, stderr: stderr, stderrTTY: term.IsTerminal(int(stderr.Fd())), getenv: os.Getenv}
+}
+
+// command is one subcommand.
+type command struct {
+	name     string
+	summary  string
+	usage    string // after "airlock NAME "
+	examples string
+	// newFlags returns a fresh flag set bound to a fresh options struct and
+	// the function that runs the command with the remaining arguments.
+	setup func(fs *pflag.FlagSet) func(ctx context.Context, e *env, args []string) error
+}
+
+func commands() []command {
+	return []command{packCommand(), inspectCommand(), versionCommand()}
+}
+
+// usageError is a bad command line (exit 2).
+type usageError struct{ msg string }
+
+func (u *usageError) Error() string { return u.msg }
+
+func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(format, args...)} }
+
+func run(ctx context.Context, args []string, e *env) int {
+	cmds := commands()
+	if len(args) == 0 {
+		printMainHelp(e.stderr, cmds)
+		return exitUsage
+	}
+	name := args[0]
+	switch name {
+	case "-h", "--help":
+		printMainHelp(e.stdout, cmds)
+		return exitOK
+	case "help":
+		if len(args) == 1 {
+			printMainHelp(e.stdout, cmds)
+			return exitOK
+		}
+		name, args = args[1], []string{args[1], "--help"}
+	case "--version":
+		name, args = "version", []string{"version"}
+	}
+	for _, c := range cmds {
+		if c.name == name {
+			return runCommand(ctx, c, args[1:], e)
+		}
+	}
+	fmt.Fprintf(e.stderr, "airlock: unknown command %q\nRun 'airlock help' for the list of commands.\n", name)
+	return exitUsage
+}
+
+func runCommand(ctx context.Context, c command, args []string, e *env) int {
+	fs := pflag.NewFlagSet(c.name, pflag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.SortFlags = false
+	exec := c.setup(fs)
+	help := fs.BoolP("help", "h", false, "show this help")
+	if err := fs.Parse(args); err != nil {
+		fmt.Fprintf(e.stderr, "airlock %s: %v\nRun 'airlock %s --help' for usage.\n", c.name, err, c.name)
+		return exitUsage
+	}
+	if *help {
+		printCommandHelp(e.stdout, c, fs)
+		return exitOK
+	}
+	err := exec(ctx, e, fs.Args())
+	if err == nil {
+		return exitOK
+	}
+	fmt.Fprintf(e.stderr, "airlock %s: %v\n", c.name, err)
+	var ue *usageError
+	if errors.As(err, &ue) {
+		fmt.Fprintf(e.stderr, "Run 'airlock %s --help' for usage.\n", c.name)
+		return exitUsage
+	}
+	return exitCode(err)
+}
+
+// exitCode maps library errors to the documented exit codes.
+func exitCode(err error) int {
+	switch {
+	case errors.Is(err, bundle.ErrNotBundle),
+		errors.Is(err, bundle.ErrUnsupportedVersion),
+		errors.Is(err, bundle.ErrMalformed),
+		errors.Is(err, bundle.ErrIntegrity) && !errors.Is(err, bundle.ErrSource),
+		errors.Is(err, bundle.ErrLimit) && !errors.Is(err, bundle.ErrSource) && !errors.Is(err, bundle.ErrSpec):
+		return exitRejected
+	}
+	return exitError
+}
+
+func printMainHelp(w io.Writer, cmds []command) {
+	fmt.Fprintf(w, "airlock carries software releases across an air gap and proves, on the far side,\nthat what arrived is exactly what a trusted team shipped.\n\nUsage:\n  airlock COMMAND [flags]\n\nCommands:\n")
+	sort.Slice(cmds, func(i, j int) bool { return cmds[i].name < cmds[j].name })
+	for _, c := range cmds {
+		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintf(w, "  %-10s %s\n\n", "help", "show help for a command: airlock help pack")
+	fmt.Fprint(w, exitCodesHelp)
+	fmt.Fprintf(w, "\nDocumentation: docs/guide.md, docs/format.md, docs/airlock-yaml.md\n")
+}
+
+func printCommandHelp(w io.Writer, c command, fs *pflag.FlagSet) {
+	fmt.Fprintf(w, "%s\n\nUsage:\n  airlock %s %s\n\nFlags:\n%s", c.summary, c.name, c.usage, fs.FlagUsages())
+	if c.examples != "" {
+		fmt.Fprintf(w, "\nExamples:\n%s", c.examples)
+	}
+	fmt.Fprintf(w, "\n%s", exitCodesHelp)
+}
+
+// version returns the module version airlock was built from.
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		v := bi.Main.Version
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 && (v == "" || v == "(devel)") {
+				v = "devel-" + s.Value[:12]
+			}
+		}
+		if v != "" {
+			return v
+		}
+	}
+	return "devel"
+}
+
+func versionCommand() command {
+	return command{
+		name:     "version",
+		summary:  "Print the airlock version and the bundle format version it reads and writes.",
+		usage:    "[--json]",
+		examples: "  airlock version\n  airlock version --json\n",
+		setup: func(fs *pflag.FlagSet) func(context.Context, *env, []string) error {
+			asJSON := fs.Bool("json", false, "print JSON")
+			return func(_ context.Context, e *env, args []string) error {
+				if len(args) > 0 {
+					return usagef("unexpected argument %q", args[0])
+				}
+				if *asJSON {
+					return writeJSON(e.stdout, map[string]any{"version": version(), "bundleFormat": bundle.FormatVersion})
+				}
+				fmt.Fprintf(e.stdout, "airlock %s (bundle format %d)\n", version(), bundle.FormatVersion)
+				return nil
+			}
+		},
+	}
+}
+
+// humanBytes formats n with binary units.
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+func shortDigest(d string) string {
+	if len(d) > 19 {
+		return d[:19]
+	}
+	return d
+}
+
+func joinOr(s []string, def string) string {
+	if len(s) == 0 {
+		return def
+	}
+	return strings.Join(s, ", ")
+}

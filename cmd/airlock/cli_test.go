@@ -1,0 +1,91 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/airlock-dev/airlock/bundle"
+	"github.com/airlock-dev/airlock/internal/sample"
+	"github.com/airlock-dev/airlock/internal/testregistry"
+)
+
+// runCLI runs airlock in-process and returns its exit code, stdout and stderr.
+func runCLI(t *testing.T, environ map[string]string, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	e := &env{stdin: strings.NewReader(""), stdout: &out, stderr: &errb, getenv: func(k string) string { return environ[k] }}
+	code := run(context.Background(), args, e)
+	if strings.Contains(errb.String(), "panic:") {
+		t.Fatalf("panic in airlock %v:\n%s", args, errb.String())
+	}
+	return code, out.String(), errb.String()
+}
+
+// sampleRelease pushes the sample images into an in-process registry and
+// writes the sample release pointing at it.
+func sampleRelease(t *testing.T) (dir string) {
+	t.Helper()
+	reg := testregistry.StartInProcess(t)
+	imgs, err := sample.Images()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sample.Push(context.Background(), reg.Host, imgs); err != nil {
+		t.Fatal(err)
+	}
+	dir = t.TempDir()
+	if err := sample.WriteRelease(dir, reg.Host); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func TestPackInspect(t *testing.T) {
+	t.Parallel()
+	dir := sampleRelease(t)
+	out := filepath.Join(t.TempDir(), "demo.airlock")
+	env := map[string]string{"SOURCE_DATE_EPOCH": "1767225600"}
+	code, stdout, stderr := runCLI(t, env, "pack", "-f", filepath.Join(dir, "airlock.yaml"), "-o", out)
+	if code != 0 {
+		t.Fatalf("pack exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(stdout, "packed demo 1.0.0") {
+		t.Fatalf("pack output: %q", stdout)
+	}
+	code, stdout, stderr = runCLI(t, nil, "inspect", out, "--json")
+	if code != 0 {
+		t.Fatalf("inspect exit %d: %s", code, stderr)
+	}
+	var ins bundle.Inspection
+	if err := json.Unmarshal([]byte(stdout), &ins); err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[string]int{}
+	for _, a := range ins.Artifacts {
+		kinds[a.Kind]++
+	}
+	if kinds["image"] != 3 || kinds["model"] != 1 || kinds["file"] != 2 || kinds["sbom"] != 2 {
+		t.Fatalf("artifacts by kind: %v", kinds)
+	}
+	code, stdout, _ = runCLI(t, nil, "inspect", out)
+	if code != 0 || !strings.Contains(stdout, "linux/amd64, linux/arm64") {
+		t.Fatalf("inspect text: %s", stdout)
+	}
+	t.Log(stdout)
+
+	// Same inputs and SOURCE_DATE_EPOCH: byte-identical bundle.
+	out2 := filepath.Join(t.TempDir(), "demo.airlock")
+	if code, _, stderr := runCLI(t, env, "pack", "-q", "-f", filepath.Join(dir, "airlock.yaml"), "-o", out2); code != 0 {
+		t.Fatalf("second pack: %s", stderr)
+	}
+	a, _ := os.ReadFile(out)
+	b, _ := os.ReadFile(out2)
+	if !bytes.Equal(a, b) {
+		t.Fatalf("bundles differ: %d vs %d bytes", len(a), len(b))
+	}
+}

@@ -1,0 +1,109 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/airlock-dev/airlock/bundle"
+)
+
+func inspectCommand() command {
+	return command{
+		name:    "inspect",
+		summary: "Show what a bundle carries, reading only its metadata head (fast on any size).",
+		usage:   "BUNDLE [--json]",
+		examples: `  airlock inspect payments-1.4.2.airlock
+  airlock inspect payments-1.4.2.airlock --json | jq '.artifacts[] | select(.kind=="image") | .digest'
+`,
+		setup: func(fs *pflag.FlagSet) func(context.Context, *env, []string) error {
+			asJSON := fs.Bool("json", false, "print the documented JSON report")
+			return func(_ context.Context, e *env, args []string) error {
+				if len(args) != 1 {
+					return usagef("inspect takes exactly one bundle path")
+				}
+				return runInspect(e, args[0], *asJSON)
+			}
+		},
+	}
+}
+
+func runInspect(e *env, path string, asJSON bool) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	head, err := bundle.ReadHead(f)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	ins := bundle.Inspect(head)
+	if asJSON {
+		return writeJSON(e.stdout, ins)
+	}
+	st, _ := f.Stat()
+	renderInspection(e.stdout, ins, st.Size())
+	return nil
+}
+
+func renderInspection(w io.Writer, ins *bundle.Inspection, fileSize int64) {
+	fmt.Fprintf(w, "Bundle:     %s %s\n", ins.Name, ins.Version)
+	fmt.Fprintf(w, "Format:     %s v%d\n", ins.Format.Format, ins.Format.Version)
+	fmt.Fprintf(w, "Created:    %s\n", ins.Created.Format(time.RFC3339))
+	fmt.Fprintf(w, "Root:       %s (index.json)\n", ins.Root.Digest)
+	fmt.Fprintf(w, "Manifest:   %s (airlock/bundle.json)\n", ins.ManifestDigest)
+	if len(ins.Signatures) == 0 {
+		fmt.Fprintf(w, "Signatures: none (unsigned bundle)\n")
+	}
+	for _, s := range ins.Signatures {
+		fmt.Fprintf(w, "Signature:  key %s\n", s.KeyID)
+	}
+	fmt.Fprintf(w, "\nArtifacts:\n")
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "  KIND\tNAME\tDIGEST\tSIZE\tDETAILS\n")
+	for _, a := range ins.Artifacts {
+		name, details := a.Ref, ""
+		switch a.Kind {
+		case bundle.KindImage:
+			details = "platforms: " + joinOr(a.Platforms, "unspecified")
+			if a.Filtered {
+				details += "; filtered from " + a.Resolved
+			} else if a.Resolved != "" {
+				details += "; from " + a.Resolved
+			}
+		case bundle.KindModel:
+			name, details = a.Name, "-> "+a.Target
+		case bundle.KindFile:
+			name, details = a.Source, fmt.Sprintf("-> %s (mode %s)", a.Target, a.Mode)
+		case bundle.KindSBOM:
+			name = a.Source
+			if a.SBOM != nil {
+				details = fmt.Sprintf("%s %s, %d packages", a.SBOM.Format, a.SBOM.SpecVersion, a.SBOM.Packages)
+			}
+			if a.Subject != "" {
+				details += "; describes " + a.Subject
+			}
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", a.Kind, name, shortDigest(a.Digest), humanBytes(a.Bytes), details)
+	}
+	tw.Flush()
+	var sboms []string
+	for _, a := range ins.Artifacts {
+		if a.Kind == bundle.KindSBOM && a.SBOM != nil {
+			sboms = append(sboms, fmt.Sprintf("%s (%s, %d packages)", a.Source, a.SBOM.Format, a.SBOM.Packages))
+		}
+	}
+	if len(sboms) > 0 {
+		fmt.Fprintf(w, "\nSBOMs:      %s\n", strings.Join(sboms, "; "))
+	}
+	t := ins.Totals
+	fmt.Fprintf(w, "\nTotals:     %d artifacts, %d unique blobs, %s (body: %d blobs, %s)\n", t.Artifacts, t.Blobs, humanBytes(t.Bytes), t.BodyBlobs, humanBytes(t.BodyBytes))
+	fmt.Fprintf(w, "Head:       %d entries, %s compressed; bundle file %s\n", ins.Head.Entries, humanBytes(ins.Head.CompressedBytes), humanBytes(fileSize))
+}

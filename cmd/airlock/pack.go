@@ -1,0 +1,145 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/airlock-dev/airlock/bundle"
+	"github.com/airlock-dev/airlock/mirror"
+)
+
+type packFlags struct {
+	file     string
+	output   string
+	jobs     int
+	level    string
+	tmpDir   string
+	insecure []string
+	quiet    bool
+	json     bool
+}
+
+func (f *packFlags) register(fs *pflag.FlagSet) {
+	fs.StringVarP(&f.file, "file", "f", bundle.SpecFileName, "release description to pack")
+	fs.StringVarP(&f.output, "output", "o", "", "bundle to write (default NAME-VERSION.airlock in the current directory)")
+	fs.IntVar(&f.jobs, "jobs", 4, "concurrent pulls and hashes")
+	fs.StringVar(&f.level, "level", "default", "compression level: fastest, default or better")
+	fs.StringVar(&f.tmpDir, "tmp-dir", "", "directory for staged blobs (default: next to the output)")
+	fs.StringArrayVar(&f.insecure, "insecure-registry", nil, "registry host[:port] to reach over plain HTTP (repeatable)")
+	fs.BoolVarP(&f.quiet, "quiet", "q", false, "no progress bars")
+	fs.BoolVar(&f.json, "json", false, "print the summary as JSON on stdout")
+}
+
+func (f *packFlags) validate(args []string) error {
+	if len(args) > 0 {
+		return usagef("unexpected argument %q (the release description is given with -f)", args[0])
+	}
+	if f.jobs < 1 || f.jobs > 64 {
+		return usagef("--jobs must be between 1 and 64, not %d", f.jobs)
+	}
+	if _, err := bundle.ParseLevel(f.level); err != nil {
+		return usagef("--level: %v", err)
+	}
+	return nil
+}
+
+func packCommand() command {
+	return command{
+		name:    "pack",
+		summary: "Pull and pack the images, models, files and SBOMs listed in airlock.yaml into one bundle.",
+		usage:   "[-f airlock.yaml] [-o NAME-VERSION.airlock] [flags]",
+		examples: `  airlock pack
+  airlock pack -f release/airlock.yaml -o payments-1.4.2.airlock
+  airlock pack --insecure-registry registry.lab:5000 --level better --jobs 8
+  SOURCE_DATE_EPOCH=1767225600 airlock pack   # reproducible: same inputs, same bytes
+`,
+		setup: func(fs *pflag.FlagSet) func(context.Context, *env, []string) error {
+			f := &packFlags{}
+			f.register(fs)
+			return func(ctx context.Context, e *env, args []string) error {
+				if err := f.validate(args); err != nil {
+					return err
+				}
+				return runPack(ctx, e, f)
+			}
+		},
+	}
+}
+
+// packSummary is the JSON printed by `airlock pack --json`.
+type packSummary struct {
+	Bundle         string  `json:"bundle"`
+	Name           string  `json:"name"`
+	Version        string  `json:"version"`
+	Root           string  `json:"root"`
+	ManifestDigest string  `json:"manifestDigest"`
+	Artifacts      int     `json:"artifacts"`
+	Blobs          int     `json:"blobs"`
+	BytesIn        int64   `json:"bytesIn"`
+	BytesOut       int64   `json:"bytesOut"`
+	Ratio          float64 `json:"ratio"`
+	Seconds        float64 `json:"seconds"`
+}
+
+func runPack(ctx context.Context, e *env, f *packFlags) error {
+	spec, err := bundle.LoadSpec(f.file)
+	if err != nil {
+		return err
+	}
+	created, err := sourceDateEpoch(e.getenv("SOURCE_DATE_EPOCH"))
+	if err != nil {
+		return err
+	}
+	out := f.output
+	if out == "" {
+		out = fmt.Sprintf("%s-%s.airlock", spec.Name, spec.Version)
+	}
+	level, _ := bundle.ParseLevel(f.level)
+	prog := newProgress(e, f.quiet || f.json)
+	res, err := bundle.Pack(ctx, spec, bundle.PackOptions{
+		Output:   out,
+		Images:   mirror.NewPuller(mirror.PullOptions{InsecureRegistries: f.insecure, UserAgent: "airlock/" + version()}),
+		TempDir:  f.tmpDir,
+		Jobs:     f.jobs,
+		Level:    level,
+		Created:  created,
+		Progress: prog.bundleProgress(),
+	})
+	prog.wait()
+	if err != nil {
+		return err
+	}
+	m := res.Manifest
+	ratio := 0.0
+	if res.BytesOut > 0 {
+		ratio = float64(res.BytesIn) / float64(res.BytesOut)
+	}
+	if f.json {
+		abs, _ := filepath.Abs(res.Path)
+		return writeJSON(e.stdout, packSummary{
+			Bundle: abs, Name: m.Name, Version: m.Version, Root: m.Root.Digest, ManifestDigest: res.ManifestDigest,
+			Artifacts: m.Totals.Artifacts, Blobs: m.Totals.Blobs, BytesIn: res.BytesIn, BytesOut: res.BytesOut,
+			Ratio: ratio, Seconds: res.Duration.Seconds(),
+		})
+	}
+	fmt.Fprintf(e.stdout, "packed %s %s -> %s: %d artifacts, %d unique blobs, %s in, %s out (ratio %.2f), %s\n",
+		m.Name, m.Version, res.Path, m.Totals.Artifacts, m.Totals.Blobs, humanBytes(res.BytesIn), humanBytes(res.BytesOut), ratio, res.Duration.Round(time.Millisecond))
+	return nil
+}
+
+// sourceDateEpoch parses SOURCE_DATE_EPOCH; empty means "now".
+func sourceDateEpoch(v string) (time.Time, error) {
+	if v == "" {
+		return time.Time{}, nil
+	}
+	secs, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || secs < 0 || secs > 253402300799 {
+		return time.Time{}, fmt.Errorf("SOURCE_DATE_EPOCH=%q is not a number of seconds since 1970 (unset it or fix it)", v)
+	}
+	return time.Unix(secs, 0).UTC(), nil
+}

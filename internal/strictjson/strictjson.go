@@ -1,0 +1,371 @@
+package strictjson
+
+import (
+	"bytes"
+	"encoding"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"reflect"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// MaxDepth bounds the nesting of arrays and objects: a top-level array or
+// object is at depth 1, and anything deeper than 64 is rejected with ErrTooDeep.
+const MaxDepth = 64
+
+// Unmarshal decodes exactly one JSON value from data into v, which must be a
+// non-nil pointer (otherwise it returns a *json.InvalidUnmarshalError).
+//
+// It rejects, with an *Error: input that is not UTF-8 JSON (ErrSyntax);
+// anything but whitespace after the value (ErrTrailingData); an object anywhere
+// with a repeated key, or two keys equal under Unicode case folding
+// (strings.EqualFold), or two keys of a map[int]T naming one number
+// (ErrDuplicateKey); an object decoded into a struct with a key that is not
+// exactly a field's JSON name (ErrUnknownField); nesting deeper than MaxDepth
+// (ErrTooDeep); and values that do not fit the Go type, including a JSON array
+// longer than a Go array (ErrType).
+//
+// Field names follow encoding/json: the tag name or else the Go name, fields of
+// embedded structs count as the struct's own, fields tagged "-" are unknown.
+// Keys of maps are only checked for duplicates. Values decoded into
+// json.RawMessage, interfaces (any), or types implementing json.Unmarshaler or
+// encoding.TextUnmarshaler are checked for duplicate keys throughout but not
+// for unknown fields.
+//
+// The document is fully checked before v is touched; only an ErrType error can
+// leave v partly filled, and v must then be discarded.
+func Unmarshal(data []byte, v any) error {
+	rv := reflect.ValueOf(v)
+	if rv.Kind() != reflect.Pointer || rv.IsNil() {
+		return &json.InvalidUnmarshalError{Type: reflect.TypeOf(v)}
+	}
+	if err := walk(data, rv.Type()); err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields() // belt and braces: walk already refused them
+	if err := dec.Decode(v); err != nil {
+		return &Error{Err: fmt.Errorf("%w: %w", ErrType, err)}
+	}
+	return nil
+}
+
+// Check validates data as one UTF-8 JSON value with no duplicate or
+// case-fold-duplicate keys anywhere, no trailing data and nesting no deeper
+// than MaxDepth, without decoding it. Unknown fields are allowed: use it for
+// documents such as OCI manifests whose keys must be unambiguous but whose
+// fields are not all known. Errors are as for Unmarshal.
+func Check(data []byte) error {
+	return walk(data, nil)
+}
+
+var (
+	unmarshalerType     = reflect.TypeFor[json.Unmarshaler]()
+	textUnmarshalerType = reflect.TypeFor[encoding.TextUnmarshaler]()
+)
+
+// frame is an array or object being read.
+type frame struct {
+	object  bool
+	t       reflect.Type            // Go type it decodes into; nil when not checked
+	fields  map[string]reflect.Type // JSON field names, when t is a struct
+	seen    map[string]string       // folded key -> key as written
+	key     string                  // key of the current member
+	index   int                     // index of the current element
+	wantKey bool                    // the next token is a key or '}'
+}
+
+// walker reads a document token by token, keeping the path and the Go type
+// at each level, and checks keys and depth.
+type walker struct {
+	dec    *json.Decoder
+	stack  []frame
+	fields map[reflect.Type]map[string]reflect.Type // structFields cache
+}
+
+func walk(data []byte, t reflect.Type) error {
+	if !utf8.Valid(data) {
+		return &Error{Err: fmt.Errorf("%w: not UTF-8", ErrSyntax)}
+	}
+	w := &walker{dec: json.NewDecoder(bytes.NewReader(data)), fields: map[reflect.Type]map[string]reflect.Type{}}
+	w.dec.UseNumber() // numbers stay text: no float range errors here
+	if err := w.value(t); err != nil {
+		return err
+	}
+	end := w.dec.InputOffset()
+	if _, err := w.dec.Token(); err != io.EOF {
+		return &Error{Err: fmt.Errorf("%w at offset %d", ErrTrailingData, end)}
+	}
+	return nil
+}
+
+// value reads one JSON value that decodes into Go type t (nil: unchecked).
+func (w *walker) value(t reflect.Type) error {
+	for {
+		tok, err := w.dec.Token()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return &Error{Path: w.path(len(w.stack) - 1), Err: fmt.Errorf("%w at offset %d: %w", ErrSyntax, w.dec.InputOffset(), err)}
+		}
+		top := w.top()
+		switch {
+		case top != nil && top.object && top.wantKey && tok != json.Delim('}'):
+			if err := w.key(top, tok); err != nil {
+				return err
+			}
+			continue
+		case top != nil && (tok == json.Delim('}') || tok == json.Delim(']')):
+			w.stack = w.stack[:len(w.stack)-1]
+		default:
+			ct, err := w.enter(t)
+			if err != nil {
+				return err
+			}
+			if d, ok := tok.(json.Delim); ok { // '{' or '['
+				if len(w.stack) >= MaxDepth {
+					return &Error{Path: w.path(len(w.stack)), Err: fmt.Errorf("%w: more than %d levels", ErrTooDeep, MaxDepth)}
+				}
+				w.push(d == '{', ct)
+				continue
+			}
+		}
+		if len(w.stack) == 0 {
+			return nil
+		}
+	}
+}
+
+func (w *walker) top() *frame {
+	if len(w.stack) == 0 {
+		return nil
+	}
+	return &w.stack[len(w.stack)-1]
+}
+
+// key checks an object key and makes it the current member.
+func (w *walker) key(f *frame, tok json.Token) error {
+	key, ok := tok.(string)
+	if !ok { // json.Decoder only returns strings here
+		return &Error{Path: w.path(len(w.stack) - 1), Err: fmt.Errorf("%w: object key is %T", ErrSyntax, tok)}
+	}
+	folded := f.canonical(key)
+	if earlier, dup := f.seen[folded]; dup {
+		e := &Error{Path: w.path(len(w.stack) - 1), Key: key, Err: ErrDuplicateKey}
+		if earlier != key {
+			e.Earlier = earlier
+		}
+		return e
+	}
+	f.seen[folded] = key
+	if f.t != nil && f.t.Kind() == reflect.Struct {
+		if _, ok := f.fields[key]; !ok {
+			return &Error{Path: w.path(len(w.stack) - 1), Key: key, Err: ErrUnknownField}
+		}
+	}
+	f.key, f.wantKey = key, false
+	return nil
+}
+
+// enter starts a value inside the top frame (or at the top level, of type
+// root) and returns the Go type it decodes into.
+func (w *walker) enter(root reflect.Type) (reflect.Type, error) {
+	f := w.top()
+	switch {
+	case f == nil:
+		return root, nil
+	case f.object:
+		f.wantKey = true
+		if f.t == nil {
+			return nil, nil
+		}
+		if f.t.Kind() == reflect.Struct {
+			return f.fields[f.key], nil
+		}
+		return f.t.Elem(), nil // map
+	default:
+		f.index++
+		if f.t == nil {
+			return nil, nil
+		}
+		if f.t.Kind() == reflect.Array && f.index >= f.t.Len() {
+			return nil, &Error{Path: w.path(len(w.stack)), Err: fmt.Errorf("%w: more than %d elements for %s", ErrType, f.t.Len(), f.t)}
+		}
+		return f.t.Elem(), nil
+	}
+}
+
+// push starts an array or object that decodes into Go type t.
+func (w *walker) push(object bool, t reflect.Type) {
+	f := frame{object: object, t: target(t), index: -1, wantKey: object}
+	switch {
+	case f.t == nil:
+	case object && f.t.Kind() == reflect.Struct:
+		f.fields = w.fields[f.t]
+		if f.fields == nil {
+			f.fields = structFields(f.t)
+			w.fields[f.t] = f.fields
+		}
+	case object && f.t.Kind() == reflect.Map:
+	case !object && (f.t.Kind() == reflect.Slice || f.t.Kind() == reflect.Array):
+	default:
+		f.t = nil // a type mismatch, reported by encoding/json
+	}
+	if object {
+		f.seen = map[string]string{}
+	}
+	w.stack = append(w.stack, f)
+}
+
+// path returns the JSON pointer to the value held by frame n-1 (the current
+// member or element of each of the first n frames).
+func (w *walker) path(n int) string {
+	var b strings.Builder
+	for _, f := range w.stack[:max(n, 0)] {
+		b.WriteByte('/')
+		if f.object {
+			b.WriteString(strings.ReplaceAll(strings.ReplaceAll(f.key, "~", "~0"), "/", "~1"))
+		} else {
+			b.WriteString(strconv.Itoa(f.index))
+		}
+	}
+	return b.String()
+}
+
+// canonical returns the form of key under which two keys of f are duplicates:
+// case-folded, or for maps with integer keys the number encoding/json reads.
+func (f *frame) canonical(key string) string {
+	if f.t != nil && f.t.Kind() == reflect.Map && !reflect.PointerTo(f.t.Key()).Implements(textUnmarshalerType) {
+		switch f.t.Key().Kind() {
+		case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+			if n, err := strconv.ParseInt(key, 10, 64); err == nil {
+				return strconv.FormatInt(n, 10)
+			}
+		case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+			if n, err := strconv.ParseUint(key, 10, 64); err == nil {
+				return strconv.FormatUint(n, 10)
+			}
+		}
+	}
+	return strings.Map(foldRune, key)
+}
+
+// foldRune maps r to the smallest rune of its Unicode simple case folding
+// orbit, so that two strings are strings.EqualFold exactly when they map to
+// the same string.
+func foldRune(r rune) rune {
+	m := r
+	for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+		m = min(m, f)
+	}
+	return m
+}
+
+// target follows pointers from t to the type whose fields are checked, or
+// returns nil for types that take any JSON or decode themselves.
+func target(t reflect.Type) reflect.Type {
+	for t != nil {
+		pt := reflect.PointerTo(t)
+		if t.Kind() == reflect.Interface || pt.Implements(unmarshalerType) || pt.Implements(textUnmarshalerType) {
+			return nil
+		}
+		if t.Kind() != reflect.Pointer {
+			return t
+		}
+		t = t.Elem()
+	}
+	return nil
+}
+
+// structFields returns the JSON names that encoding/json decodes into for
+// struct type t, with the Go type of each. Like encoding/json it promotes the
+// fields of embedded structs (breadth first, a tagged field beating an
+// untagged one at the same depth, two equals at the same depth hiding each
+// other) and skips unexported fields and fields tagged "-".
+func structFields(t reflect.Type) map[string]reflect.Type {
+	type candidate struct {
+		typ    reflect.Type
+		depth  int
+		tagged bool
+	}
+	found := map[string][]candidate{}
+	visited := map[reflect.Type]bool{}
+	next, nextCount := []reflect.Type{t}, map[reflect.Type]int{t: 1}
+	for depth := 0; len(next) > 0; depth++ {
+		level, count := next, nextCount
+		next, nextCount = nil, map[reflect.Type]int{}
+		for _, st := range level {
+			if visited[st] {
+				continue
+			}
+			visited[st] = true
+			for i := range st.NumField() {
+				sf := st.Field(i)
+				ft := sf.Type
+				if ft.Name() == "" && ft.Kind() == reflect.Pointer {
+					ft = ft.Elem()
+				}
+				if !sf.IsExported() && !(sf.Anonymous && ft.Kind() == reflect.Struct) {
+					continue
+				}
+				tag := sf.Tag.Get("json")
+				if tag == "-" {
+					continue
+				}
+				name, _, _ := strings.Cut(tag, ",")
+				if !validName(name) {
+					name = ""
+				}
+				if sf.Anonymous && name == "" && ft.Kind() == reflect.Struct {
+					if nextCount[ft]++; nextCount[ft] == 1 {
+						next = append(next, ft)
+					}
+					continue
+				}
+				c := candidate{typ: sf.Type, depth: depth, tagged: name != ""}
+				if name == "" {
+					name = sf.Name
+				}
+				found[name] = append(found[name], c)
+				if count[st] > 1 { // embedded twice at this depth: hidden
+					found[name] = append(found[name], c)
+				}
+			}
+		}
+	}
+	fields := make(map[string]reflect.Type, len(found))
+	for name, cs := range found {
+		var best []candidate // shallowest, tagged before untagged
+		for _, c := range cs {
+			switch {
+			case len(best) == 0 || c.depth < best[0].depth || (c.depth == best[0].depth && c.tagged && !best[0].tagged):
+				best = []candidate{c}
+			case c.depth == best[0].depth && c.tagged == best[0].tagged:
+				best = append(best, c)
+			}
+		}
+		if len(best) == 1 {
+			fields[name] = best[0].typ
+		}
+	}
+	return fields
+}
+
+// validName reports whether encoding/json accepts s as a field name in a tag.
+func validName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if !strings.ContainsRune("!#$%&()*+-./:;<=>?@[]^_{|}~ ", r) && !unicode.IsLetter(r) && !unicode.IsDigit(r) {
+			return false
+		}
+	}
+	return true
+}
