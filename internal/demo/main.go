@@ -1,0 +1,136 @@
+// Command demo runs airlock's main job end to end on the sample release in
+// testdata/sample, with nothing outside this repository: it starts a registry
+// in this process (go-containerregistry's registry, loopback only), pushes the
+// deterministic sample images into it, copies the sample release with the
+// registry's address filled in, and runs the real airlock binary to pack and
+// inspect it. `make demo` runs it.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/registry"
+
+	"github.com/airlock-dev/airlock/internal/sample"
+)
+
+func main() {
+	airlock := flag.String("airlock", "bin/airlock", "airlock binary to run")
+	sampleDir := flag.String("sample", "testdata/sample", "sample release to pack")
+	work := flag.String("work", "demo-out", "working directory (recreated)")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := run(ctx, *airlock, *sampleDir, *work); err != nil {
+		fmt.Fprintf(os.Stderr, "demo: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func step(format string, args ...any) { fmt.Printf("\n==> "+format+"\n", args...) }
+
+func run(ctx context.Context, airlock, sampleDir, work string) error {
+	bin, err := filepath.Abs(airlock)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(bin); err != nil {
+		return fmt.Errorf("%v (run `make build` first)", err)
+	}
+	if err := os.RemoveAll(work); err != nil {
+		return err
+	}
+	release := filepath.Join(work, "release")
+
+	step("Starting a registry on 127.0.0.1 (in this process; the connected side's source registry)")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: registry.New(registry.Logger(nilLogger())), ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	defer srv.Close()
+	host := ln.Addr().String()
+	fmt.Printf("registry listening on %s\n", host)
+
+	step("Pushing the sample images (deterministic: a multi-arch index, an OCI image, a Docker-media-type image)")
+	imgs, err := sample.Images()
+	if err != nil {
+		return err
+	}
+	if err := sample.Push(ctx, host, imgs); err != nil {
+		return err
+	}
+	for _, im := range imgs {
+		kind := "image"
+		if im.Index != nil {
+			kind = "index"
+		}
+		fmt.Printf("pushed %s/%s:%s (%s)\n", host, im.Repo, im.Tag, kind)
+	}
+
+	step("Copying the sample release from %s, pointing its images at %s", sampleDir, host)
+	if err := copyRelease(sampleDir, release, host); err != nil {
+		return err
+	}
+	spec, _ := os.ReadFile(filepath.Join(release, "airlock.yaml"))
+	fmt.Print(string(spec))
+
+	bundlePath := filepath.Join(work, "demo-1.0.0.airlock")
+	step("airlock pack -f %s -o %s", filepath.Join(release, "airlock.yaml"), bundlePath)
+	if err := airlockRun(ctx, bin, "pack", "-f", filepath.Join(release, "airlock.yaml"), "-o", bundlePath); err != nil {
+		return err
+	}
+	step("airlock inspect %s", bundlePath)
+	if err := airlockRun(ctx, bin, "inspect", bundlePath); err != nil {
+		return err
+	}
+	step("Done. The bundle is %s; extract it with `tar --zstd -xf %s -C DIR` to see the OCI layout.", bundlePath, bundlePath)
+	return nil
+}
+
+func airlockRun(ctx context.Context, bin string, args ...string) error {
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	cmd.Env = append(os.Environ(), "SOURCE_DATE_EPOCH=1767225600")
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("airlock %s: %w", strings.Join(args, " "), err)
+	}
+	return nil
+}
+
+// copyRelease copies the sample tree, replacing the placeholder registry host.
+func copyRelease(src, dst, host string) error {
+	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		out := filepath.Join(dst, rel)
+		if d.IsDir() {
+			return os.MkdirAll(out, 0o755)
+		}
+		if !d.Type().IsRegular() {
+			return fmt.Errorf("%s is not a regular file", p)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		if rel == "airlock.yaml" {
+			b = []byte(strings.ReplaceAll(string(b), sample.DefaultRegistryHost, host))
+		}
+		return os.WriteFile(out, b, 0o644)
+	})
+}
