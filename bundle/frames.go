@@ -40,7 +40,7 @@ type frameScanner struct {
 	maxWindow uint64 // largest window (or single-segment content size) accepted
 
 	state     scanState
-	frames    int   // frames started
+	frames    int // frames started
 	pending   []byte
 	remaining int64 // bytes left in the current block content
 	last      bool  // current block is the frame's last
@@ -70,11 +70,11 @@ func (s *frameScanner) Read(p []byte) (int, error) {
 			n, err := s.r.Read(p)
 			s.remaining -= int64(n)
 			s.offset += int64(n)
-			if err == io.EOF {
-				err = io.ErrUnexpectedEOF
-			}
-			if err != nil {
-				s.err = s.fail("truncated block: %v", err)
+			switch {
+			case err == io.EOF || err == io.ErrUnexpectedEOF:
+				s.err = s.fail("truncated block")
+			case err != nil:
+				s.err = err // an I/O error of the underlying reader
 			}
 			if s.remaining == 0 {
 				s.endBlock()
@@ -88,6 +88,14 @@ func (s *frameScanner) Read(p []byte) (int, error) {
 
 func (s *frameScanner) fail(format string, args ...any) error {
 	return malformed("zstd stream at byte %d: %s", s.offset, fmt.Sprintf(format, args...))
+}
+
+// truncated reports a short read as malformed and other read errors as they are.
+func (s *frameScanner) truncated(what string, err error) error {
+	if err == io.EOF || err == io.ErrUnexpectedEOF {
+		return s.fail("truncated %s", what)
+	}
+	return err
 }
 
 func (s *frameScanner) endBlock() {
@@ -109,7 +117,7 @@ func (s *frameScanner) advance() error {
 	case stBlockHeader:
 		var h [3]byte
 		if _, err := io.ReadFull(s.r, h[:]); err != nil {
-			return s.fail("truncated block header")
+			return s.truncated("block header", err)
 		}
 		v := uint32(h[0]) | uint32(h[1])<<8 | uint32(h[2])<<16
 		s.last = v&1 == 1
@@ -137,7 +145,7 @@ func (s *frameScanner) advance() error {
 	case stChecksum:
 		var c [4]byte
 		if _, err := io.ReadFull(s.r, c[:]); err != nil {
-			return s.fail("truncated checksum")
+			return s.truncated("checksum", err)
 		}
 		s.pending = append(s.pending[:0], c[:]...)
 		s.state = stFrameStart
@@ -172,7 +180,7 @@ func (s *frameScanner) frameHeader() error {
 	}
 	var hdr [18]byte
 	if _, err := io.ReadFull(s.r, hdr[:5]); err != nil {
-		return s.fail("truncated frame header")
+		return s.truncated("frame header", err)
 	}
 	fhd := hdr[4]
 	fcsFlag := fhd >> 6
@@ -192,7 +200,7 @@ func (s *frameScanner) frameHeader() error {
 	var window uint64
 	if !single {
 		if _, err := io.ReadFull(s.r, hdr[n:n+1]); err != nil {
-			return s.fail("truncated frame header")
+			return s.truncated("frame header", err)
 		}
 		wd := hdr[n]
 		exp := uint64(wd>>3) + 10
@@ -202,7 +210,7 @@ func (s *frameScanner) frameHeader() error {
 	}
 	if fcsSize > 0 {
 		if _, err := io.ReadFull(s.r, hdr[n:n+fcsSize]); err != nil {
-			return s.fail("truncated frame header")
+			return s.truncated("frame header", err)
 		}
 		var fcs uint64
 		for i := fcsSize - 1; i >= 0; i-- {

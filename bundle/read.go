@@ -373,7 +373,7 @@ func checkArtifact(a Artifact, targets *[]string) error {
 		}
 	case KindModel, KindFile:
 		if err := safepath.Check(a.Target); err != nil {
-			return err
+			return fmt.Errorf("%w: %w", ErrMalformed, err)
 		}
 		for _, t := range *targets {
 			if safepath.Overlaps(t, a.Target) {

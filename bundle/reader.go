@@ -2,9 +2,11 @@ package bundle
 
 import (
 	"archive/tar"
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"sort"
 	"strings"
 
@@ -114,7 +116,7 @@ func (r *Reader) Close() error {
 func (r *Reader) record(e *BodyEntry, err error) error {
 	var me *checked.MismatchError
 	if !errors.As(err, &me) {
-		return err
+		return classify(err)
 	}
 	if !e.recorded {
 		e.recorded = true
@@ -149,7 +151,7 @@ func (r *Reader) next() (*BodyEntry, error) {
 		err := r.cur.Verify()
 		r.cur = nil
 		if err != nil && !errors.Is(err, ErrIntegrity) {
-			return nil, err
+			return nil, classify(err)
 		}
 	}
 	before := r.count.n
@@ -164,7 +166,7 @@ func (r *Reader) next() (*BodyEntry, error) {
 		return nil, r.finish()
 	}
 	if err != nil {
-		return nil, malformed("body: %v", err)
+		return nil, classify(err)
 	}
 	if err := checkHeader(hdr); err != nil {
 		return nil, err
@@ -209,7 +211,7 @@ func (r *Reader) finish() error {
 	if n, err := io.ReadFull(r.dec, one[:]); n > 0 {
 		return malformed("%v: data after the end of the tar archive", errTrailing)
 	} else if err != io.EOF {
-		return malformed("body: %v", err)
+		return classify(err)
 	}
 	if !r.scan.atFrameBoundary() || r.scan.frames != 2 {
 		return malformed("zstd stream does not end cleanly after the body frame")
@@ -229,4 +231,17 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += int64(n)
 	return n, err
+}
+
+// classify keeps errors that already have a class and I/O errors of the
+// underlying file as they are, and calls everything else (a corrupt zstd
+// block, a broken tar header) malformed.
+func classify(err error) error {
+	var pe *fs.PathError
+	switch {
+	case errors.Is(err, ErrLimit), errors.Is(err, ErrMalformed), errors.Is(err, ErrIntegrity),
+		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded), errors.As(err, &pe):
+		return err
+	}
+	return fmt.Errorf("%w: body: %w", ErrMalformed, err)
 }
