@@ -156,6 +156,9 @@ func (s *frameScanner) advance() error {
 
 func (s *frameScanner) frameHeader() error {
 	magic, err := s.r.Peek(4)
+	if len(magic) < 4 && err != nil && err != io.EOF {
+		return err // a read error, not stray bytes
+	}
 	if len(magic) == 0 && err == io.EOF {
 		if s.frames == 0 {
 			return fmt.Errorf("%w: empty input", ErrNotBundle)

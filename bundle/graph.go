@@ -276,6 +276,9 @@ func filterIndex(root Descriptor, raw []byte, want []string) ([]byte, error) {
 			return nil, fmt.Errorf("platform %s is not offered by index %s (it offers %s); fix platforms: in airlock.yaml", w, root.Digest, strings.Join(offered, ", "))
 		}
 	}
+	if len(kept) == len(entries) {
+		return raw, nil // nothing dropped: keep the index and its digest
+	}
 	list, err := marshalNoEscape(kept)
 	if err != nil {
 		return nil, err

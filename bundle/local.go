@@ -93,7 +93,7 @@ func modelFiles(artifact, src string) ([]localBlob, error) {
 			return nil
 		}
 		if !d.Type().IsRegular() {
-			return fmt.Errorf("%s is a %s; models may contain only regular files and directories (replace links with the files they point to)", p, describeMode(d.Type()))
+			return fmt.Errorf("%s is a %s; models may contain only regular files and directories (remove it, or replace a link with the file it points to)", p, describeMode(d.Type()))
 		}
 		rel, err := filepath.Rel(src, p)
 		if err != nil {

@@ -88,6 +88,9 @@ func Pack(ctx context.Context, spec *Spec, opts PackOptions) (*PackResult, error
 	}
 	defer enc.close()
 
+	if err := checkOutput(opts.Output); err != nil {
+		return nil, err
+	}
 	arts, err := collect(ctx, spec, opts)
 	if err != nil {
 		return nil, err
@@ -127,6 +130,23 @@ func Pack(ctx context.Context, spec *Spec, opts PackOptions) (*PackResult, error
 		BytesOut:       size,
 		Duration:       time.Since(start),
 	}, nil
+}
+
+// checkOutput fails early, before anything is pulled, when the bundle could
+// not be written: a missing directory, or an output path that is a directory.
+func checkOutput(out string) error {
+	dir := filepath.Dir(out)
+	st, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("output %s: %w (create the directory first)", out, err)
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("output %s: %s is not a directory", out, dir)
+	}
+	if st, err := os.Stat(out); err == nil && st.IsDir() {
+		return fmt.Errorf("output %s is a directory; give a file name such as %s", out, filepath.Join(out, "release.airlock"))
+	}
+	return nil
 }
 
 // collect resolves images and hashes local sources, concurrently, in spec order.
@@ -205,27 +225,27 @@ func (s *sourceContent) config(d Descriptor) ([]byte, error) {
 func packImage(ctx context.Context, spec *Spec, res ImageResolver, im ImageSpec) (*packArtifact, error) {
 	src, err := res.Resolve(ctx, localRef(spec, im.Ref))
 	if err != nil {
-		return nil, &SourceError{Artifact: im.Ref, Err: err}
+		return nil, &SourceError{Artifact: "image " + im.Ref, Err: err}
 	}
 	root, raw := src.Root()
 	if got := checked.Digest(raw); got != root.Digest || int64(len(raw)) != root.Size {
-		return nil, &SourceError{Artifact: im.Ref, Err: fmt.Errorf("%w: the source said %s but served bytes hashing to %s", ErrIntegrity, root.Digest, got)}
+		return nil, &SourceError{Artifact: "image " + im.Ref, Err: fmt.Errorf("%w: the source said %s but served bytes hashing to %s", ErrIntegrity, root.Digest, got)}
 	}
 	if !isIndex(root.MediaType) && !isManifest(root.MediaType) {
-		return nil, &SourceError{Artifact: im.Ref, Err: fmt.Errorf("%w %q (airlock carries OCI and Docker v2 images and indexes)", ErrUnsupportedMediaType, root.MediaType)}
+		return nil, &SourceError{Artifact: "image " + im.Ref, Err: fmt.Errorf("%w %q (airlock carries OCI and Docker v2 images and indexes)", ErrUnsupportedMediaType, root.MediaType)}
 	}
 	if len(raw) > MaxManifestSize {
-		return nil, &SourceError{Artifact: im.Ref, Err: overLimit("manifest of %d bytes exceeds %d", len(raw), MaxManifestSize)}
+		return nil, &SourceError{Artifact: "image " + im.Ref, Err: overLimit("manifest of %d bytes exceeds %d", len(raw), MaxManifestSize)}
 	}
-	g, err := walk(root, raw, &sourceContent{ctx: ctx, src: src, ref: im.Ref}, im.Platforms)
+	g, err := walk(root, raw, &sourceContent{ctx: ctx, src: src, ref: "image " + im.Ref}, im.Platforms)
 	if err != nil {
-		return nil, &SourceError{Artifact: im.Ref, Err: err}
+		return nil, &SourceError{Artifact: "image " + im.Ref, Err: err}
 	}
 	if isManifest(root.MediaType) && len(im.Platforms) > 0 {
 		for _, want := range im.Platforms {
 			p := parsePlatform(firstOr(g.platforms, ""))
 			if !p.matches(want) {
-				return nil, &SourceError{Artifact: im.Ref, Err: fmt.Errorf("single-platform image is %s, not %s; fix platforms: in airlock.yaml", firstOr(g.platforms, "of unknown platform"), want)}
+				return nil, &SourceError{Artifact: "image " + im.Ref, Err: fmt.Errorf("single-platform image is %s, not %s; fix platforms: in airlock.yaml", firstOr(g.platforms, "of unknown platform"), want)}
 			}
 		}
 	}

@@ -62,3 +62,38 @@ func withProgress(r io.Reader, p Progress, id string) io.Reader {
 	}
 	return &progressReader{r: r, p: p, id: id}
 }
+
+// AttachmentSource is an optional extension of ImageSource: sources that can
+// find what is attached to an image (cosign signature tags, OCI 1.1
+// referrers such as signatures, attestations and SBOMs) implement it, and
+// Pack carries what it returns into the bundle next to the image.
+type AttachmentSource interface {
+	// Attachments lists what is attached to each of subjects (the image's
+	// root and child manifests). It returns an empty list, not an error,
+	// when there is nothing attached.
+	Attachments(ctx context.Context, subjects []Descriptor) ([]Attachment, error)
+}
+
+// Attachment kinds.
+const (
+	// AttachCosignTag is a cosign signature, attestation or SBOM manifest
+	// found under the tag "sha256-<hex>.sig", ".att" or ".sbom" of the
+	// subject's repository.
+	AttachCosignTag = "cosign-tag"
+	// AttachReferrer is an OCI 1.1 referrer: a manifest whose subject is the image.
+	AttachReferrer = "referrer"
+)
+
+// Attachment is one manifest attached to an image.
+type Attachment struct {
+	Kind    string     // AttachCosignTag or AttachReferrer
+	Subject Descriptor // the manifest or index it is attached to
+	Root    Descriptor // the attachment's own manifest
+	Raw     []byte     // exact bytes of that manifest
+	// ArtifactType is the referrer's artifact type (or its config media
+	// type when it has none); empty for cosign signature tags.
+	ArtifactType string
+	// Tag is the tag the attachment was found under ("sha256-<hex>.sig",
+	// ".att" or ".sbom"), empty for referrers.
+	Tag string
+}

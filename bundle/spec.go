@@ -313,8 +313,10 @@ func ParseOCIRef(ref string) (path, tag, digest string, err error) {
 		}
 		return path, "", digest, nil
 	}
-	// A tag follows the last colon unless that colon is part of the path.
-	if i := strings.LastIndex(rest, ":"); i >= 0 && !strings.Contains(rest[i+1:], "/") {
+	// As in containers/image (skopeo), the first colon ends the path; the rest
+	// names an entry of the layout (its org.opencontainers.image.ref.name),
+	// which may itself contain colons and slashes, e.g. oci:./layout:demo/api:1.0.
+	if i := strings.Index(rest, ":"); i >= 0 {
 		path, tag = rest[:i], rest[i+1:]
 		if tag == "" {
 			return "", "", "", fmt.Errorf("%q: empty tag after ':'", ref)

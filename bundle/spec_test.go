@@ -120,7 +120,7 @@ func TestParseOCIRef(t *testing.T) {
 		{"oci:./images/worker:1.0", "./images/worker", "1.0", ""},
 		{"oci:./images/worker", "./images/worker", "", ""},
 		{"oci:/abs/dir@" + d, "/abs/dir", "", d},
-		{"oci:./a:b/c", "./a:b/c", "", ""},
+		{"oci:./layout:demo/api:1.0", "./layout", "demo/api:1.0", ""},
 	}
 	for _, c := range cases {
 		p, tag, dig, err := ParseOCIRef(c.in)

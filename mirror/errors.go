@@ -21,11 +21,13 @@ type SourceError struct {
 	Err  error
 }
 
+// Error says what went wrong and what to do; callers prefix the reference
+// (bundle.Pack names the image), so it is not repeated here.
 func (e *SourceError) Error() string {
 	if e.Hint != "" {
-		return fmt.Sprintf("%s: %v (%s)", e.Ref, e.Err, e.Hint)
+		return fmt.Sprintf("%v (%s)", e.Err, e.Hint)
 	}
-	return fmt.Sprintf("%s: %v", e.Ref, e.Err)
+	return e.Err.Error()
 }
 
 func (e *SourceError) Unwrap() error { return e.Err }

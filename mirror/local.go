@@ -40,7 +40,9 @@ func openLayout(ref string) (bundle.ImageSource, error) {
 	if err != nil {
 		return nil, &SourceError{Ref: ref, Err: err}
 	}
-	var found []v1.Descriptor
+	// An exact name wins; otherwise a name ending in ":TAG" (a layout written
+	// by skopeo names entries REPO:TAG), if only one does.
+	var found, bySuffix []v1.Descriptor
 	var names []string
 	for _, d := range im.Manifests {
 		n := d.Annotations[bundle.AnnotationRefName]
@@ -48,11 +50,16 @@ func openLayout(ref string) (bundle.ImageSource, error) {
 		switch {
 		case dig != "" && d.Digest.String() == dig:
 			found = append(found, d)
-		case tag != "" && (n == tag || strings.HasSuffix(n, ":"+tag)):
+		case tag != "" && n == tag:
 			found = append(found, d)
+		case tag != "" && strings.HasSuffix(n, ":"+tag):
+			bySuffix = append(bySuffix, d)
 		case tag == "" && dig == "":
 			found = append(found, d)
 		}
+	}
+	if len(found) == 0 {
+		found = bySuffix
 	}
 	if len(found) != 1 {
 		what := "no image matches"

@@ -116,7 +116,20 @@ func (c *Reader) finish() error {
 	if got != c.digest {
 		return &MismatchError{Digest: c.digest, Expected: c.digest, Actual: got, Err: ErrDigestMismatch}
 	}
-	return io.EOF
+	// The source must end here too: a stream longer than declared is refused.
+	var one [1]byte
+	for {
+		n, err := c.r.Read(one[:])
+		if n > 0 {
+			return &MismatchError{Digest: c.digest, Expected: fmt.Sprintf("%d bytes", c.size), Actual: "more bytes", Err: ErrSizeMismatch}
+		}
+		if err == io.EOF {
+			return io.EOF
+		}
+		if err != nil {
+			return err
+		}
+	}
 }
 
 // Verify drains any unread bytes and returns nil only when exactly Size bytes

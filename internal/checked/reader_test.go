@@ -25,6 +25,7 @@ func TestReader(t *testing.T) {
 		{"flipped byte", append([]byte("jello"), data[5:]...), d, int64(len(data)), ErrDigestMismatch},
 		{"short", data[:5], d, int64(len(data)), ErrSizeMismatch},
 		{"long input is cut at size and fails digest", append(data, 'x'), Digest(append(data, 'x')), int64(len(data)), ErrDigestMismatch},
+		{"long input with matching prefix", append(data, 'x'), d, int64(len(data)), ErrSizeMismatch},
 		{"negative size", data, d, -1, ErrSizeMismatch},
 		{"bad digest", data, "sha256:XYZ", int64(len(data)), ErrUnsupportedDigest},
 		{"sha512 refused", data, "sha512:" + strings.Repeat("a", 128), int64(len(data)), ErrUnsupportedDigest},
