@@ -47,6 +47,7 @@ type frameScanner struct {
 	checksum  bool  // current frame has a content checksum
 	err       error
 	offset    int64 // compressed bytes delivered
+	padding   int64 // bytes of the padding frame after the head, header included
 }
 
 func newFrameScanner(r io.Reader, maxFrames int, maxWindow uint64) *frameScanner {
@@ -234,6 +235,51 @@ func (s *frameScanner) frameHeader() error {
 	s.pending = append(s.pending[:0], hdr[:n]...)
 	s.state = stBlockHeader
 	return nil
+}
+
+// skipPadding consumes the one skippable frame allowed right after the head
+// frame: magic 0x184D2A50, at most MaxPadding bytes, all zero. It carries
+// nothing; it is room for `airlock sign` to grow the head in place. The
+// frame is not passed on to the decoder. A missing padding frame is fine.
+func (s *frameScanner) skipPadding() error {
+	magic, err := s.r.Peek(8)
+	if len(magic) < 8 || binary.LittleEndian.Uint32(magic) != skippableMagic {
+		if err != nil && err != io.EOF {
+			return err
+		}
+		return nil
+	}
+	size := int64(binary.LittleEndian.Uint32(magic[4:]))
+	if size > MaxPadding {
+		return overLimit("padding frame of %d bytes exceeds %d", size, MaxPadding)
+	}
+	if _, err := s.r.Discard(8); err != nil {
+		return err
+	}
+	buf := make([]byte, 32<<10)
+	for left := size; left > 0; {
+		n, err := io.ReadFull(s.r, buf[:min(int64(len(buf)), left)])
+		for _, b := range buf[:n] {
+			if b != 0 {
+				return s.fail("padding frame holds data; it must be zeros")
+			}
+		}
+		left -= int64(n)
+		if err != nil {
+			return s.truncated("padding frame", err)
+		}
+	}
+	s.padding = 8 + size
+	s.offset += 8 + size
+	return nil
+}
+
+// paddingFrame returns a skippable frame of exactly total bytes (>= 8) of zeros.
+func paddingFrame(total int) []byte {
+	f := make([]byte, total)
+	binary.LittleEndian.PutUint32(f, skippableMagic)
+	binary.LittleEndian.PutUint32(f[4:], uint32(total-8))
+	return f
 }
 
 // atFrameBoundary reports whether the scanner sits between frames.

@@ -91,6 +91,9 @@ func splitBundle(t testing.TB, b []byte) (head, body []tarEntry) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := s.skipPadding(); err != nil {
+		t.Fatal(err)
+	}
 	dec, _ := zstd.NewReader(nil)
 	defer dec.Close()
 	hb, err := dec.DecodeAll(frame, nil)

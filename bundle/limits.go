@@ -31,6 +31,13 @@ const (
 	// MaxWindow is the zstd window the writer uses for the body and the largest
 	// window a reader accepts there.
 	MaxWindow = 8 << 20
+	// MaxPadding bounds the zero padding frame after the head.
+	MaxPadding = 1 << 20
+	// HeadPadding is the room the writer leaves after the head frame so that
+	// signatures can be added in place.
+	HeadPadding = 64 << 10
+	// MaxSignatures bounds the signatures in one envelope.
+	MaxSignatures = 64
 	// MaxSpecSize bounds airlock.yaml.
 	MaxSpecSize = 1 << 20
 )

@@ -39,6 +39,11 @@ type PackOptions struct {
 	Logger *slog.Logger
 	// Progress receives progress for staging and writing; nil reports nothing.
 	Progress Progress
+	// Statement sets the signed sequence, expiry and channel.
+	Statement StatementOptions
+	// Signers sign the bundle while it is packed; none leaves it unsigned
+	// (sign it later with Sign).
+	Signers []Signer
 }
 
 // PackResult describes a written bundle.
@@ -97,6 +102,9 @@ func Pack(ctx context.Context, spec *Spec, opts PackOptions) (*PackResult, error
 	}
 	plan, err := planContent(spec, arts, created)
 	if err != nil {
+		return nil, err
+	}
+	if err := plan.sign(ctx, opts.Statement, opts.Signers); err != nil {
 		return nil, err
 	}
 
@@ -483,6 +491,7 @@ func packSBOM(ctx context.Context, spec *Spec, s SBOMSpec, roots map[string]Desc
 
 // plan is the complete, ordered content of a bundle before it is written.
 type plan struct {
+	signatures     []byte // the DSSE envelope entry
 	manifest       *Manifest
 	manifestRaw    []byte
 	manifestDigest string
@@ -600,6 +609,23 @@ func planContent(spec *Spec, arts []*packArtifact, created time.Time) (*plan, er
 	p.manifest = m
 	p.manifestDigest = checked.Digest(p.manifestRaw)
 	return p, nil
+}
+
+// sign builds the statement and its envelope, signed by signers.
+func (p *plan) sign(ctx context.Context, o StatementOptions, signers []Signer) error {
+	st, err := newStatement(p.manifest, p.manifestDigest, int64(len(p.manifestRaw)), o)
+	if err != nil {
+		return err
+	}
+	env, err := newEnvelope(st)
+	if err != nil {
+		return err
+	}
+	if err := env.sign(ctx, signers); err != nil {
+		return err
+	}
+	p.signatures, err = marshalIndent(env)
+	return err
 }
 
 // describe names an artifact for messages.

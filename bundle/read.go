@@ -28,8 +28,13 @@ type Head struct {
 	ManifestBytes  []byte // exact bytes of airlock/bundle.json
 	ManifestDigest string
 	IndexBytes     []byte // exact bytes of index.json
-	// Signatures is the raw signatures entry, nil when the bundle is unsigned.
+	// Signatures is the raw signatures entry: the DSSE envelope.
 	Signatures []byte
+	// Envelope is the parsed signatures entry; its signatures are not yet
+	// checked (package verify does that against a policy).
+	Envelope *Envelope
+	// Statement is the envelope's statement, checked to describe this head.
+	Statement *Statement
 	// Blobs holds the manifests and configs stored in the head, by digest.
 	Blobs map[string][]byte
 	// Body lists the blobs the body must contain, each exactly once.
@@ -38,6 +43,15 @@ type Head struct {
 	HeadSize int64
 	// Entries counts the tar entries in the head.
 	Entries int
+	// PaddingSize is the size of the zero padding frame after the head frame.
+	PaddingSize int64
+
+	raw []headEntry // the head's entries in order, to rebuild it when signing
+}
+
+type headEntry struct {
+	name string
+	data []byte
 }
 
 // ReadHeadFile reads only the head of the bundle at path.
@@ -66,6 +80,9 @@ func readHead(r io.Reader) (*Head, *frameScanner, error) {
 		return nil, nil, err
 	}
 	s.maxWindow = MaxWindow
+	if err := s.skipPadding(); err != nil {
+		return nil, nil, err
+	}
 	dec, err := zstd.NewReader(bytes.NewReader(frame), zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(MaxHeadSize), zstd.WithDecoderMaxMemory(MaxHeadSize))
 	if err != nil {
 		return nil, nil, err
@@ -83,6 +100,7 @@ func readHead(r io.Reader) (*Head, *frameScanner, error) {
 		return nil, nil, err
 	}
 	h.HeadSize = int64(len(frame))
+	h.PaddingSize = s.padding
 	return h, s, nil
 }
 
@@ -137,6 +155,7 @@ func parseHead(raw []byte) (*Head, error) {
 		if _, err := io.ReadFull(tr, b); err != nil {
 			return nil, &EntryError{Entry: hdr.Name, Err: malformed("%v", err)}
 		}
+		h.raw = append(h.raw, headEntry{name: hdr.Name, data: b})
 		return b, nil
 	}
 	order := []string{EntryFormat, EntrySignatures, EntryManifest, EntryOCILayout, EntryIndex}
@@ -178,7 +197,7 @@ func parseHead(raw []byte) (*Head, error) {
 		for i < len(order) && order[i] != hdr.Name {
 			i++
 		}
-		if i == len(order) || !(i == pos || (pos == 1 && i == 2)) {
+		if i == len(order) || i != pos {
 			return nil, &EntryError{Entry: hdr.Name, Err: malformed("duplicate or out-of-order entry")}
 		}
 		pos = i + 1
@@ -226,6 +245,15 @@ func parseHead(raw []byte) (*Head, error) {
 	if err := h.checkTree(); err != nil {
 		return nil, err
 	}
+	env, err := ParseEnvelope(h.Signatures)
+	if err != nil {
+		return nil, err
+	}
+	st, err := env.Statement(h)
+	if err != nil {
+		return nil, &EntryError{Entry: EntrySignatures, Err: err}
+	}
+	h.Envelope, h.Statement = env, st
 	return h, nil
 }
 

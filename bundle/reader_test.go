@@ -32,8 +32,8 @@ func TestReaderAcceptsPackedBundle(t *testing.T) {
 		t.Fatalf("valid bundle rejected: %v", err)
 	}
 	head, body := splitBundle(t, b)
-	if head[0].hdr.Name != EntryFormat || head[1].hdr.Name != EntryManifest || head[3].hdr.Name != EntryIndex {
-		t.Fatalf("head order: %v %v %v", head[0].hdr.Name, head[1].hdr.Name, head[3].hdr.Name)
+	if head[0].hdr.Name != EntryFormat || head[1].hdr.Name != EntrySignatures || head[2].hdr.Name != EntryManifest || head[4].hdr.Name != EntryIndex {
+		t.Fatalf("head order: %v %v %v %v", head[0].hdr.Name, head[1].hdr.Name, head[2].hdr.Name, head[4].hdr.Name)
 	}
 	if len(body) == 0 {
 		t.Fatal("no body blobs")
@@ -48,8 +48,13 @@ func TestReaderAcceptsPackedBundle(t *testing.T) {
 func mutateEntries(t *testing.T, f func(head, body []tarEntry) ([]tarEntry, []tarEntry)) []byte {
 	t.Helper()
 	head, body := splitBundle(t, valid(t))
+	before := assemble(t, head, body)
 	head, body = f(head, body)
-	return assemble(t, head, body)
+	after := assemble(t, head, body)
+	if bytes.Equal(before, after) {
+		t.Fatal("the mutation changed nothing; fix the test")
+	}
+	return after
 }
 
 func TestReaderRejects(t *testing.T) {
@@ -95,7 +100,7 @@ func TestReaderRejects(t *testing.T) {
 		}, ErrIntegrity},
 		{"flipped byte in index.json", func(t *testing.T) []byte {
 			return mutateEntries(t, func(h, b []tarEntry) ([]tarEntry, []tarEntry) {
-				h[3].data = bytes.Replace(h[3].data, []byte(`"schemaVersion":2`), []byte(`"schemaVersion":3`), 1)
+				h[4].data = bytes.Replace(h[4].data, []byte(`"schemaVersion":2`), []byte(`"schemaVersion":3`), 1)
 				return h, b
 			})
 		}, ErrIntegrity},
@@ -143,42 +148,42 @@ func TestReaderRejects(t *testing.T) {
 		}, ErrUnsupportedVersion},
 		{"entries out of order", func(t *testing.T) []byte {
 			return mutateEntries(t, func(h, b []tarEntry) ([]tarEntry, []tarEntry) {
-				h[2], h[3] = h[3], h[2]
+				h[3], h[4] = h[4], h[3]
 				return h, b
 			})
 		}, ErrMalformed},
 		{"duplicate key in bundle.json", func(t *testing.T) []byte {
 			return mutateEntries(t, func(h, b []tarEntry) ([]tarEntry, []tarEntry) {
-				h[1].data = bytes.Replace(h[1].data, []byte(`"name": "test",`), []byte(`"name": "test", "name": "other",`), 1)
-				h[1].hdr.Size = int64(len(h[1].data))
+				h[2].data = bytes.Replace(h[2].data, []byte(`"name": "test",`), []byte(`"name": "test", "name": "other",`), 1)
+				h[2].hdr.Size = int64(len(h[2].data))
 				return h, b
 			})
 		}, ErrMalformed},
 		{"unknown field in bundle.json", func(t *testing.T) []byte {
 			return mutateEntries(t, func(h, b []tarEntry) ([]tarEntry, []tarEntry) {
-				h[1].data = bytes.Replace(h[1].data, []byte(`"name": "test",`), []byte(`"name": "test", "extra": 1,`), 1)
-				h[1].hdr.Size = int64(len(h[1].data))
+				h[2].data = bytes.Replace(h[2].data, []byte(`"name": "test",`), []byte(`"name": "test", "extra": 1,`), 1)
+				h[2].hdr.Size = int64(len(h[2].data))
 				return h, b
 			})
 		}, ErrMalformed},
 		{"case-folded key in bundle.json", func(t *testing.T) []byte {
 			return mutateEntries(t, func(h, b []tarEntry) ([]tarEntry, []tarEntry) {
-				h[1].data = bytes.Replace(h[1].data, []byte(`"name": "test",`), []byte(`"NAME": "test",`), 1)
-				h[1].hdr.Size = int64(len(h[1].data))
+				h[2].data = bytes.Replace(h[2].data, []byte(`"name": "test",`), []byte(`"NAME": "test",`), 1)
+				h[2].hdr.Size = int64(len(h[2].data))
 				return h, b
 			})
 		}, ErrMalformed},
 		{"trailing data after bundle.json", func(t *testing.T) []byte {
 			return mutateEntries(t, func(h, b []tarEntry) ([]tarEntry, []tarEntry) {
-				h[1].data = append(bytes.Clone(h[1].data), []byte(" {}")...)
-				h[1].hdr.Size = int64(len(h[1].data))
+				h[2].data = append(bytes.Clone(h[2].data), []byte(" {}")...)
+				h[2].hdr.Size = int64(len(h[2].data))
 				return h, b
 			})
 		}, ErrMalformed},
 		{"target escapes root", func(t *testing.T) []byte {
 			return mutateEntries(t, func(h, b []tarEntry) ([]tarEntry, []tarEntry) {
-				h[1].data = bytes.Replace(h[1].data, []byte(`"target": "etc/app.yaml"`), []byte(`"target": "../app.yaml"`), 1)
-				h[1].hdr.Size = int64(len(h[1].data))
+				h[2].data = bytes.Replace(h[2].data, []byte(`"target": "etc/app.yaml"`), []byte(`"target": "../app.yaml"`), 1)
+				h[2].hdr.Size = int64(len(h[2].data))
 				return h, b
 			})
 		}, ErrMalformed},
@@ -263,6 +268,22 @@ func TestReaderRejects(t *testing.T) {
 			sk = binary.LittleEndian.AppendUint32(sk, 4)
 			return append(append(valid(t), sk...), 1, 2, 3, 4)
 		}, ErrMalformed},
+		{"padding frame holding data", func(t *testing.T) []byte {
+			head, body := splitBundle(t, valid(t))
+			pad := paddingFrame(64)
+			pad[40] = 'x'
+			return append(append(frame(t, tarBytes(t, head, false)), pad...), frame(t, tarBytes(t, body, true))...)
+		}, ErrMalformed},
+		{"two padding frames", func(t *testing.T) []byte {
+			head, body := splitBundle(t, valid(t))
+			out := append(append(frame(t, tarBytes(t, head, false)), paddingFrame(64)...), paddingFrame(64)...)
+			return append(out, frame(t, tarBytes(t, body, true))...)
+		}, ErrMalformed},
+		{"oversized padding frame", func(t *testing.T) []byte {
+			head, body := splitBundle(t, valid(t))
+			out := append(frame(t, tarBytes(t, head, false)), paddingFrame(MaxPadding+9)...)
+			return append(out, frame(t, tarBytes(t, body, true))...)
+		}, ErrLimit},
 		{"garbage appended", func(t *testing.T) []byte { return append(valid(t), 0, 0, 0) }, ErrMalformed},
 		{"body split into two frames", func(t *testing.T) []byte {
 			head, body := splitBundle(t, valid(t))
@@ -385,7 +406,7 @@ func TestReadHeadDoesNotReadBody(t *testing.T) {
 	}
 	// Replace the whole body with garbage of the same length: the head still reads.
 	c := bytes.Clone(b)
-	for i := int(head.HeadSize) + 100; i < len(c); i++ {
+	for i := int(head.HeadSize) + HeadPadding + 100; i < len(c); i++ {
 		c[i] = 0xAA
 	}
 	if _, err := ReadHead(bytes.NewReader(c)); err != nil {

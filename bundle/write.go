@@ -169,6 +169,7 @@ func headBytes(p *plan) ([]byte, error) {
 		data []byte
 	}{
 		{EntryFormat, marker},
+		{EntrySignatures, p.signatures},
 		{EntryManifest, p.manifestRaw},
 		{EntryOCILayout, []byte(ociLayoutContent)},
 		{EntryIndex, p.indexRaw},
@@ -225,6 +226,9 @@ func writeBundle(ctx context.Context, out string, p *plan, enc *encoders, prog P
 	bw := bufio.NewWriterSize(f, 1<<20)
 	cw := &countingWriter{w: bw}
 	if _, err := cw.Write(enc.head.EncodeAll(head, nil)); err != nil {
+		return 0, err
+	}
+	if _, err := cw.Write(paddingFrame(HeadPadding)); err != nil {
 		return 0, err
 	}
 	zw, err := enc.body(cw)

@@ -127,6 +127,8 @@ func exitCode(err error) int {
 	case errors.Is(err, bundle.ErrNotBundle),
 		errors.Is(err, bundle.ErrUnsupportedVersion),
 		errors.Is(err, bundle.ErrMalformed),
+		errors.Is(err, bundle.ErrStatement),
+		errors.Is(err, bundle.ErrPayloadType),
 		errors.Is(err, bundle.ErrIntegrity) && !errors.Is(err, bundle.ErrSource),
 		errors.Is(err, bundle.ErrLimit) && !errors.Is(err, bundle.ErrSource) && !errors.Is(err, bundle.ErrSpec):
 		return exitRejected

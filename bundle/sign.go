@@ -1,0 +1,211 @@
+package bundle
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"syscall"
+
+	"github.com/airlock-dev/airlock/internal/atomicfile"
+)
+
+// ErrBusy reports a bundle another `airlock sign` is signing right now.
+var ErrBusy = errors.New("bundle is being signed by another process")
+
+// SignResult says what Sign did.
+type SignResult struct {
+	// InPlace is true when the head was rewritten in the room the padding
+	// frame left (time independent of bundle size); false when the bundle was
+	// rewritten to a new file and renamed into place.
+	InPlace bool
+	// Signatures is the number of signatures the bundle now carries.
+	Signatures int
+	// KeyIDs are the keys that signed in this call.
+	KeyIDs []string
+}
+
+// JournalSuffix names the rollback journal Sign keeps next to a bundle while
+// it rewrites the head in place.
+const JournalSuffix = ".sign-journal"
+
+// Sign adds (or, for a key that already signed, replaces) signatures on the
+// bundle at path. Only the head changes: the body frame is never decoded or
+// recompressed.
+//
+// When the new head fits in the room left by the padding frame after the
+// head (the usual case), the head region is overwritten in place: the old
+// region is first saved to PATH.sign-journal and synced, then the new region
+// is written and synced, then the journal is removed. If the process dies in
+// between, the next Sign restores the old region from the journal before
+// doing anything else, so the bundle is never left torn. When the new head
+// does not fit, the bundle is rewritten to a temporary file (new head, fresh
+// padding, body bytes copied unchanged) and renamed into place.
+func Sign(ctx context.Context, path string, signers []Signer) (*SignResult, error) {
+	if len(signers) == 0 {
+		return nil, errors.New("sign: no signing key given")
+	}
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, ErrBusy)
+	}
+	if err := recoverJournal(f, path); err != nil {
+		return nil, err
+	}
+	head, _, err := readHead(io.NewSectionReader(f, 0, 1<<62))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	env := *head.Envelope
+	env.Signatures = append([]EnvelopeSignature(nil), head.Envelope.Signatures...)
+	if err := env.sign(ctx, signers); err != nil {
+		return nil, err
+	}
+	sigBytes, err := marshalIndent(&env)
+	if err != nil {
+		return nil, err
+	}
+	headTar, err := rebuildHead(head, sigBytes)
+	if err != nil {
+		return nil, err
+	}
+	enc, err := newEncoders(LevelDefault)
+	if err != nil {
+		return nil, err
+	}
+	defer enc.close()
+	newHead := enc.head.EncodeAll(headTar, nil)
+
+	res := &SignResult{Signatures: len(env.Signatures)}
+	for _, s := range signers {
+		res.KeyIDs = append(res.KeyIDs, s.KeyID())
+	}
+	region := head.HeadSize + head.PaddingSize
+	if int64(len(newHead))+8 <= region {
+		res.InPlace = true
+		newRegion := append(newHead, paddingFrame(int(region)-len(newHead))...)
+		if err := rewriteInPlace(f, path, region, newRegion); err != nil {
+			return nil, err
+		}
+	} else if err := rewriteCopy(f, path, region, newHead); err != nil {
+		return nil, err
+	}
+	// Re-read what was written before declaring success.
+	check, err := ReadHeadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("sign: re-reading %s: %w", path, err)
+	}
+	if len(check.Envelope.Signatures) != len(env.Signatures) || check.ManifestDigest != head.ManifestDigest {
+		return nil, fmt.Errorf("sign: re-reading %s found %d signatures, expected %d", path, len(check.Envelope.Signatures), len(env.Signatures))
+	}
+	return res, nil
+}
+
+// rebuildHead lays out the head entries again with a new signatures entry.
+func rebuildHead(h *Head, sigBytes []byte) ([]byte, error) {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, e := range h.raw {
+		data := e.data
+		if e.name == EntrySignatures {
+			data = sigBytes
+		}
+		if err := tw.WriteHeader(tarHeader(e.name, int64(len(data)), h.Manifest.Created)); err != nil {
+			return nil, err
+		}
+		if _, err := tw.Write(data); err != nil {
+			return nil, err
+		}
+	}
+	if err := tw.Flush(); err != nil {
+		return nil, err
+	}
+	if buf.Len() > MaxHeadSize {
+		return nil, overLimit("metadata of %d bytes exceeds %d", buf.Len(), MaxHeadSize)
+	}
+	return buf.Bytes(), nil
+}
+
+// rewriteInPlace replaces the first len(newRegion) bytes of f, protected by a journal.
+func rewriteInPlace(f *os.File, path string, region int64, newRegion []byte) error {
+	old := make([]byte, region)
+	if _, err := f.ReadAt(old, 0); err != nil {
+		return err
+	}
+	journal := path + JournalSuffix
+	if err := atomicfile.WriteFile(journal, old, 0o600); err != nil {
+		return fmt.Errorf("sign: write journal %s: %w", journal, err)
+	}
+	if _, err := f.WriteAt(newRegion, 0); err != nil {
+		return fmt.Errorf("sign: rewrite head of %s: %w (the old head is saved in %s; run airlock sign again to restore it)", path, err, journal)
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := os.Remove(journal); err != nil {
+		return err
+	}
+	return atomicfile.SyncDir(filepath.Dir(path))
+}
+
+// recoverJournal restores the head region saved by an interrupted Sign.
+func recoverJournal(f *os.File, path string) error {
+	journal := path + JournalSuffix
+	old, err := os.ReadFile(journal)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	// The journal must itself be a valid head region.
+	if _, _, err := readHead(bytes.NewReader(old)); err != nil {
+		return fmt.Errorf("sign: journal %s is damaged (%v); restore the bundle from its source", journal, err)
+	}
+	if _, err := f.WriteAt(old, 0); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := os.Remove(journal); err != nil {
+		return err
+	}
+	return atomicfile.SyncDir(filepath.Dir(path))
+}
+
+// rewriteCopy writes a new file with the new head, fresh padding and the old
+// body bytes, and renames it over path. On Linux the body is copied by the
+// kernel (copy_file_range), with no decompression.
+func rewriteCopy(f *os.File, path string, region int64, newHead []byte) error {
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	out, err := atomicfile.Create(path, st.Mode().Perm())
+	if err != nil {
+		return err
+	}
+	defer out.Abort()
+	if _, err := out.Write(newHead); err != nil {
+		return err
+	}
+	if _, err := out.Write(paddingFrame(HeadPadding)); err != nil {
+		return err
+	}
+	if _, err := f.Seek(region, io.SeekStart); err != nil {
+		return err
+	}
+	if _, err := io.Copy(out.File, f); err != nil {
+		return err
+	}
+	return out.Commit()
+}

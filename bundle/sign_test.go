@@ -1,0 +1,229 @@
+package bundle
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+)
+
+// edSigner is a minimal in-memory Signer for tests.
+type edSigner struct {
+	priv ed25519.PrivateKey
+	id   string
+}
+
+func newEdSigner(t *testing.T, seed byte) *edSigner {
+	t.Helper()
+	priv := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{seed}, 32))
+	der, err := x509.MarshalPKIXPublicKey(priv.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(der)
+	return &edSigner{priv: priv, id: "sha256:" + hex.EncodeToString(sum[:])}
+}
+
+func (s *edSigner) KeyID() string { return s.id }
+func (s *edSigner) Sign(_ context.Context, m []byte) ([]byte, error) {
+	return ed25519.Sign(s.priv, m), nil
+}
+
+// verifiedBy reports which of signers' signatures verify over the envelope.
+func verifiedBy(t *testing.T, path string, signers ...*edSigner) int {
+	t.Helper()
+	h, err := ReadHeadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pae, err := h.Envelope.PAE()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, s := range signers {
+		for _, sig := range h.Envelope.Signatures {
+			raw, _ := base64.StdEncoding.DecodeString(sig.Sig)
+			if ed25519.Verify(s.priv.Public().(ed25519.PublicKey), pae, raw) {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+func writeTemp(t *testing.T, b []byte) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "b.airlock")
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func bodyOf(t *testing.T, path string) []byte {
+	t.Helper()
+	h, err := ReadHeadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(path)
+	return b[h.HeadSize+h.PaddingSize:]
+}
+
+func TestSignInPlaceReplaceAndAdd(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := writeTemp(t, valid(t))
+	body := bodyOf(t, p)
+	a, b := newEdSigner(t, 1), newEdSigner(t, 2)
+	st0, _ := os.Stat(p)
+
+	res, err := Sign(ctx, p, []Signer{a})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.InPlace || res.Signatures != 1 {
+		t.Fatalf("first sign: %+v", res)
+	}
+	if res, err = Sign(ctx, p, []Signer{a}); err != nil || res.Signatures != 1 {
+		t.Fatalf("re-sign with the same key must replace: %+v %v", res, err)
+	}
+	if res, err = Sign(ctx, p, []Signer{b}); err != nil || res.Signatures != 2 {
+		t.Fatalf("second key: %+v %v", res, err)
+	}
+	if n := verifiedBy(t, p, a, b); n != 2 {
+		t.Fatalf("%d signatures verify, want 2", n)
+	}
+	if !bytes.Equal(bodyOf(t, p), body) {
+		t.Fatal("signing changed the body bytes")
+	}
+	st1, _ := os.Stat(p)
+	if st1.Size() != st0.Size() {
+		t.Fatalf("in-place signing changed the size %d -> %d", st0.Size(), st1.Size())
+	}
+	if err := readAll(mustRead(t, p)); err != nil {
+		t.Fatalf("signed bundle does not read: %v", err)
+	}
+	if _, err := os.Stat(p + JournalSuffix); !os.IsNotExist(err) {
+		t.Fatalf("journal left behind: %v", err)
+	}
+}
+
+func mustRead(t *testing.T, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestSignFallsBackToRewriteWhenFull(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := writeTemp(t, valid(t))
+	body := bodyOf(t, p)
+	var signers []Signer
+	var eds []*edSigner
+	for i := 0; i < MaxSignatures; i++ {
+		s := newEdSigner(t, byte(10+i))
+		signers, eds = append(signers, s), append(eds, s)
+	}
+	// 64 ed25519 signatures fit in the padding; grow the head past it by
+	// shrinking the padding first: rewrite the file with a tiny padding frame.
+	h, err := ReadHeadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := mustRead(t, p)
+	tight := append(append(bytes.Clone(b[:h.HeadSize]), paddingFrame(8)...), b[h.HeadSize+h.PaddingSize:]...)
+	if err := os.WriteFile(p, tight, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res, err := Sign(ctx, p, signers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.InPlace || res.Signatures != MaxSignatures {
+		t.Fatalf("%+v", res)
+	}
+	if !bytes.Equal(bodyOf(t, p), body) {
+		t.Fatal("rewrite changed the body bytes")
+	}
+	if n := verifiedBy(t, p, eds...); n != MaxSignatures {
+		t.Fatalf("%d signatures verify", n)
+	}
+	if _, err := Sign(ctx, p, []Signer{newEdSigner(t, 200)}); !errors.Is(err, ErrLimit) {
+		t.Fatalf("65th signature: %v", err)
+	}
+}
+
+// TestSignRecoversFromInterruptedRewrite simulates a crash after the journal
+// was written and the head half-overwritten.
+func TestSignRecoversFromInterruptedRewrite(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := writeTemp(t, valid(t))
+	h, _ := ReadHeadFile(p)
+	orig := mustRead(t, p)
+	region := orig[:h.HeadSize+h.PaddingSize]
+	if err := os.WriteFile(p+JournalSuffix, region, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	torn := bytes.Clone(orig)
+	copy(torn[10:], bytes.Repeat([]byte{0xEE}, 40))
+	if err := os.WriteFile(p, torn, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadHeadFile(p); err == nil {
+		t.Fatal("torn head was readable")
+	}
+	a := newEdSigner(t, 3)
+	if _, err := Sign(ctx, p, []Signer{a}); err != nil {
+		t.Fatal(err)
+	}
+	if verifiedBy(t, p, a) != 1 {
+		t.Fatal("signature missing after recovery")
+	}
+	if err := readAll(mustRead(t, p)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestSignBusy(t *testing.T) {
+	t.Parallel()
+	p := writeTemp(t, valid(t))
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Sign(context.Background(), p, []Signer{newEdSigner(t, 4)}); !errors.Is(err, ErrBusy) {
+		t.Fatalf("err = %v, want ErrBusy", err)
+	}
+}
+
+func TestSignRefusesDamagedBundle(t *testing.T) {
+	t.Parallel()
+	b := valid(t)
+	b[20] ^= 0xff
+	p := writeTemp(t, b)
+	if _, err := Sign(context.Background(), p, []Signer{newEdSigner(t, 5)}); err == nil {
+		t.Fatal("signed a damaged bundle")
+	}
+	if !bytes.Equal(mustRead(t, p), b) {
+		t.Fatal("a refused sign changed the file")
+	}
+}
