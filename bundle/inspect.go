@@ -15,14 +15,28 @@ type Inspection struct {
 	ManifestDigest string       `json:"manifestDigest"`
 	Artifacts      []Artifact   `json:"artifacts"`
 	Totals         Totals       `json:"totals"`
-	// Signatures lists who signed the bundle; empty when unsigned.
+	// Statement is what the signatures cover.
+	Statement InspectStatement `json:"statement"`
+	// Signatures lists who signed the bundle; empty when unsigned. The
+	// signatures are not checked here: `airlock verify` does that.
 	Signatures []InspectSignature `json:"signatures"`
 	Head       InspectHead        `json:"head"`
+}
+
+// InspectStatement shows the signed statement's fields.
+type InspectStatement struct {
+	PredicateType string    `json:"predicateType"`
+	Sequence      uint64    `json:"sequence"`
+	Created       time.Time `json:"created"`
+	Expires       time.Time `json:"expires"`
+	Channel       string    `json:"channel,omitempty"`
 }
 
 // InspectSignature describes one signature on the bundle.
 type InspectSignature struct {
 	KeyID string `json:"keyid"`
+	// Name is the key's name in a policy, when one was given.
+	Name string `json:"name,omitempty"`
 }
 
 // InspectHead describes the metadata frame.
@@ -38,7 +52,13 @@ func Inspect(h *Head) *Inspection {
 	if arts == nil {
 		arts = []Artifact{}
 	}
+	sigs := []InspectSignature{}
+	for _, sg := range h.Envelope.Signatures {
+		sigs = append(sigs, InspectSignature{KeyID: sg.KeyID})
+	}
+	p := h.Statement.Predicate
 	return &Inspection{
+		Statement:      InspectStatement{PredicateType: h.Statement.PredicateType, Sequence: p.Sequence, Created: p.Created, Expires: p.Expires, Channel: p.Channel},
 		SchemaVersion:  1,
 		Format:         h.Marker,
 		Name:           h.Manifest.Name,
@@ -48,7 +68,7 @@ func Inspect(h *Head) *Inspection {
 		ManifestDigest: h.ManifestDigest,
 		Artifacts:      arts,
 		Totals:         h.Manifest.Totals,
-		Signatures:     []InspectSignature{},
-		Head:           InspectHead{CompressedBytes: h.HeadSize, Entries: h.Entries, Signed: h.Signatures != nil},
+		Signatures:     sigs,
+		Head:           InspectHead{CompressedBytes: h.HeadSize, Entries: h.Entries, Signed: len(sigs) > 0},
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/airlock-dev/airlock/bundle"
+	"github.com/airlock-dev/airlock/verify"
 )
 
 // Exit codes, stable across releases and documented in `airlock help`.
@@ -28,7 +29,8 @@ const exitCodesHelp = `Exit status:
   0  success
   1  could not run: missing file, I/O or network error, invalid airlock.yaml, a source that cannot be packed
   2  usage error: unknown command or flag, missing argument
-  3  the bundle was rejected: malformed, truncated, tampered (integrity), or not an airlock bundle
+  3  verification failed: the bundle is untrusted (signatures, threshold), breaks the policy (expired,
+     wrong channel, too old, missing SBOM or platform), or is malformed, truncated or tampered
 `
 
 // env carries the process's I/O so commands never reach for globals.
@@ -55,7 +57,7 @@ type command struct {
 }
 
 func commands() []command {
-	return []command{packCommand(), inspectCommand(), versionCommand()}
+	return []command{packCommand(), signCommand(), verifyCommand(), inspectCommand(), keyCommand(), versionCommand()}
 }
 
 // usageError is a bad command line (exit 2).
@@ -121,16 +123,13 @@ func runCommand(ctx context.Context, c command, args []string, e *env) int {
 	return exitCode(err)
 }
 
-// exitCode maps library errors to the documented exit codes.
+// exitCode maps library errors to the documented exit codes: a source or
+// release-description problem on the packing side is 1, a rejected bundle 3.
 func exitCode(err error) int {
 	switch {
-	case errors.Is(err, bundle.ErrNotBundle),
-		errors.Is(err, bundle.ErrUnsupportedVersion),
-		errors.Is(err, bundle.ErrMalformed),
-		errors.Is(err, bundle.ErrStatement),
-		errors.Is(err, bundle.ErrPayloadType),
-		errors.Is(err, bundle.ErrIntegrity) && !errors.Is(err, bundle.ErrSource),
-		errors.Is(err, bundle.ErrLimit) && !errors.Is(err, bundle.ErrSource) && !errors.Is(err, bundle.ErrSpec):
+	case errors.Is(err, bundle.ErrSource), errors.Is(err, bundle.ErrSpec):
+		return exitError
+	case verify.IsFailure(err):
 		return exitRejected
 	}
 	return exitError
@@ -155,20 +154,31 @@ func printCommandHelp(w io.Writer, c command, fs *pflag.FlagSet) {
 	fmt.Fprintf(w, "\n%s", exitCodesHelp)
 }
 
-// version returns the module version airlock was built from.
+// version returns the module version airlock was built from: a release tag,
+// a Go pseudo-version for builds from a git checkout, or "devel".
 func version() string {
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		v := bi.Main.Version
-		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" && len(s.Value) >= 12 && (v == "" || v == "(devel)") {
-				v = "devel-" + s.Value[:12]
-			}
-		}
-		if v != "" {
-			return v
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "devel"
+	}
+	v := bi.Main.Version
+	if v != "" && v != "(devel)" {
+		return v
+	}
+	for _, s := range bi.Settings {
+		if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+			return "devel-" + s.Value[:12]
 		}
 	}
 	return "devel"
+}
+
+// plural returns "1 artifact" or "3 artifacts".
+func plural(n int, word string) string {
+	if n == 1 {
+		return fmt.Sprintf("%d %s", n, word)
+	}
+	return fmt.Sprintf("%d %ss", n, word)
 }
 
 func versionCommand() command {

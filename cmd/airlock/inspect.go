@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/airlock-dev/airlock/bundle"
+	"github.com/airlock-dev/airlock/policy"
 )
 
 func inspectCommand() command {
@@ -24,17 +25,25 @@ func inspectCommand() command {
 `,
 		setup: func(fs *pflag.FlagSet) func(context.Context, *env, []string) error {
 			asJSON := fs.Bool("json", false, "print the documented JSON report")
+			policyPath := fs.StringP("policy", "p", "", "name signers with the key names of this trust policy")
 			return func(_ context.Context, e *env, args []string) error {
 				if len(args) != 1 {
 					return usagef("inspect takes exactly one bundle path")
 				}
-				return runInspect(e, args[0], *asJSON)
+				return runInspect(e, args[0], *asJSON, *policyPath)
 			}
 		},
 	}
 }
 
-func runInspect(e *env, path string, asJSON bool) error {
+func runInspect(e *env, path string, asJSON bool, policyPath string) error {
+	var pol *policy.Policy
+	if policyPath != "" {
+		var err error
+		if pol, err = policy.Load(policyPath); err != nil {
+			return err
+		}
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return err
@@ -45,6 +54,11 @@ func runInspect(e *env, path string, asJSON bool) error {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	ins := bundle.Inspect(head)
+	if pol != nil {
+		for i := range ins.Signatures {
+			ins.Signatures[i].Name = pol.KeyName(ins.Signatures[i].KeyID)
+		}
+	}
 	if asJSON {
 		return writeJSON(e.stdout, ins)
 	}
@@ -59,11 +73,21 @@ func renderInspection(w io.Writer, ins *bundle.Inspection, fileSize int64) {
 	fmt.Fprintf(w, "Created:    %s\n", ins.Created.Format(time.RFC3339))
 	fmt.Fprintf(w, "Root:       %s (index.json)\n", ins.Root.Digest)
 	fmt.Fprintf(w, "Manifest:   %s (airlock/bundle.json)\n", ins.ManifestDigest)
+	st := ins.Statement
+	fmt.Fprintf(w, "Sequence:   %d\n", st.Sequence)
+	fmt.Fprintf(w, "Expires:    %s\n", st.Expires.Format(time.RFC3339))
+	if st.Channel != "" {
+		fmt.Fprintf(w, "Channel:    %s\n", st.Channel)
+	}
 	if len(ins.Signatures) == 0 {
-		fmt.Fprintf(w, "Signatures: none (unsigned bundle)\n")
+		fmt.Fprintf(w, "Signatures: none (unsigned bundle; add one with airlock sign)\n")
 	}
 	for _, s := range ins.Signatures {
-		fmt.Fprintf(w, "Signature:  key %s\n", s.KeyID)
+		name := s.Name
+		if name == "" {
+			name = "-"
+		}
+		fmt.Fprintf(w, "Signature:  %s key %s (not checked here; run airlock verify)\n", name, s.KeyID)
 	}
 	fmt.Fprintf(w, "\nArtifacts:\n")
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)

@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
 
 	"github.com/airlock-dev/airlock/bundle"
+	"github.com/airlock-dev/airlock/internal/cosignsig"
 	"github.com/airlock-dev/airlock/mirror"
 )
 
@@ -22,6 +24,10 @@ type packFlags struct {
 	insecure []string
 	quiet    bool
 	json     bool
+	keys     []string
+	sequence uint64
+	expires  string
+	channel  string
 }
 
 func (f *packFlags) register(fs *pflag.FlagSet) {
@@ -33,6 +39,10 @@ func (f *packFlags) register(fs *pflag.FlagSet) {
 	fs.StringArrayVar(&f.insecure, "insecure-registry", nil, "registry host[:port] to reach over plain HTTP (repeatable)")
 	fs.BoolVarP(&f.quiet, "quiet", "q", false, "no progress bars")
 	fs.BoolVar(&f.json, "json", false, "print the summary as JSON on stdout")
+	fs.StringArrayVarP(&f.keys, "key", "k", nil, "sign while packing with this private key (repeatable)")
+	fs.Uint64Var(&f.sequence, "sequence", 0, "signed sequence number, must grow with every release of this name (default: creation time in Unix seconds)")
+	fs.StringVar(&f.expires, "expires", "90d", "validity: a duration (30d, 720h) from creation, or an RFC 3339 time")
+	fs.StringVar(&f.channel, "channel", "", "bind the bundle to an audience, e.g. prod (policies may require it)")
 }
 
 func (f *packFlags) validate(args []string) error {
@@ -45,7 +55,42 @@ func (f *packFlags) validate(args []string) error {
 	if _, err := bundle.ParseLevel(f.level); err != nil {
 		return usagef("--level: %v", err)
 	}
+	if _, _, err := parseExpiry(f.expires); err != nil {
+		return usagef("--expires: %v", err)
+	}
 	return nil
+}
+
+// parseExpiry reads --expires: a duration from creation ("30d", "720h") or an
+// absolute RFC 3339 time.
+func parseExpiry(s string) (time.Duration, time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return 0, t, nil
+	}
+	d, err := parseDuration(s)
+	if err != nil {
+		return 0, time.Time{}, err
+	}
+	if d <= 0 {
+		return 0, time.Time{}, fmt.Errorf("%q must be positive", s)
+	}
+	return d, time.Time{}, nil
+}
+
+// parseDuration accepts Go durations and a whole number of days ("30d").
+func parseDuration(s string) (time.Duration, error) {
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.ParseUint(days, 10, 32)
+		if err != nil || n > 36500 {
+			return 0, fmt.Errorf("%q is not a number of days like 30d", s)
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a duration like 30d or 720h or an RFC 3339 time", s)
+	}
+	return d, nil
 }
 
 func packCommand() command {
@@ -100,6 +145,19 @@ func runPack(ctx context.Context, e *env, f *packFlags) error {
 		out = fmt.Sprintf("%s-%s.airlock", spec.Name, spec.Version)
 	}
 	level, _ := bundle.ParseLevel(f.level)
+	signers, err := loadSigners(e, f.keys)
+	if err != nil {
+		return err
+	}
+	validity, expiresAt, _ := parseExpiry(f.expires)
+	if expiresAt.IsZero() {
+		base := created
+		if base.IsZero() {
+			base = time.Now().UTC().Truncate(time.Second)
+			created = base
+		}
+		expiresAt = base.Add(validity)
+	}
 	prog := newProgress(e, f.quiet || f.json)
 	res, err := bundle.Pack(ctx, spec, bundle.PackOptions{
 		Output:   out,
@@ -109,6 +167,14 @@ func runPack(ctx context.Context, e *env, f *packFlags) error {
 		Level:    level,
 		Created:  created,
 		Progress: prog.bundleProgress(),
+		Signers:  signers,
+		// images[].verify in airlock.yaml: cosign key-based signatures.
+		ImageVerifier: cosignsig.ImageVerifier{},
+		Statement: bundle.StatementOptions{
+			Sequence: f.sequence,
+			Expires:  expiresAt,
+			Channel:  f.channel,
+		},
 	})
 	prog.wait()
 	if err != nil {
@@ -127,8 +193,8 @@ func runPack(ctx context.Context, e *env, f *packFlags) error {
 			Ratio: ratio, Seconds: res.Duration.Seconds(),
 		})
 	}
-	fmt.Fprintf(e.stdout, "packed %s %s -> %s: %d artifacts, %d unique blobs, %s in, %s out (ratio %.2f), %s\n",
-		m.Name, m.Version, res.Path, m.Totals.Artifacts, m.Totals.Blobs, humanBytes(res.BytesIn), humanBytes(res.BytesOut), ratio, res.Duration.Round(time.Millisecond))
+	fmt.Fprintf(e.stdout, "packed %s %s -> %s: %s, %s, %s in, %s out (ratio %.2f), %s\n",
+		m.Name, m.Version, res.Path, plural(m.Totals.Artifacts, "artifact"), plural(m.Totals.Blobs, "unique blob"), humanBytes(res.BytesIn), humanBytes(res.BytesOut), ratio, res.Duration.Round(time.Millisecond))
 	return nil
 }
 

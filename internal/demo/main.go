@@ -8,6 +8,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io/fs"
@@ -87,23 +88,88 @@ func run(ctx context.Context, airlock, sampleDir, work string) error {
 	spec, _ := os.ReadFile(filepath.Join(release, "airlock.yaml"))
 	fmt.Print(string(spec))
 
+	keysDir := filepath.Join(work, "keys")
+	if err := os.MkdirAll(keysDir, 0o755); err != nil {
+		return err
+	}
+	step("Generating three signing keys (release, security, ops); the password comes from AIRLOCK_PASSWORD")
+	for _, k := range []string{"release", "security", "ops"} {
+		if err := airlockRun(ctx, bin, "key", "generate", "--output", filepath.Join(keysDir, k)); err != nil {
+			return err
+		}
+	}
+
 	bundlePath := filepath.Join(work, "demo-1.0.0.airlock")
-	step("airlock pack -f %s -o %s", filepath.Join(release, "airlock.yaml"), bundlePath)
-	if err := airlockRun(ctx, bin, "pack", "-f", filepath.Join(release, "airlock.yaml"), "-o", bundlePath); err != nil {
+	step("airlock pack (signed by release while packing)")
+	if err := airlockRun(ctx, bin, "pack", "-f", filepath.Join(release, "airlock.yaml"), "-o", bundlePath, "--key", filepath.Join(keysDir, "release.key"), "--channel", "prod"); err != nil {
 		return err
 	}
-	step("airlock inspect %s", bundlePath)
-	if err := airlockRun(ctx, bin, "inspect", bundlePath); err != nil {
+	step("airlock sign: a second person adds a signature (only the head is rewritten)")
+	if err := airlockRun(ctx, bin, "sign", bundlePath, "--key", filepath.Join(keysDir, "security.key")); err != nil {
 		return err
 	}
+
+	policyPath := filepath.Join(work, "policy.yaml")
+	policy := `# 2 of 3: any two of release, security and ops must sign a "demo" bundle for prod.
+keys:
+  release:  { publicKey: keys/release.pub }
+  security: { publicKey: keys/security.pub }
+  ops:      { publicKey: keys/ops.pub }
+bundles:
+  - match: "demo"
+    signers: [release, security, ops]
+    threshold: 2
+    channel: prod
+    maxAge: 30d
+    require:
+      sbomForEveryImage: false
+      platforms: [linux/amd64]
+`
+	if err := os.WriteFile(policyPath, []byte(policy), 0o644); err != nil {
+		return err
+	}
+	step("The isolated side's trust policy (%s)", policyPath)
+	fmt.Print(policy)
+
+	step("airlock inspect --policy (reads only the head)")
+	if err := airlockRun(ctx, bin, "inspect", bundlePath, "--policy", policyPath); err != nil {
+		return err
+	}
+	step("airlock verify: signatures against the policy, then every byte against its digest")
+	if err := airlockRun(ctx, bin, "verify", bundlePath, "--policy", policyPath); err != nil {
+		return err
+	}
+
+	tampered := filepath.Join(work, "tampered.airlock")
+	if err := tamper(bundlePath, tampered); err != nil {
+		return err
+	}
+	step("A copy with one byte changed near its end must be refused (exit 3)")
+	err = airlockRun(ctx, bin, "verify", tampered, "--policy", policyPath)
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 3 {
+		return fmt.Errorf("the tampered copy was not refused with exit 3: %v", err)
+	}
+	fmt.Println("refused with exit status 3, as it must be")
+
 	step("Done. The bundle is %s; extract it with `tar --zstd -xf %s -C DIR` to see the OCI layout.", bundlePath, bundlePath)
 	return nil
+}
+
+// tamper copies a bundle with one byte flipped in its body.
+func tamper(src, dst string) error {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	b[len(b)-100] ^= 0x01
+	return os.WriteFile(dst, b, 0o644)
 }
 
 func airlockRun(ctx context.Context, bin string, args ...string) error {
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-	cmd.Env = append(os.Environ(), "SOURCE_DATE_EPOCH=1767225600")
+	cmd.Env = append(os.Environ(), "SOURCE_DATE_EPOCH="+fmt.Sprint(time.Now().Unix()), "AIRLOCK_PASSWORD=demo-password")
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("airlock %s: %w", strings.Join(args, " "), err)
 	}

@@ -1,0 +1,71 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/spf13/pflag"
+
+	"github.com/airlock-dev/airlock/bundle"
+)
+
+type signFlags struct {
+	keys   []string
+	asJSON bool
+}
+
+func (f *signFlags) register(fs *pflag.FlagSet) {
+	fs.StringArrayVarP(&f.keys, "key", "k", nil, "private key to sign with (repeatable; cosign-compatible PEM); password from AIRLOCK_PASSWORD or a prompt")
+	fs.BoolVar(&f.asJSON, "json", false, "print the result as JSON")
+}
+
+func (f *signFlags) validate(args []string) error {
+	if len(args) != 1 {
+		return usagef("sign takes exactly one bundle path")
+	}
+	if len(f.keys) == 0 {
+		return usagef("--key is required")
+	}
+	return nil
+}
+
+func signCommand() command {
+	return command{
+		name:    "sign",
+		summary: "Add a signature to a bundle; only its small head is rewritten, never the body.",
+		usage:   "BUNDLE --key KEY [--key KEY2] [--json]",
+		examples: `  AIRLOCK_PASSWORD=... airlock sign payments-1.4.2.airlock --key security.key
+  airlock sign payments-1.4.2.airlock --key ops.key          # prompts for the password on a terminal
+  airlock sign payments-1.4.2.airlock --key cosign.key       # keys made by cosign generate-key-pair work too
+`,
+		setup: func(fs *pflag.FlagSet) func(context.Context, *env, []string) error {
+			f := &signFlags{}
+			f.register(fs)
+			return func(ctx context.Context, e *env, args []string) error {
+				if err := f.validate(args); err != nil {
+					return err
+				}
+				signers, err := loadSigners(e, f.keys)
+				if err != nil {
+					return err
+				}
+				res, err := bundle.Sign(ctx, args[0], signers)
+				if err != nil {
+					return err
+				}
+				if f.asJSON {
+					return writeJSON(e.stdout, map[string]any{"bundle": args[0], "keyids": res.KeyIDs, "signatures": res.Signatures, "inPlace": res.InPlace})
+				}
+				how := "head rewritten in place"
+				if !res.InPlace {
+					how = "bundle rewritten and renamed into place (the head outgrew its room)"
+				}
+				for _, id := range res.KeyIDs {
+					fmt.Fprintf(e.stdout, "signed %s with key %s\n", args[0], id)
+				}
+				fmt.Fprintf(e.stdout, "%d signature(s) on the bundle; %s\n", res.Signatures, how)
+				return nil
+			}
+		},
+	}
+}

@@ -1,0 +1,150 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/airlock-dev/airlock/bundle"
+	"github.com/airlock-dev/airlock/policy"
+	"github.com/airlock-dev/airlock/verify"
+)
+
+type verifyFlags struct {
+	policy string
+	asJSON bool
+	quiet  bool
+}
+
+func (f *verifyFlags) register(fs *pflag.FlagSet) {
+	fs.StringVarP(&f.policy, "policy", "p", "", "trust policy (required; see docs/policy.md)")
+	fs.BoolVar(&f.asJSON, "json", false, "print the documented JSON report on stdout (also when verification fails)")
+	fs.BoolVarP(&f.quiet, "quiet", "q", false, "no progress bars")
+}
+
+func (f *verifyFlags) validate(args []string) error {
+	if len(args) != 1 {
+		return usagef("verify takes exactly one bundle path")
+	}
+	if f.policy == "" {
+		return usagef("--policy is required: airlock never trusts a bundle without one")
+	}
+	return nil
+}
+
+func verifyCommand() command {
+	return command{
+		name:    "verify",
+		summary: "Check a bundle's signatures against a trust policy and every byte against its digest, offline.",
+		usage:   "BUNDLE --policy policy.yaml [--json]",
+		examples: `  airlock verify payments-1.4.2.airlock --policy policy.yaml
+  airlock verify payments-1.4.2.airlock --policy policy.yaml --json > report.json
+`,
+		setup: func(fs *pflag.FlagSet) func(context.Context, *env, []string) error {
+			f := &verifyFlags{}
+			f.register(fs)
+			return func(ctx context.Context, e *env, args []string) error {
+				if err := f.validate(args); err != nil {
+					return err
+				}
+				return runVerify(ctx, e, f, args[0])
+			}
+		},
+	}
+}
+
+func runVerify(ctx context.Context, e *env, f *verifyFlags, path string) error {
+	pol, err := policy.Load(f.policy)
+	if err != nil {
+		return err
+	}
+	file, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer file.Close()
+	prog := newProgress(e, f.quiet || f.asJSON)
+	rep, verr := verify.Verify(ctx, file, verify.Options{Policy: pol, Path: path, Progress: prog.bundleProgress(), Now: time.Now()})
+	prog.wait()
+	if verr != nil && !verify.IsFailure(verr) && rep.Bundle.Name == "" && !f.asJSON {
+		return verr // could not verify (I/O): exit 1
+	}
+	if f.asJSON {
+		if err := writeJSON(e.stdout, rep); err != nil {
+			return err
+		}
+	} else {
+		renderReport(e.stdout, rep)
+	}
+	if verr != nil {
+		if _, err := os.Stat(path + bundle.JournalSuffix); err == nil {
+			verr = fmt.Errorf("%w (an interrupted `airlock sign` left %s; run airlock sign again to restore the bundle)", verr, path+bundle.JournalSuffix)
+		}
+		return verr
+	}
+	return nil
+}
+
+func renderReport(w io.Writer, r *verify.Report) {
+	b := r.Bundle
+	status := "VERIFIED"
+	if !r.Verified {
+		status = "REJECTED"
+	}
+	fmt.Fprintf(w, "%s  %s %s", status, b.Name, b.Version)
+	if b.Name != "" {
+		fmt.Fprintf(w, " (sequence %d", b.Sequence)
+		if b.Channel != "" {
+			fmt.Fprintf(w, ", channel %s", b.Channel)
+		}
+		fmt.Fprintf(w, ", created %s, expires %s)", b.Created.Format(time.RFC3339), b.Expires.Format(time.RFC3339))
+	}
+	fmt.Fprintln(w)
+	if b.Root != "" {
+		fmt.Fprintf(w, "  root:     %s\n", b.Root)
+	}
+	p := r.Policy
+	fmt.Fprintf(w, "  policy:   %s (%s)", p.Path, shortDigest(p.Digest))
+	if p.Rule >= 0 {
+		fmt.Fprintf(w, ", rule %d %q: %d of [%s]", p.Rule, p.Match, p.Threshold, strings.Join(p.Signers, " "))
+	}
+	fmt.Fprintln(w)
+	for _, s := range r.Signers {
+		mark := "x"
+		if s.Verified && s.Counted {
+			mark = "+"
+		} else if s.Verified {
+			mark = "-"
+		}
+		name := s.Name
+		if name == "" {
+			name = "(unknown key)"
+		}
+		fmt.Fprintf(w, "  signer:   [%s] %s %s", mark, name, s.KeyID)
+		if s.Note != "" {
+			fmt.Fprintf(w, " (%s)", s.Note)
+		}
+		fmt.Fprintln(w)
+	}
+	for _, c := range r.Checks {
+		mark := "ok"
+		if !c.OK {
+			mark = "FAILED"
+		}
+		fmt.Fprintf(w, "  check:    %-18s %-6s %s\n", c.Name, mark, c.Detail)
+	}
+	for _, fnd := range r.Findings {
+		fmt.Fprintf(w, "  finding:  %s: expected %s, got %s\n", fnd.Entry, fnd.Expected, fnd.Actual)
+	}
+	if r.Verified {
+		t := r.Throughput
+		fmt.Fprintf(w, "  checked:  %s in %.2fs (%.0f MiB/s)\n", humanBytes(t.Bytes), t.Seconds, t.MiBPerSecond)
+	} else if r.Error != "" {
+		fmt.Fprintf(w, "  reason:   %s\n", r.Error)
+	}
+}
