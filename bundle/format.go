@@ -58,6 +58,9 @@ const (
 	KindModel = "model"
 	KindFile  = "file"
 	KindSBOM  = "sbom"
+	// KindAttachment is an upstream signature, attestation or SBOM attached
+	// to an image (a cosign tag or an OCI 1.1 referrer), carried as found.
+	KindAttachment = "attachment"
 )
 
 // FormatMarker is the content of the first entry.
@@ -112,6 +115,11 @@ type Artifact struct {
 	// Subject is the image ref an SBOM describes, SubjectDigest its root digest.
 	Subject       string `json:"subject,omitempty"`
 	SubjectDigest string `json:"subjectDigest,omitempty"`
+	// ArtifactType is the artifact type of an attached referrer or cosign
+	// attachment (signatures, attestations, SBOMs).
+	ArtifactType string `json:"artifactType,omitempty"`
+	// Tag is the tag a cosign attachment was found under ("sha256-<hex>.sig").
+	Tag string `json:"tag,omitempty"`
 	// SBOM summarizes an SBOM document (SBOMs only).
 	SBOM *SBOMSummary `json:"sbom,omitempty"`
 	// Blobs and Bytes count the artifact's blobs (manifests, configs, layers),

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
 
@@ -44,6 +45,24 @@ type PackOptions struct {
 	// Signers sign the bundle while it is packed; none leaves it unsigned
 	// (sign it later with Sign).
 	Signers []Signer
+	// ImageVerifier checks upstream image signatures for images that set
+	// verify: in airlock.yaml. Required only then.
+	ImageVerifier ImageVerifier
+}
+
+// ImageVerifier checks, at pack time, that an image is signed by a given key
+// (images[].verify in airlock.yaml).
+type ImageVerifier interface {
+	VerifyImage(ctx context.Context, req ImageVerifyRequest) error
+}
+
+// ImageVerifyRequest is one image to check.
+type ImageVerifyRequest struct {
+	Ref         string       // as written in airlock.yaml
+	Key         string       // path of the public key, resolved against airlock.yaml
+	Subject     Descriptor   // the image's root at its source
+	Attachments []Attachment // what the source has attached to it
+	Source      ImageSource  // to fetch signature payloads
 }
 
 // PackResult describes a written bundle.
@@ -51,7 +70,7 @@ type PackResult struct {
 	Path           string
 	Manifest       *Manifest
 	ManifestDigest string
-	BytesIn        int64 // uncompressed bytes of all unique blobs
+	BytesIn        int64 // bytes of all unique blobs as stored (layers usually gzip-compressed already)
 	BytesOut       int64 // size of the bundle file
 	Duration       time.Duration
 }
@@ -71,10 +90,10 @@ type packArtifact struct {
 func Pack(ctx context.Context, spec *Spec, opts PackOptions) (*PackResult, error) {
 	start := time.Now()
 	if opts.Output == "" {
-		return nil, errors.New("pack: no output path")
+		return nil, errors.New("no output path")
 	}
 	if len(spec.Images) > 0 && opts.Images == nil {
-		return nil, errors.New("pack: the release lists images but no image resolver was given")
+		return nil, errors.New("the release lists images but no image resolver was given")
 	}
 	if opts.Jobs <= 0 {
 		opts.Jobs = 4
@@ -114,7 +133,7 @@ func Pack(ctx context.Context, spec *Spec, opts PackOptions) (*PackResult, error
 	}
 	tmp, err := os.MkdirTemp(tmpParent, ".airlock-pack-")
 	if err != nil {
-		return nil, fmt.Errorf("pack: temporary directory: %w (choose another with --tmp-dir)", err)
+		return nil, fmt.Errorf("temporary directory: %w (choose another with --tmp-dir)", err)
 	}
 	defer os.RemoveAll(tmp)
 	if err := stage(ctx, plan, tmp, opts); err != nil {
@@ -123,12 +142,6 @@ func Pack(ctx context.Context, spec *Spec, opts PackOptions) (*PackResult, error
 	size, err := writeBundle(ctx, opts.Output, plan, enc, opts.Progress)
 	if err != nil {
 		return nil, err
-	}
-	// Re-read what was produced before declaring success.
-	head, err := ReadHeadFile(opts.Output)
-	if err != nil || head.ManifestDigest != plan.manifestDigest {
-		os.Remove(opts.Output)
-		return nil, fmt.Errorf("pack: re-reading %s failed: %w", opts.Output, err)
 	}
 	return &PackResult{
 		Path:           opts.Output,
@@ -163,15 +176,19 @@ func collect(ctx context.Context, spec *Spec, opts PackOptions) ([]*packArtifact
 	arts := make([]*packArtifact, nImages+nModels+nFiles+len(spec.SBOMs))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(opts.Jobs)
+	attached := make([][]*packArtifact, nImages)
 	for i, im := range spec.Images {
 		g.Go(func() (err error) {
 			arts[i], err = packImage(gctx, spec, opts.Images, im)
+			if err == nil {
+				attached[i], err = packAttachments(gctx, spec, opts, im, arts[i])
+			}
 			return err
 		})
 	}
 	for i, m := range spec.Models {
 		g.Go(func() (err error) {
-			arts[nImages+i], err = packModel(gctx, spec, m)
+			arts[nImages+i], err = packModel(gctx, spec, m, opts.Jobs)
 			return err
 		})
 	}
@@ -196,7 +213,86 @@ func collect(ctx context.Context, spec *Spec, opts PackOptions) ([]*packArtifact
 		}
 		arts[nImages+nModels+nFiles+i] = a
 	}
-	return arts, nil
+	// Each image is followed by what is attached to it.
+	out := make([]*packArtifact, 0, len(arts))
+	for i, a := range arts {
+		out = append(out, a)
+		if i < nImages {
+			out = append(out, attached[i]...)
+		}
+	}
+	if len(out) > MaxArtifacts {
+		return nil, fmt.Errorf("%w: %d artifacts with their attachments exceed %d", ErrSpec, len(out), MaxArtifacts)
+	}
+	return out, nil
+}
+
+// packAttachments carries the signatures, attestations and SBOMs attached
+// to an image at its source, and enforces images[].verify.
+func packAttachments(ctx context.Context, spec *Spec, opts PackOptions, im ImageSpec, img *packArtifact) ([]*packArtifact, error) {
+	as, ok := img.src.(AttachmentSource)
+	if !ok {
+		if im.Verify != nil {
+			return nil, &SourceError{Artifact: "image " + im.Ref, Err: errors.New("this kind of source carries no signatures to verify; remove verify: or pull from a registry or OCI layout")}
+		}
+		return nil, nil
+	}
+	sourceRoot, _ := img.src.Root()
+	subjects := []Descriptor{sourceRoot}
+	for _, m := range img.g.manifests {
+		if m.Digest != sourceRoot.Digest {
+			subjects = append(subjects, m.Descriptor)
+		}
+	}
+	list, err := as.Attachments(ctx, subjects)
+	if err != nil {
+		return nil, &SourceError{Artifact: "image " + im.Ref, Err: fmt.Errorf("looking for signatures and referrers: %w", err)}
+	}
+	if im.Verify != nil {
+		if opts.ImageVerifier == nil {
+			return nil, &SourceError{Artifact: "image " + im.Ref, Err: errors.New("verify: is set but no image verifier was given")}
+		}
+		req := ImageVerifyRequest{Ref: im.Ref, Key: spec.resolve(im.Verify.Key), Subject: sourceRoot, Attachments: list, Source: img.src}
+		if err := opts.ImageVerifier.VerifyImage(ctx, req); err != nil {
+			return nil, &SourceError{Artifact: "image " + im.Ref, Err: err}
+		}
+	}
+	inBundle := map[string]bool{}
+	for _, m := range img.g.manifests {
+		inBundle[m.Digest] = true
+	}
+	repo := ""
+	if r, err := name.ParseReference(im.Ref); err == nil && !isLocalRef(im.Ref) {
+		repo = r.Context().Name()
+	}
+	var out []*packArtifact
+	for _, at := range list {
+		if !inBundle[at.Subject.Digest] {
+			continue // attached to a manifest the platform filter dropped
+		}
+		where := fmt.Sprintf("image %s: attachment %s", im.Ref, at.Root.Digest)
+		if got := checked.Digest(at.Raw); got != at.Root.Digest || int64(len(at.Raw)) != at.Root.Size {
+			return nil, &SourceError{Artifact: where, Err: fmt.Errorf("%w: the source served bytes hashing to %s", ErrIntegrity, got)}
+		}
+		g, err := walk(at.Root, at.Raw, &sourceContent{ctx: ctx, src: img.src, ref: where}, nil)
+		if err != nil {
+			return nil, &SourceError{Artifact: where, Err: err}
+		}
+		a := &packArtifact{
+			record: Artifact{Kind: KindAttachment, Subject: im.Ref, SubjectDigest: at.Subject.Digest, ArtifactType: at.ArtifactType, Tag: at.Tag},
+			g:      g,
+			src:    img.src,
+		}
+		if at.Tag != "" && repo != "" {
+			a.refName = repo + ":" + at.Tag
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+func isLocalRef(ref string) bool {
+	return strings.HasPrefix(ref, "oci:") || strings.HasPrefix(ref, "docker-archive:")
 }
 
 // sourceContent adapts an ImageSource to the walker, checking every byte.
@@ -326,6 +422,9 @@ func imageRefName(ref string) string {
 	switch {
 	case strings.HasPrefix(ref, "oci:"):
 		p, tag, dig, _ := ParseOCIRef(ref)
+		if strings.ContainsAny(tag, ":/") {
+			return tag // already a full name such as demo/api:1.0
+		}
 		base := path.Base(filepath.ToSlash(filepath.Clean(p)))
 		if dig != "" {
 			return base + "@" + dig
@@ -390,21 +489,29 @@ func emptyConfig() ocispec.Descriptor {
 	return ocispec.Descriptor{MediaType: MediaTypeEmptyJSON, Digest: digestOf(checked.Digest(emptyJSON)), Size: int64(len(emptyJSON))}
 }
 
-func packModel(ctx context.Context, spec *Spec, m ModelSpec) (*packArtifact, error) {
+func packModel(ctx context.Context, spec *Spec, m ModelSpec, jobs int) (*packArtifact, error) {
 	artifact := "model " + m.Name
 	files, err := modelFiles(artifact, spec.resolve(m.Source))
 	if err != nil {
 		return nil, err
 	}
 	diffIDs := make([]string, len(files))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(jobs)
 	for i := range files {
-		d, err := hashFile(ctx, artifact, files[i].path)
-		if err != nil {
-			return nil, err
-		}
-		files[i].Digest, files[i].Size = d.Digest, d.Size
-		files[i].MediaType = modelMediaType(files[i].rel)
-		diffIDs[i] = d.Digest
+		g.Go(func() error {
+			d, stamp, err := hashFile(gctx, artifact, files[i].path)
+			if err != nil {
+				return err
+			}
+			files[i].Digest, files[i].Size, files[i].stamp = d.Digest, d.Size, stamp
+			files[i].MediaType = modelMediaType(files[i].rel)
+			diffIDs[i] = d.Digest
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
 	}
 	cfg := modelConfig{Descriptor: modelDescriptor{Name: m.Name}, Config: struct{}{}, ModelFS: modelFS{Type: "layers", DiffIDs: diffIDs}}
 	cfgRaw, err := marshalNoEscape(cfg)
@@ -441,7 +548,7 @@ type modelFS struct {
 func packFile(ctx context.Context, spec *Spec, f FileSpec) (*packArtifact, error) {
 	artifact := "file " + f.Source
 	p := spec.resolve(f.Source)
-	d, err := hashFile(ctx, artifact, p)
+	d, stamp, err := hashFile(ctx, artifact, p)
 	if err != nil {
 		return nil, err
 	}
@@ -449,7 +556,7 @@ func packFile(ctx context.Context, spec *Spec, f FileSpec) (*packArtifact, error
 	if err != nil {
 		return nil, &SourceError{Artifact: artifact, Err: err}
 	}
-	lb := localBlob{Descriptor: Descriptor{MediaType: MediaTypeOctetStream, Digest: d.Digest, Size: d.Size}, path: p, rel: path.Base(f.Target)}
+	lb := localBlob{Descriptor: Descriptor{MediaType: MediaTypeOctetStream, Digest: d.Digest, Size: d.Size}, path: p, rel: path.Base(f.Target), stamp: stamp}
 	rec := Artifact{Kind: KindFile, Source: f.Source, Target: f.Target, Mode: mode}
 	ann := map[string]string{AnnotationKind: KindFile, AnnotationTarget: f.Target, AnnotationMode: mode}
 	a, err := localArtifact(rec, ArtifactTypeFile, emptyConfig(), emptyJSON, []localBlob{lb}, ann, nil)
@@ -466,7 +573,7 @@ func packSBOM(ctx context.Context, spec *Spec, s SBOMSpec, roots map[string]Desc
 	if err != nil {
 		return nil, err
 	}
-	d, err := hashFile(ctx, artifact, p)
+	d, stamp, err := hashFile(ctx, artifact, p)
 	if err != nil {
 		return nil, err
 	}
@@ -480,7 +587,7 @@ func packSBOM(ctx context.Context, spec *Spec, s SBOMSpec, roots map[string]Desc
 		subject = &ocispec.Descriptor{MediaType: root.MediaType, Digest: digestOf(root.Digest), Size: root.Size}
 		rec.SubjectDigest = root.Digest
 	}
-	lb := localBlob{Descriptor: Descriptor{MediaType: mediaType, Digest: d.Digest, Size: d.Size}, path: p, rel: path.Base(filepath.ToSlash(s.Source))}
+	lb := localBlob{Descriptor: Descriptor{MediaType: mediaType, Digest: d.Digest, Size: d.Size}, path: p, rel: path.Base(filepath.ToSlash(s.Source)), stamp: stamp}
 	ann := map[string]string{AnnotationKind: KindSBOM}
 	a, err := localArtifact(rec, mediaType, emptyConfig(), emptyJSON, []localBlob{lb}, ann, subject)
 	if err != nil {
@@ -505,6 +612,12 @@ type bodyBlob struct {
 	open func(ctx context.Context) (readCloser, error)
 	src  ImageSource // set when the blob must be staged
 	ref  string      // artifact, for messages and progress
+	// stamp, for a local file hashed earlier, proves it is unchanged so it
+	// need not be hashed again; staged marks a blob this run already
+	// verified into its own temporary directory. Every other blob is
+	// hashed while it is written.
+	stamp  *fileStamp
+	staged bool
 }
 
 // planContent orders the head and body and builds index.json and bundle.json.
@@ -516,6 +629,19 @@ func planContent(spec *Spec, arts []*packArtifact, created time.Time) (*plan, er
 	inBody := map[string]bool{}
 	refNames := map[string]string{}
 	var totals Totals
+	// Pass 1: every manifest and config goes to the head, once.
+	for _, a := range arts {
+		for _, rb := range append(append([]rawBlob{}, a.g.manifests...), a.g.configs...) {
+			if !inHead[rb.Digest] {
+				inHead[rb.Digest] = true
+				p.head = append(p.head, rb)
+				totals.Blobs++
+				totals.Bytes += rb.Size
+			}
+		}
+	}
+	// Pass 2: index entries, per-artifact counts, and the body: every layer
+	// that is not already in the head, once, in first-reference order.
 	for _, a := range arts {
 		root := a.g.root
 		a.record.Descriptor = root
@@ -547,17 +673,9 @@ func planContent(spec *Spec, arts []*packArtifact, created time.Time) (*plan, er
 		}
 		for _, rb := range append(append([]rawBlob{}, a.g.manifests...), a.g.configs...) {
 			count(rb.Descriptor)
-			if !inHead[rb.Digest] {
-				inHead[rb.Digest] = true
-				p.head = append(p.head, rb)
-				totals.Blobs++
-				totals.Bytes += rb.Size
-			}
 		}
 		for _, l := range a.g.layers {
 			count(l)
-		}
-		for _, l := range a.g.layers {
 			if inHead[l.Digest] || inBody[l.Digest] {
 				continue
 			}
@@ -572,6 +690,8 @@ func planContent(spec *Spec, arts []*packArtifact, created time.Time) (*plan, er
 					return nil, fmt.Errorf("internal error: local blob %s of %s has no source", l.Digest, describe(a.record))
 				}
 				b.open = fileOpener(lb.path)
+				stamp := lb.stamp
+				b.stamp = &stamp
 			}
 			p.body = append(p.body, b)
 			totals.Blobs++
@@ -580,12 +700,15 @@ func planContent(spec *Spec, arts []*packArtifact, created time.Time) (*plan, er
 			totals.BodyBytes += l.Size
 		}
 	}
-	if n := 4 + len(p.head) + len(p.body); n > MaxEntries {
-		return nil, overLimit("%d entries exceed %d", n, MaxEntries)
+	if n := 5 + len(p.head) + len(p.body); n > MaxEntries {
+		return nil, fmt.Errorf("%w: %d entries exceed the format's limit of %d; split the release", ErrSpec, n, MaxEntries)
 	}
 	var err error
 	if p.indexRaw, err = marshalNoEscape(idx); err != nil {
 		return nil, err
+	}
+	if len(p.indexRaw) > MaxManifestSize {
+		return nil, fmt.Errorf("%w: index.json of %d bytes exceeds %d; split the release", ErrSpec, len(p.indexRaw), MaxManifestSize)
 	}
 	totals.Artifacts = len(arts)
 	m := &Manifest{
@@ -604,7 +727,7 @@ func planContent(spec *Spec, arts []*packArtifact, created time.Time) (*plan, er
 		return nil, err
 	}
 	if len(p.manifestRaw) > MaxBundleManifestSize {
-		return nil, overLimit("bundle manifest of %d bytes exceeds %d", len(p.manifestRaw), MaxBundleManifestSize)
+		return nil, fmt.Errorf("%w: bundle manifest of %d bytes exceeds %d; split the release", ErrSpec, len(p.manifestRaw), MaxBundleManifestSize)
 	}
 	p.manifest = m
 	p.manifestDigest = checked.Digest(p.manifestRaw)
@@ -657,6 +780,7 @@ func stage(ctx context.Context, p *plan, tmp string, opts PackOptions) error {
 			}
 			mu.Lock()
 			b.open = fileOpener(dst)
+			b.staged = true
 			mu.Unlock()
 			return nil
 		})

@@ -145,7 +145,8 @@ func validEntryName(name string) bool {
 
 // parseHead checks the head's entries, their order, and the content tree.
 func parseHead(raw []byte) (*Head, error) {
-	tr := tar.NewReader(bytes.NewReader(raw))
+	src := bytes.NewReader(raw)
+	tr := tar.NewReader(src)
 	h := &Head{Blobs: map[string][]byte{}}
 	read := func(hdr *tar.Header, limit int64) ([]byte, error) {
 		if hdr.Size > limit {
@@ -161,8 +162,16 @@ func parseHead(raw []byte) (*Head, error) {
 	order := []string{EntryFormat, EntrySignatures, EntryManifest, EntryOCILayout, EntryIndex}
 	pos := 0 // next allowed position in order
 	for {
+		before := src.Len()
 		hdr, err := tr.Next()
 		if err == io.EOF {
+			// The head ends exactly after its last entry: no end-of-archive
+			// marker (which would hide whatever follows it from tar) and no
+			// other bytes.
+			// (Next skips the last entry's padding, under 512 bytes, first.)
+			if src.Len() != 0 || before >= 512 {
+				return nil, malformed("head: %d bytes after the last entry (an end-of-archive marker or junk)", before)
+			}
 			break
 		}
 		if err != nil {
@@ -305,6 +314,12 @@ func (h *Head) checkTree() error {
 		if !ok {
 			return malformed("%s: manifest %s is not in the head", where, a.Digest)
 		}
+		if int64(len(raw)) != a.Size {
+			return &EntryError{Entry: blobName(a.Digest), Err: fmt.Errorf("%w: %d bytes, the artifact says %d", ErrIntegrity, len(raw), a.Size)}
+		}
+		if err := checkSubject(a, raw, m.Artifacts); err != nil {
+			return &EntryError{Entry: blobName(a.Digest), Err: fmt.Errorf("%s: %w", where, err)}
+		}
 		g, err := walk(a.Descriptor, raw, headContent(h.Blobs), nil)
 		if err != nil {
 			return fmt.Errorf("%s: %w", where, err)
@@ -416,10 +431,47 @@ func checkArtifact(a Artifact, targets *[]string) error {
 		if a.SBOM == nil {
 			return malformed("sbom without summary")
 		}
+	case KindAttachment:
+		if a.Subject == "" || !validDigest(a.SubjectDigest) {
+			return malformed("attachment without a subject image and digest")
+		}
 	default:
 		return malformed("unknown artifact kind %q", clip(a.Kind))
 	}
 	return nil
+}
+
+// checkSubject requires an artifact that names a subject (an SBOM or an
+// attachment) to carry that subject in its manifest, and the subject to be an
+// image of this bundle with that digest.
+func checkSubject(a Artifact, raw []byte, all []Artifact) error {
+	if a.Kind != KindSBOM && a.Kind != KindAttachment {
+		if a.Subject != "" || a.SubjectDigest != "" {
+			return malformed("a %s artifact has no subject", a.Kind)
+		}
+		return nil
+	}
+	var m struct {
+		Subject *ociDescriptor `json:"subject"`
+	}
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return malformed("%v", err)
+	}
+	if a.SubjectDigest == "" {
+		if a.Subject != "" || (m.Subject != nil && a.Kind == KindSBOM) {
+			return malformed("subject recorded inconsistently")
+		}
+		return nil
+	}
+	if a.Kind == KindSBOM && (m.Subject == nil || m.Subject.Digest != a.SubjectDigest) {
+		return malformed("manifest subject does not match subjectDigest %s", a.SubjectDigest)
+	}
+	for _, o := range all {
+		if o.Kind == KindImage && o.Ref == a.Subject && (o.Digest == a.SubjectDigest || a.Kind == KindAttachment) {
+			return nil
+		}
+	}
+	return malformed("subject %q (%s) is not an image of this bundle", clip(a.Subject), a.SubjectDigest)
 }
 
 // checkAnnotations requires the target and mode inside an artifact's OCI

@@ -284,6 +284,15 @@ func TestReaderRejects(t *testing.T) {
 			out := append(frame(t, tarBytes(t, head, false)), paddingFrame(MaxPadding+9)...)
 			return append(out, frame(t, tarBytes(t, body, true))...)
 		}, ErrLimit},
+		{"end-of-archive marker and junk inside the head", func(t *testing.T) []byte {
+			head, body := splitBundle(t, valid(t))
+			h := append(tarBytes(t, head, true), bytes.Repeat([]byte{'j'}, 4000)...)
+			return append(append(frame(t, h), paddingFrame(64)...), frame(t, tarBytes(t, body, true))...)
+		}, ErrMalformed},
+		{"end-of-archive marker inside the head", func(t *testing.T) []byte {
+			head, body := splitBundle(t, valid(t))
+			return append(frame(t, tarBytes(t, head, true)), frame(t, tarBytes(t, body, true))...)
+		}, ErrMalformed},
 		{"garbage appended", func(t *testing.T) []byte { return append(valid(t), 0, 0, 0) }, ErrMalformed},
 		{"body split into two frames", func(t *testing.T) []byte {
 			head, body := splitBundle(t, valid(t))

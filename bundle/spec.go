@@ -40,6 +40,15 @@ type ImageSpec struct {
 	Ref string `yaml:"ref"`
 	// Platforms filters a multi-platform index ("os/arch[/variant]"); empty keeps all.
 	Platforms []string `yaml:"platforms"`
+	// Verify makes pack refuse the image unless a cosign signature by Key
+	// covers it.
+	Verify *ImageVerify `yaml:"verify"`
+}
+
+// ImageVerify names the key an upstream image must be signed with.
+type ImageVerify struct {
+	// Key is a PEM public key file, relative to airlock.yaml.
+	Key string `yaml:"key"`
 }
 
 // ModelSpec names a model file or directory, packed as a ModelPack artifact.
@@ -216,6 +225,9 @@ func (v *specValidator) validate(s *Spec) {
 			v.fail(field+".ref", "%q is listed twice", im.Ref)
 		}
 		refs[im.Ref] = true
+		if im.Verify != nil && im.Verify.Key == "" {
+			v.fail(field+".verify.key", "required: a public key file (PEM) relative to %s", SpecFileName)
+		}
 		seen := map[string]bool{}
 		for j, p := range im.Platforms {
 			if !platformRE.MatchString(p) {

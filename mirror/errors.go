@@ -10,6 +10,8 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrUnauthorized reports a registry that refused our credentials.
 	ErrUnauthorized = errors.New("unauthorized")
+	// ErrAmbiguous reports a local reference that matches several images.
+	ErrAmbiguous = errors.New("ambiguous reference")
 	// ErrUnreachable reports a registry that could not be contacted.
 	ErrUnreachable = errors.New("registry unreachable")
 )

@@ -62,11 +62,11 @@ func openLayout(ref string) (bundle.ImageSource, error) {
 		found = bySuffix
 	}
 	if len(found) != 1 {
-		what := "no image matches"
+		err := fmt.Errorf("%w: no image matches in %s", ErrNotFound, dir)
 		if len(found) > 1 {
-			what = "several images match"
+			err = fmt.Errorf("%w: %d images match in %s", ErrAmbiguous, len(found), dir)
 		}
-		return nil, &SourceError{Ref: ref, Err: fmt.Errorf("%w: %s in %s", ErrNotFound, what, dir), Hint: fmt.Sprintf("name one with oci:%s:TAG or @sha256:...; the layout has %q", dir, names)}
+		return nil, &SourceError{Ref: ref, Err: err, Hint: fmt.Sprintf("name one with oci:%s:NAME or @sha256:...; the layout has %q", dir, names)}
 	}
 	d := found[0]
 	if d.Size > maxManifest {

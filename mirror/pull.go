@@ -98,6 +98,9 @@ func (p *Puller) resolveRemote(ctx context.Context, ref string) (bundle.ImageSou
 
 // classify turns registry errors into errors that say what to do.
 func classify(ref, host string, err error) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
 	var te *transport.Error
 	if errors.As(err, &te) {
 		switch te.StatusCode {
