@@ -28,9 +28,11 @@ const (
 	MaxFanOut = 4096
 	// MaxBlobSize bounds one blob (1 TiB).
 	MaxBlobSize = 1 << 40
-	// MaxWindow is the zstd window the writer uses for the body and the largest
-	// window a reader accepts there.
+	// MaxWindow is the largest zstd window a reader accepts in the body.
 	MaxWindow = 8 << 20
+	// WriterWindow is the zstd window the writer uses for the body (what
+	// `zstd -3` uses); it keeps the writer's memory small.
+	WriterWindow = 2 << 20
 	// MaxPadding bounds the zero padding frame after the head.
 	MaxPadding = 1 << 20
 	// HeadPadding is the room the writer leaves after the head frame so that

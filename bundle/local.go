@@ -1,6 +1,7 @@
 package bundle
 
 import (
+	"syscall"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -16,27 +17,62 @@ import (
 	"github.com/airlock-dev/airlock/internal/sbom"
 )
 
-// localBlob is a file on the packing machine, hashed before writing and
-// re-checked while it is copied into the bundle.
+// localBlob is a file on the packing machine, hashed once before writing.
 type localBlob struct {
 	Descriptor
-	path string
-	rel  string // path inside a model directory, or the file's base name
+	path  string
+	rel   string    // path inside a model directory, or the file's base name
+	stamp fileStamp // identity of the file when it was hashed
 }
 
-// hashFile returns the digest and size of a regular file, refusing anything else.
-func hashFile(ctx context.Context, artifact, p string) (Descriptor, error) {
+// fileStamp identifies a file's content without reading it: if device,
+// inode, size, modification and change times are all unchanged, the bytes
+// hashed earlier are the bytes being copied. (The change time cannot be set
+// back by an ordinary process, so a rewrite that restores the mtime is still
+// noticed.)
+type fileStamp struct {
+	dev, ino     uint64
+	size         int64
+	mtime, ctime int64
+}
+
+func stampOf(f *os.File) (fileStamp, error) {
+	st, err := f.Stat()
+	if err != nil {
+		return fileStamp{}, err
+	}
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fileStamp{}, fmt.Errorf("%s: no file identity on this platform", f.Name())
+	}
+	return fileStamp{
+		dev: uint64(sys.Dev), ino: sys.Ino, size: st.Size(),
+		mtime: sys.Mtim.Nano(), ctime: sys.Ctim.Nano(),
+	}, nil
+}
+
+// hashFile returns the digest and size of a regular file, refusing anything
+// else, and the file's stamp.
+func hashFile(ctx context.Context, artifact, p string) (Descriptor, fileStamp, error) {
 	f, err := openRegular(artifact, p)
 	if err != nil {
-		return Descriptor{}, err
+		return Descriptor{}, fileStamp{}, err
 	}
 	defer f.Close()
+	before, err := stampOf(f)
+	if err != nil {
+		return Descriptor{}, fileStamp{}, &SourceError{Artifact: artifact, Err: err}
+	}
 	h := sha256.New()
 	n, err := io.Copy(h, readerCtx(ctx, f))
 	if err != nil {
-		return Descriptor{}, &SourceError{Artifact: artifact, Err: fmt.Errorf("read %s: %w", p, err)}
+		return Descriptor{}, fileStamp{}, &SourceError{Artifact: artifact, Err: fmt.Errorf("read %s: %w", p, err)}
 	}
-	return Descriptor{Digest: "sha256:" + hex.EncodeToString(h.Sum(nil)), Size: n}, nil
+	after, err := stampOf(f)
+	if err != nil || after != before || n != after.size {
+		return Descriptor{}, fileStamp{}, &SourceError{Artifact: artifact, Err: fmt.Errorf("%s changed while it was read; pack again when it is stable", p)}
+	}
+	return Descriptor{Digest: "sha256:" + hex.EncodeToString(h.Sum(nil)), Size: n}, after, nil
 }
 
 // openRegular opens p without following a final symlink and checks it is a regular file.

@@ -75,7 +75,7 @@ func (e *encoders) body(w io.Writer) (*zstd.Encoder, error) {
 		zstd.WithEncoderLevel(e.level.zstd()),
 		zstd.WithEncoderConcurrency(bodyConcurrency),
 		zstd.WithConcurrentBlocks(true),
-		zstd.WithWindowSize(MaxWindow),
+		zstd.WithWindowSize(WriterWindow),
 		zstd.WithEncoderCRC(true))
 }
 
@@ -256,6 +256,14 @@ func writeBundle(ctx context.Context, out string, p *plan, enc *encoders, prog P
 	if err := bw.Flush(); err != nil {
 		return 0, err
 	}
+	// Re-read what was produced before it replaces anything.
+	again, err := ReadHeadFile(f.TempName())
+	if err != nil {
+		return 0, fmt.Errorf("re-reading the new bundle: %w", err)
+	}
+	if again.ManifestDigest != p.manifestDigest {
+		return 0, fmt.Errorf("re-reading the new bundle: manifest %s, expected %s", again.ManifestDigest, p.manifestDigest)
+	}
 	if err := f.Commit(); err != nil {
 		return 0, err
 	}
@@ -268,17 +276,40 @@ func writeBlob(ctx context.Context, tw *tar.Writer, b bodyBlob, mtime time.Time,
 		return &SourceError{Artifact: b.ref, Err: fmt.Errorf("blob %s: %w", b.Digest, err)}
 	}
 	defer rc.Close()
-	cr, err := checked.NewReader(readerCtx(ctx, rc), b.Digest, b.Size)
-	if err != nil {
-		return &SourceError{Artifact: b.ref, Err: err}
+	var src io.Reader
+	var cr *checked.Reader
+	switch {
+	case b.stamp != nil || b.staged:
+		// Already hashed in this run: copy exactly Size bytes, and make sure
+		// a local file is the one that was hashed.
+		if b.stamp != nil {
+			f, ok := rc.(*os.File)
+			if !ok {
+				return fmt.Errorf("internal error: local blob %s is not a file", b.Digest)
+			}
+			now, err := stampOf(f)
+			if err != nil || now != *b.stamp {
+				return &SourceError{Artifact: b.ref, Err: fmt.Errorf("%s changed after it was hashed; pack again when it is stable", f.Name())}
+			}
+		}
+		src = io.LimitReader(readerCtx(ctx, rc), b.Size)
+	default:
+		if cr, err = checked.NewReader(readerCtx(ctx, rc), b.Digest, b.Size); err != nil {
+			return &SourceError{Artifact: b.ref, Err: err}
+		}
+		src = cr
 	}
 	if err := tw.WriteHeader(tarHeader(blobName(b.Digest), b.Size, mtime)); err != nil {
 		return err
 	}
-	if _, err := io.Copy(tw, withProgress(cr, prog, id)); err != nil {
-		return &SourceError{Artifact: b.ref, Err: fmt.Errorf("blob %s: %w (did the source change while packing?)", b.Digest, wrapIntegrity(err))}
+	n, err := io.Copy(tw, withProgress(src, prog, id))
+	if err == nil && n != b.Size {
+		err = fmt.Errorf("%w: %d of %d bytes", checked.ErrSizeMismatch, n, b.Size)
 	}
-	if err := cr.Verify(); err != nil {
+	if err == nil && cr != nil {
+		err = cr.Verify()
+	}
+	if err != nil {
 		return &SourceError{Artifact: b.ref, Err: fmt.Errorf("blob %s: %w (did the source change while packing?)", b.Digest, wrapIntegrity(err))}
 	}
 	return nil
