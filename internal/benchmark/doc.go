@@ -1,0 +1,22 @@
+// Package benchmark measures the airlock binary against reference tools on
+// the same machine in the same run, so that its numbers are ratios rather
+// than absolute timings that only mean something on one computer.
+//
+// The package holds only benchmarks (run them with `make bench`, which is
+// `go test -run '^$' -bench . -benchtime 1x ./internal/benchmark/`):
+//
+//   - BenchmarkPackVsTarZstd packs about 1 GiB of mixed images and a model and
+//     compares the time with `tar -cf - DIR | zstd -T2 -3` over the same
+//     files.
+//   - BenchmarkPackPeakRSS packs a 0.5 GiB and a 2 GiB model and reports the
+//     peak resident memory of each pack, which should not grow with input.
+//   - BenchmarkInspectHeadOnly times `airlock inspect --json` on the 2 GiB
+//     bundle, which reads only the metadata head.
+//
+// The benchmarks run airlock as a subprocess: the binary named by the
+// AIRLOCK_BIN environment variable, or one built with `go build` into a
+// temporary directory. Their input is generated deterministically, once per
+// test process, under AIRLOCK_BENCH_DIR (default: the system temporary
+// directory) and removed when the process ends. docs/benchmarks.md describes
+// the targets and the results measured so far.
+package benchmark
