@@ -293,6 +293,27 @@ func TestReaderRejects(t *testing.T) {
 			head, body := splitBundle(t, valid(t))
 			return append(frame(t, tarBytes(t, head, true)), frame(t, tarBytes(t, body, true))...)
 		}, ErrMalformed},
+		{"oversized signatures entry", func(t *testing.T) []byte {
+			return mutateEntries(t, func(h, b []tarEntry) ([]tarEntry, []tarEntry) {
+				h[1].data = append(bytes.Clone(h[1].data), bytes.Repeat([]byte(" "), MaxSignaturesSize)...)
+				h[1].hdr.Size = int64(len(h[1].data))
+				return h, b
+			})
+		}, ErrLimit},
+		{"unknown field in the envelope", func(t *testing.T) []byte {
+			return mutateEntries(t, func(h, b []tarEntry) ([]tarEntry, []tarEntry) {
+				h[1].data = bytes.Replace(h[1].data, []byte(`"payloadType"`), []byte(`"extra": 1, "payloadType"`), 1)
+				h[1].hdr.Size = int64(len(h[1].data))
+				return h, b
+			})
+		}, ErrMalformed},
+		{"case-folded key in the envelope", func(t *testing.T) []byte {
+			return mutateEntries(t, func(h, b []tarEntry) ([]tarEntry, []tarEntry) {
+				h[1].data = bytes.Replace(h[1].data, []byte(`"payloadType"`), []byte(`"PayloadType"`), 1)
+				h[1].hdr.Size = int64(len(h[1].data))
+				return h, b
+			})
+		}, ErrMalformed},
 		{"garbage appended", func(t *testing.T) []byte { return append(valid(t), 0, 0, 0) }, ErrMalformed},
 		{"body split into two frames", func(t *testing.T) []byte {
 			head, body := splitBundle(t, valid(t))

@@ -106,6 +106,12 @@ func renderInspection(w io.Writer, ins *bundle.Inspection, fileSize int64) {
 			name, details = a.Name, "-> "+a.Target
 		case bundle.KindFile:
 			name, details = a.Source, fmt.Sprintf("-> %s (mode %s)", a.Target, a.Mode)
+		case bundle.KindAttachment:
+			name = a.Tag
+			if name == "" {
+				name = "referrer " + a.ArtifactType
+			}
+			details = fmt.Sprintf("upstream %s of %s (%s)", attachmentWhat(a), a.Subject, shortDigest(a.SubjectDigest))
 		case bundle.KindSBOM:
 			name = a.Source
 			if a.SBOM != nil {
@@ -130,4 +136,17 @@ func renderInspection(w io.Writer, ins *bundle.Inspection, fileSize int64) {
 	t := ins.Totals
 	fmt.Fprintf(w, "\nTotals:     %d artifacts, %d unique blobs, %s (body: %d blobs, %s)\n", t.Artifacts, t.Blobs, humanBytes(t.Bytes), t.BodyBlobs, humanBytes(t.BodyBytes))
 	fmt.Fprintf(w, "Head:       %d entries, %s compressed; bundle file %s\n", ins.Head.Entries, humanBytes(ins.Head.CompressedBytes), humanBytes(fileSize))
+}
+
+// attachmentWhat names what an attachment is, from its tag or artifact type.
+func attachmentWhat(a bundle.Artifact) string {
+	switch {
+	case strings.HasSuffix(a.Tag, ".sig"), strings.Contains(a.ArtifactType, "sig"):
+		return "signature"
+	case strings.HasSuffix(a.Tag, ".att"), strings.Contains(a.ArtifactType, "in-toto"), strings.Contains(a.ArtifactType, "attestation"):
+		return "attestation"
+	case strings.HasSuffix(a.Tag, ".sbom"), strings.Contains(a.ArtifactType, "spdx"), strings.Contains(a.ArtifactType, "cyclonedx"):
+		return "SBOM"
+	}
+	return "referrer"
 }

@@ -96,17 +96,17 @@ func algorithm(pub crypto.PublicKey) (string, error) {
 	return "", fmt.Errorf("%w: %s keys are not accepted (use ECDSA P-256/P-384/P-521, Ed25519 or RSA of at least %d bits)", ErrUnsupportedKey, keyKind(pub), MinRSABits)
 }
 
-// keyKind describes a key type for messages without exposing Go type names
-// where a familiar name exists.
-func keyKind(pub crypto.PublicKey) string {
-	t := fmt.Sprintf("%T", pub)
-	switch {
-	case strings.Contains(t, "dsa.PublicKey"):
+// keyKind describes a key type for messages, with a familiar name where
+// there is one.
+func keyKind(key any) string {
+	switch t := fmt.Sprintf("%T", key); t {
+	case "*dsa.PublicKey", "*dsa.PrivateKey":
 		return "DSA"
-	case strings.Contains(t, "ecdh.PublicKey"):
+	case "*ecdh.PublicKey", "*ecdh.PrivateKey":
 		return "ECDH (X25519 or NIST ECDH)"
+	default:
+		return t
 	}
-	return t
 }
 
 // newPublic checks pub and builds a PublicKey for it.
