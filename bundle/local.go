@@ -1,7 +1,6 @@
 package bundle
 
 import (
-	"syscall"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -13,6 +12,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 
 	"github.com/airlock-dev/airlock/internal/sbom"
 )
