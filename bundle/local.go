@@ -53,7 +53,7 @@ func stampOf(f *os.File) (fileStamp, error) {
 
 // hashFile returns the digest and size of a regular file, refusing anything
 // else, and the file's stamp.
-func hashFile(ctx context.Context, artifact, p string) (Descriptor, fileStamp, error) {
+func hashFile(ctx context.Context, artifact, p string, prog Progress) (Descriptor, fileStamp, error) {
 	f, err := openRegular(artifact, p)
 	if err != nil {
 		return Descriptor{}, fileStamp{}, err
@@ -64,7 +64,18 @@ func hashFile(ctx context.Context, artifact, p string) (Descriptor, fileStamp, e
 		return Descriptor{}, fileStamp{}, &SourceError{Artifact: artifact, Err: err}
 	}
 	h := sha256.New()
+	if prog != nil {
+		id := "hash " + p
+		prog.Start(id, "hash "+filepath.Base(p), before.size)
+		defer prog.Done(id)
+		n, err := io.Copy(h, withProgress(readerCtx(ctx, f), prog, id))
+		return finishHash(artifact, p, f, h.Sum(nil), n, err, before)
+	}
 	n, err := io.Copy(h, readerCtx(ctx, f))
+	return finishHash(artifact, p, f, h.Sum(nil), n, err, before)
+}
+
+func finishHash(artifact, p string, f *os.File, sum []byte, n int64, err error, before fileStamp) (Descriptor, fileStamp, error) {
 	if err != nil {
 		return Descriptor{}, fileStamp{}, &SourceError{Artifact: artifact, Err: fmt.Errorf("read %s: %w", p, err)}
 	}
@@ -72,7 +83,7 @@ func hashFile(ctx context.Context, artifact, p string) (Descriptor, fileStamp, e
 	if err != nil || after != before || n != after.size {
 		return Descriptor{}, fileStamp{}, &SourceError{Artifact: artifact, Err: fmt.Errorf("%s changed while it was read; pack again when it is stable", p)}
 	}
-	return Descriptor{Digest: "sha256:" + hex.EncodeToString(h.Sum(nil)), Size: n}, after, nil
+	return Descriptor{Digest: "sha256:" + hex.EncodeToString(sum), Size: n}, after, nil
 }
 
 // openRegular opens p without following a final symlink and checks it is a regular file.

@@ -188,13 +188,13 @@ func collect(ctx context.Context, spec *Spec, opts PackOptions) ([]*packArtifact
 	}
 	for i, m := range spec.Models {
 		g.Go(func() (err error) {
-			arts[nImages+i], err = packModel(gctx, spec, m, opts.Jobs)
+			arts[nImages+i], err = packModel(gctx, spec, m, opts.Jobs, opts.Progress)
 			return err
 		})
 	}
 	for i, f := range spec.Files {
 		g.Go(func() (err error) {
-			arts[nImages+nModels+i], err = packFile(gctx, spec, f)
+			arts[nImages+nModels+i], err = packFile(gctx, spec, f, opts.Progress)
 			return err
 		})
 	}
@@ -489,7 +489,7 @@ func emptyConfig() ocispec.Descriptor {
 	return ocispec.Descriptor{MediaType: MediaTypeEmptyJSON, Digest: digestOf(checked.Digest(emptyJSON)), Size: int64(len(emptyJSON))}
 }
 
-func packModel(ctx context.Context, spec *Spec, m ModelSpec, jobs int) (*packArtifact, error) {
+func packModel(ctx context.Context, spec *Spec, m ModelSpec, jobs int, prog Progress) (*packArtifact, error) {
 	artifact := "model " + m.Name
 	files, err := modelFiles(artifact, spec.resolve(m.Source))
 	if err != nil {
@@ -500,7 +500,7 @@ func packModel(ctx context.Context, spec *Spec, m ModelSpec, jobs int) (*packArt
 	g.SetLimit(jobs)
 	for i := range files {
 		g.Go(func() error {
-			d, stamp, err := hashFile(gctx, artifact, files[i].path)
+			d, stamp, err := hashFile(gctx, artifact, files[i].path, prog)
 			if err != nil {
 				return err
 			}
@@ -545,10 +545,10 @@ type modelFS struct {
 	DiffIDs []string `json:"diff_ids"`
 }
 
-func packFile(ctx context.Context, spec *Spec, f FileSpec) (*packArtifact, error) {
+func packFile(ctx context.Context, spec *Spec, f FileSpec, prog Progress) (*packArtifact, error) {
 	artifact := "file " + f.Source
 	p := spec.resolve(f.Source)
-	d, stamp, err := hashFile(ctx, artifact, p)
+	d, stamp, err := hashFile(ctx, artifact, p, prog)
 	if err != nil {
 		return nil, err
 	}
@@ -573,7 +573,7 @@ func packSBOM(ctx context.Context, spec *Spec, s SBOMSpec, roots map[string]Desc
 	if err != nil {
 		return nil, err
 	}
-	d, stamp, err := hashFile(ctx, artifact, p)
+	d, stamp, err := hashFile(ctx, artifact, p, nil)
 	if err != nil {
 		return nil, err
 	}
