@@ -27,9 +27,14 @@ type Options struct {
 	Now time.Time
 	// Path names the bundle in the report.
 	Path string
+	// Trusted, when set, is called once trust is decided (signatures and
+	// policy passed) and before any body byte is read, with the verified
+	// head. An error stops verification (a consumer that cannot proceed).
+	Trusted func(ctx context.Context, h *bundle.Head) error
 	// Blob, when set, receives every body blob after trust was decided, in
 	// bundle order; reading it to the end checks it. nil discards the bytes
-	// after checking them.
+	// after checking them. A blob that fails its check is reported as a
+	// finding; the consumer must not use its bytes.
 	Blob func(ctx context.Context, e *bundle.BodyEntry) error
 	// Progress receives bytes checked; nil reports nothing.
 	Progress bundle.Progress
@@ -101,6 +106,11 @@ func Verify(ctx context.Context, r io.Reader, opts Options) (*Report, error) {
 	}
 
 	// Trust is decided; now every byte.
+	if opts.Trusted != nil {
+		if err := opts.Trusted(ctx, head); err != nil {
+			return fail("trusted", err)
+		}
+	}
 	var checkedBytes int64
 	for {
 		if err := ctx.Err(); err != nil {

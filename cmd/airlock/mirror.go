@@ -1,0 +1,187 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/airlock-dev/airlock/bundle"
+	"github.com/airlock-dev/airlock/internal/atomicfile"
+	"github.com/airlock-dev/airlock/mirror"
+	"github.com/airlock-dev/airlock/policy"
+)
+
+type mirrorFlags struct {
+	to         string
+	policy     string
+	keepHost   bool
+	imagesOnly bool
+	jobs       int
+	caFile     string
+	insecure   []string
+	report     string
+	emitConfig string
+	signKey    string
+	tmpDir     string
+	quiet      bool
+	asJSON     bool
+}
+
+func (f *mirrorFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&f.to, "to", "", "destination registry and optional path prefix: REGISTRY[/PREFIX] (required)")
+	fs.StringVarP(&f.policy, "policy", "p", "", "trust policy (required; the bundle is verified in the same pass)")
+	fs.BoolVar(&f.keepHost, "keep-registry-host", false, "put the source registry host into the target path")
+	fs.BoolVar(&f.imagesOnly, "images-only", false, "mirror images only, not models")
+	fs.IntVar(&f.jobs, "jobs", 4, "concurrent uploads")
+	fs.StringVar(&f.caFile, "ca-file", "", "PEM file of extra CAs to trust for the destination's TLS certificate")
+	fs.StringArrayVar(&f.insecure, "insecure-registry", nil, "registry host[:port] to reach over plain HTTP (repeatable)")
+	fs.StringVar(&f.report, "report", "", "write the source -> mirrored ref@digest mapping of every artifact as JSON to this file")
+	fs.StringVar(&f.emitConfig, "emit-config", "", "write containerd hosts.toml and CRI-O/podman registries.conf mirror entries into this directory")
+	fs.StringVar(&f.signKey, "sign-key", "", "also sign every mirrored image with this site key (cosign format)")
+	fs.StringVar(&f.tmpDir, "tmp-dir", "", "directory for blobs waiting to be uploaded (default: the system temporary directory)")
+	fs.BoolVarP(&f.quiet, "quiet", "q", false, "no progress bars")
+	fs.BoolVar(&f.asJSON, "json", false, "print the result (verification report, mapping, counts) as JSON")
+}
+
+func (f *mirrorFlags) validate(args []string) error {
+	if len(args) != 1 {
+		return usagef("mirror takes exactly one bundle path")
+	}
+	if f.to == "" {
+		return usagef("--to is required")
+	}
+	if f.policy == "" {
+		return usagef("--policy is required: nothing is mirrored without verification")
+	}
+	if f.jobs < 1 || f.jobs > 64 {
+		return usagef("--jobs must be between 1 and 64, not %d", f.jobs)
+	}
+	return nil
+}
+
+func mirrorCommand() command {
+	return command{
+		name:    "mirror",
+		summary: "Verify a bundle and push its images, models, signatures and SBOMs into an OCI registry, digests unchanged.",
+		usage:   "BUNDLE --to REGISTRY[/PREFIX] --policy policy.yaml [flags]",
+		examples: `  airlock mirror payments-1.4.2.airlock --to registry.site:5000/mirror --policy policy.yaml
+  airlock mirror payments-1.4.2.airlock --to 127.0.0.1:5000 --policy policy.yaml --report mapping.json --emit-config nodes/
+  airlock mirror payments-1.4.2.airlock --to registry.site --ca-file site-ca.pem --policy policy.yaml --sign-key site.key
+`,
+		setup: func(fs *pflag.FlagSet) func(context.Context, *env, []string) error {
+			f := &mirrorFlags{}
+			f.register(fs)
+			return func(ctx context.Context, e *env, args []string) error {
+				if err := f.validate(args); err != nil {
+					return err
+				}
+				return runMirror(ctx, e, f, args[0])
+			}
+		},
+	}
+}
+
+func runMirror(ctx context.Context, e *env, f *mirrorFlags, path string) error {
+	pol, err := policy.Load(f.policy)
+	if err != nil {
+		return err
+	}
+	host, _, _ := strings.Cut(f.to, "/")
+	insecure := false
+	for _, h := range f.insecure {
+		insecure = insecure || h == host
+	}
+	target, err := mirror.ParseTarget(f.to, insecure)
+	if err != nil {
+		return usagef("%v", err)
+	}
+	transport, err := mirror.NewTransport(mirror.TransportOptions{CAFile: f.caFile})
+	if err != nil {
+		return err
+	}
+	var signer bundle.Signer
+	if f.signKey != "" {
+		signers, err := loadSigners(e, []string{f.signKey})
+		if err != nil {
+			return err
+		}
+		signer = signers[0]
+	}
+	file, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer file.Close()
+	prog := newProgress(e, f.quiet || f.asJSON)
+	res, merr := mirror.Mirror(ctx, file, mirror.MirrorOptions{
+		To: target, Policy: pol, KeepRegistryHost: f.keepHost, ImagesOnly: f.imagesOnly, Jobs: f.jobs,
+		Transport: transport, TempDir: f.tmpDir, Path: path, SiteSigner: signer, Now: time.Now(),
+		Progress: prog.bundleProgress(), UserAgent: "airlock/" + version(),
+	})
+	prog.wait()
+	if res == nil {
+		return merr
+	}
+	if merr == nil && f.report != "" {
+		if err := writeJSONFile(f.report, map[string]any{"target": res.Target, "mappings": res.Mappings}); err != nil {
+			return err
+		}
+	}
+	var emitted []string
+	if merr == nil && f.emitConfig != "" {
+		if emitted, err = mirror.EmitConfig(f.emitConfig, target, f.keepHost, res.Mappings); err != nil {
+			return err
+		}
+	}
+	if f.asJSON {
+		if err := writeJSON(e.stdout, res); err != nil {
+			return err
+		}
+	} else {
+		if merr != nil && res.Verify != nil && !res.Verify.Verified {
+			renderReport(e.stdout, res.Verify)
+		}
+		renderMirror(e.stdout, res, emitted, f.report)
+	}
+	return merr
+}
+
+func renderMirror(w io.Writer, r *mirror.Result, emitted []string, report string) {
+	if len(r.Mappings) > 0 {
+		fmt.Fprintf(w, "Mirrored into %s:\n", r.Target)
+		for _, m := range r.Mappings {
+			fmt.Fprintf(w, "  %-10s %s\n  %-10s -> %s\n", m.Kind, m.Source, "", m.Target)
+		}
+	}
+	b := r.Blobs
+	fmt.Fprintf(w, "%s: blobs %d pushed (%s), %d mounted, %d already present; manifests %d pushed, %d present; %d tags set",
+		"Summary", b.Pushed, humanBytes(b.BytesPushed), b.Mounted, b.Skipped, r.Manifests.Pushed, r.Manifests.Skipped, r.Tags)
+	if r.Signed > 0 {
+		fmt.Fprintf(w, "; %d site signatures", r.Signed)
+	}
+	fmt.Fprintf(w, "; %.1fs\n", r.Seconds)
+	if report != "" && len(r.Mappings) > 0 {
+		fmt.Fprintf(w, "Mapping written to %s\n", report)
+	}
+	for _, p := range emitted {
+		fmt.Fprintf(w, "Mirror configuration written: %s\n", p)
+	}
+}
+
+// writeJSONFile writes v as indented JSON, atomically.
+func writeJSONFile(path string, v any) error {
+	f, err := atomicfile.Create(path, 0o644)
+	if err != nil {
+		return err
+	}
+	defer f.Abort()
+	if err := writeJSON(f, v); err != nil {
+		return err
+	}
+	return f.Commit()
+}
