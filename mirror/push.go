@@ -138,7 +138,32 @@ type mirrorer struct {
 // error means the bundle was rejected; other errors are registry or I/O
 // failures, and a rerun resumes (present blobs are skipped).
 func Mirror(ctx context.Context, r io.Reader, opts MirrorOptions) (*Result, error) {
-	start := time.Now()
+	p, err := NewPusher(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	defer p.Close()
+	rep, verr := verify.Verify(ctx, r, verify.Options{
+		Policy: opts.Policy, Now: opts.Now, Path: opts.Path, Progress: opts.Progress, Logger: opts.Logger,
+		Trusted: p.Trusted,
+		Blob:    p.Blob,
+	})
+	return p.Finish(ctx, rep, verr)
+}
+
+// Pusher pushes a bundle's verified content into a registry. It plugs into
+// verify.Verify (Trusted and Blob) so that verifying and pushing are one
+// pass; Mirror uses it alone, `airlock install --registry` next to its own
+// consumer. Call Finish after Verify returns, and Close always.
+type Pusher struct {
+	m      *mirrorer
+	start  time.Time
+	cancel context.CancelFunc
+}
+
+// NewPusher prepares a Pusher. opts.To and opts.Policy are required. Uploads
+// stop when ctx is cancelled.
+func NewPusher(ctx context.Context, opts MirrorOptions) (*Pusher, error) {
 	if opts.Policy == nil {
 		return nil, verify.ErrNoPolicy
 	}
@@ -168,15 +193,11 @@ func Mirror(ctx context.Context, r io.Reader, opts MirrorOptions) (*Result, erro
 	if err != nil {
 		return nil, fmt.Errorf("temporary directory: %w", err)
 	}
-	defer os.RemoveAll(spool)
-
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	g, uctx := errgroup.WithContext(ctx)
 	g.SetLimit(opts.Jobs)
 	m := &mirrorer{opts: opts, spool: spool, repos: map[string][]name.Repository{}, uploads: g, uctx: uctx,
-		res: &Result{Target: opts.To.Registry.Name() + "/" + opts.To.Prefix, Mappings: []Mapping{}}}
-	m.res.Target = strings.TrimSuffix(m.res.Target, "/")
+		res: &Result{Target: strings.TrimSuffix(opts.To.Registry.Name()+"/"+opts.To.Prefix, "/"), Mappings: []Mapping{}}}
 	m.ropts = []remote.Option{
 		remote.WithAuthFromKeychain(opts.Keychain), remote.WithTransport(opts.Transport),
 		remote.WithRetryBackoff(opts.Retry), remote.WithJobs(1),
@@ -184,16 +205,39 @@ func Mirror(ctx context.Context, r io.Reader, opts MirrorOptions) (*Result, erro
 	if opts.UserAgent != "" {
 		m.ropts = append(m.ropts, remote.WithUserAgent(opts.UserAgent))
 	}
+	return &Pusher{m: m, start: time.Now(), cancel: cancel}, nil
+}
 
-	rep, verr := verify.Verify(ctx, r, verify.Options{
-		Policy: opts.Policy, Now: opts.Now, Path: opts.Path, Progress: opts.Progress, Logger: opts.Logger,
-		Trusted: m.plan,
-		Blob:    m.blob,
-	})
+// Trusted is the verify.Options.Trusted hook: it places every artifact and
+// starts uploading the configs.
+func (p *Pusher) Trusted(ctx context.Context, h *bundle.Head) error { return p.m.plan(ctx, h) }
+
+// Blob is the verify.Options.Blob hook: it consumes a body blob, uploading
+// it when the registry needs it.
+func (p *Pusher) Blob(ctx context.Context, e *bundle.BodyEntry) error { return p.m.blob(ctx, e) }
+
+// Wants reports whether a blob is to be pushed.
+func (p *Pusher) Wants(digest string) bool { return len(p.m.repos[digest]) > 0 }
+
+// BlobFile queues the upload of a blob that the caller already verified and
+// keeps at path (install's staged file); the file is not removed.
+func (p *Pusher) BlobFile(d bundle.Descriptor, path string) error {
+	if !p.Wants(d.Digest) {
+		return nil
+	}
+	p.m.uploads.Go(func() error { return p.m.uploadBlob(p.m.uctx, d, fileOpener(path)) })
+	return p.m.uctx.Err()
+}
+
+// Finish waits for the uploads and, when verification succeeded (verr is
+// nil), pushes manifests, then tags, then site signatures. It returns the
+// result with rep attached and the first error.
+func (p *Pusher) Finish(ctx context.Context, rep *verify.Report, verr error) (*Result, error) {
+	m := p.m
 	m.res.Verify = rep
-	uerr := g.Wait()
+	uerr := m.uploads.Wait()
 	finish := func(err error) (*Result, error) {
-		m.res.Seconds = time.Since(start).Seconds()
+		m.res.Seconds = time.Since(p.start).Seconds()
 		return m.res, err
 	}
 	if verr != nil {
@@ -208,12 +252,19 @@ func Mirror(ctx context.Context, r io.Reader, opts MirrorOptions) (*Result, erro
 	if err := m.pushTags(ctx); err != nil {
 		return finish(err)
 	}
-	if opts.SiteSigner != nil {
+	if m.opts.SiteSigner != nil {
 		if err := m.signImages(ctx); err != nil {
 			return finish(err)
 		}
 	}
 	return finish(nil)
+}
+
+// Close stops pending uploads and removes the spool.
+func (p *Pusher) Close() {
+	p.cancel()
+	p.m.uploads.Wait()
+	os.RemoveAll(p.m.spool)
 }
 
 func (m *mirrorer) remoteOpts(ctx context.Context) []remote.Option {
