@@ -758,6 +758,12 @@ func describe(a Artifact) string {
 		return "image " + a.Ref
 	case KindModel:
 		return "model " + a.Name
+	case KindAttachment:
+		what := a.Tag
+		if what == "" {
+			what = a.ArtifactType
+		}
+		return fmt.Sprintf("attachment %s of %s", what, a.Subject)
 	}
 	return a.Kind + " " + a.Source
 }

@@ -299,6 +299,7 @@ func (h *Head) checkTree() error {
 	}
 	used := map[string]bool{}
 	inBody := map[string]bool{}
+	imageManifests := map[string]map[string]bool{} // image ref -> digests of its manifests
 	var totals Totals
 	var targets []string
 	for i, a := range m.Artifacts {
@@ -317,12 +318,19 @@ func (h *Head) checkTree() error {
 		if int64(len(raw)) != a.Size {
 			return &EntryError{Entry: blobName(a.Digest), Err: fmt.Errorf("%w: %d bytes, the artifact says %d", ErrIntegrity, len(raw), a.Size)}
 		}
-		if err := checkSubject(a, raw, m.Artifacts); err != nil {
+		if err := checkSubject(a, raw, m.Artifacts, imageManifests); err != nil {
 			return &EntryError{Entry: blobName(a.Digest), Err: fmt.Errorf("%s: %w", where, err)}
 		}
 		g, err := walk(a.Descriptor, raw, headContent(h.Blobs), nil)
 		if err != nil {
 			return fmt.Errorf("%s: %w", where, err)
+		}
+		if a.Kind == KindImage {
+			set := map[string]bool{}
+			for _, mf := range g.manifests {
+				set[mf.Digest] = true
+			}
+			imageManifests[a.Ref] = set
 		}
 		if err := checkAnnotations(a, g.manifests[0].data); err != nil {
 			return &EntryError{Entry: blobName(a.Digest), Err: fmt.Errorf("%s: %w", where, err)}
@@ -444,7 +452,7 @@ func checkArtifact(a Artifact, targets *[]string) error {
 // checkSubject requires an artifact that names a subject (an SBOM or an
 // attachment) to carry that subject in its manifest, and the subject to be an
 // image of this bundle with that digest.
-func checkSubject(a Artifact, raw []byte, all []Artifact) error {
+func checkSubject(a Artifact, raw []byte, all []Artifact, imageManifests map[string]map[string]bool) error {
 	if a.Kind != KindSBOM && a.Kind != KindAttachment {
 		if a.Subject != "" || a.SubjectDigest != "" {
 			return malformed("a %s artifact has no subject", a.Kind)
@@ -467,9 +475,13 @@ func checkSubject(a Artifact, raw []byte, all []Artifact) error {
 		return malformed("manifest subject does not match subjectDigest %s", a.SubjectDigest)
 	}
 	for _, o := range all {
-		if o.Kind == KindImage && o.Ref == a.Subject && (o.Digest == a.SubjectDigest || a.Kind == KindAttachment) {
+		if o.Kind == KindImage && o.Ref == a.Subject && o.Digest == a.SubjectDigest {
 			return nil
 		}
+	}
+	// An attachment may belong to any manifest of its image (a platform's).
+	if a.Kind == KindAttachment && imageManifests[a.Subject][a.SubjectDigest] {
+		return nil
 	}
 	return malformed("subject %q (%s) is not an image of this bundle", clip(a.Subject), a.SubjectDigest)
 }

@@ -109,6 +109,27 @@ func Sign(ctx context.Context, path string, signers []Signer) (*SignResult, erro
 	return res, nil
 }
 
+// Recover restores the head of a bundle whose `airlock sign` was interrupted,
+// from PATH.sign-journal, without signing. It reports whether there was
+// anything to restore.
+func Recover(path string) (bool, error) {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		return false, fmt.Errorf("%s: %w", path, ErrBusy)
+	}
+	if _, err := os.Stat(path + JournalSuffix); errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err := recoverJournal(f, path); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
 // rebuildHead lays out the head entries again with a new signatures entry.
 func rebuildHead(h *Head, sigBytes []byte) ([]byte, error) {
 	var buf bytes.Buffer

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -99,7 +100,12 @@ type StatementOptions struct {
 	Channel string
 }
 
-var channelRE = bundleNameRE
+// channelRE is the channel grammar, shared with the policy file: letters,
+// digits, '.', '_', '-' and '/', starting with a letter or digit, at most 128.
+var channelRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$`)
+
+// ValidChannel reports whether ch is a valid channel name.
+func ValidChannel(ch string) bool { return channelRE.MatchString(ch) }
 
 // newStatement builds the statement for a planned bundle.
 func newStatement(m *Manifest, manifestDigest string, manifestSize int64, o StatementOptions) (*Statement, error) {
@@ -118,8 +124,8 @@ func newStatement(m *Manifest, manifestDigest string, manifestSize int64, o Stat
 	if !exp.After(m.Created) {
 		return nil, fmt.Errorf("%w: expiry %s is not after creation %s", ErrStatement, exp.Format(time.RFC3339), m.Created.Format(time.RFC3339))
 	}
-	if o.Channel != "" && (len(o.Channel) > 64 || !channelRE.MatchString(o.Channel)) {
-		return nil, fmt.Errorf("%w: channel %q must match [a-z0-9][a-z0-9._-]* (at most 64 characters)", ErrStatement, o.Channel)
+	if o.Channel != "" && !channelRE.MatchString(o.Channel) {
+		return nil, fmt.Errorf("%w: channel %q must be letters, digits, '.', '_', '-' or '/' (at most 128, starting with a letter or digit)", ErrStatement, o.Channel)
 	}
 	return &Statement{
 		Type:          StatementType,

@@ -19,7 +19,7 @@ func inspectCommand() command {
 	return command{
 		name:    "inspect",
 		summary: "Show what a bundle carries, reading only its metadata head (fast on any size).",
-		usage:   "BUNDLE [--json]",
+		usage:   "BUNDLE [--json] [--policy policy.yaml]",
 		examples: `  airlock inspect payments-1.4.2.airlock
   airlock inspect payments-1.4.2.airlock --json | jq '.artifacts[] | select(.kind=="image") | .digest'
 `,
@@ -51,7 +51,7 @@ func runInspect(e *env, path string, asJSON bool, policyPath string) error {
 	defer f.Close()
 	head, err := bundle.ReadHead(f)
 	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
+		return withJournalHint(path, fmt.Errorf("%s: %w", path, err))
 	}
 	ins := bundle.Inspect(head)
 	if pol != nil {
@@ -149,4 +149,12 @@ func attachmentWhat(a bundle.Artifact) string {
 		return "SBOM"
 	}
 	return "referrer"
+}
+
+// withJournalHint adds what to do when an interrupted `airlock sign` left a journal.
+func withJournalHint(path string, err error) error {
+	if _, serr := os.Stat(path + bundle.JournalSuffix); serr == nil {
+		return fmt.Errorf("%w (an interrupted airlock sign left %s; run airlock sign %s --recover)", err, path+bundle.JournalSuffix, path)
+	}
+	return err
 }

@@ -58,6 +58,12 @@ func (f *packFlags) validate(args []string) error {
 	if _, _, err := parseExpiry(f.expires); err != nil {
 		return usagef("--expires: %v", err)
 	}
+	if f.channel != "" && !bundle.ValidChannel(f.channel) {
+		return usagef("--channel %q: letters, digits, '.', '_', '-' or '/', at most 128, starting with a letter or digit", f.channel)
+	}
+	if len(f.keys) > bundle.MaxSignatures {
+		return usagef("at most %d --key flags", bundle.MaxSignatures)
+	}
 	return nil
 }
 
@@ -150,6 +156,9 @@ func runPack(ctx context.Context, e *env, f *packFlags) error {
 		return err
 	}
 	validity, expiresAt, _ := parseExpiry(f.expires)
+	if created.Unix() <= 0 && !created.IsZero() && f.sequence == 0 {
+		return fmt.Errorf("SOURCE_DATE_EPOCH=%s gives no usable default sequence; pass --sequence", e.getenv("SOURCE_DATE_EPOCH"))
+	}
 	if expiresAt.IsZero() {
 		base := created
 		if base.IsZero() {
@@ -157,6 +166,9 @@ func runPack(ctx context.Context, e *env, f *packFlags) error {
 			created = base
 		}
 		expiresAt = base.Add(validity)
+	}
+	if !created.IsZero() && !expiresAt.After(created) {
+		return usagef("--expires %s is not after the creation time %s", f.expires, created.Format(time.RFC3339))
 	}
 	prog := newProgress(e, f.quiet || f.json)
 	res, err := bundle.Pack(ctx, spec, bundle.PackOptions{

@@ -10,20 +10,22 @@ import (
 )
 
 type signFlags struct {
-	keys   []string
-	asJSON bool
+	keys    []string
+	asJSON  bool
+	recover bool
 }
 
 func (f *signFlags) register(fs *pflag.FlagSet) {
 	fs.StringArrayVarP(&f.keys, "key", "k", nil, "private key to sign with (repeatable; cosign-compatible PEM); password from AIRLOCK_PASSWORD or a prompt")
 	fs.BoolVar(&f.asJSON, "json", false, "print the result as JSON")
+	fs.BoolVar(&f.recover, "recover", false, "only restore the head saved by an interrupted sign (BUNDLE.sign-journal); no key needed")
 }
 
 func (f *signFlags) validate(args []string) error {
 	if len(args) != 1 {
 		return usagef("sign takes exactly one bundle path")
 	}
-	if len(f.keys) == 0 {
+	if len(f.keys) == 0 && !f.recover {
 		return usagef("--key is required")
 	}
 	return nil
@@ -33,7 +35,7 @@ func signCommand() command {
 	return command{
 		name:    "sign",
 		summary: "Add a signature to a bundle; only its small head is rewritten, never the body.",
-		usage:   "BUNDLE --key KEY [--key KEY2] [--json]",
+		usage:   "BUNDLE --key KEY [--key KEY2] [--json] | BUNDLE --recover",
 		examples: `  AIRLOCK_PASSWORD=... airlock sign payments-1.4.2.airlock --key security.key
   airlock sign payments-1.4.2.airlock --key ops.key          # prompts for the password on a terminal
   airlock sign payments-1.4.2.airlock --key cosign.key       # keys made by cosign generate-key-pair work too
@@ -44,6 +46,20 @@ func signCommand() command {
 			return func(ctx context.Context, e *env, args []string) error {
 				if err := f.validate(args); err != nil {
 					return err
+				}
+				if f.recover {
+					restored, err := bundle.Recover(args[0])
+					if err != nil {
+						return err
+					}
+					if restored {
+						fmt.Fprintf(e.stdout, "restored the head of %s from %s\n", args[0], args[0]+bundle.JournalSuffix)
+					} else {
+						fmt.Fprintf(e.stdout, "%s has no interrupted signing to recover\n", args[0])
+					}
+					if len(f.keys) == 0 {
+						return nil
+					}
 				}
 				signers, err := loadSigners(e, f.keys)
 				if err != nil {

@@ -10,7 +10,6 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/airlock-dev/airlock/bundle"
 	"github.com/airlock-dev/airlock/policy"
 	"github.com/airlock-dev/airlock/verify"
 )
@@ -71,6 +70,10 @@ func runVerify(ctx context.Context, e *env, f *verifyFlags, path string) error {
 	prog := newProgress(e, f.quiet || f.asJSON)
 	rep, verr := verify.Verify(ctx, file, verify.Options{Policy: pol, Path: path, Progress: prog.bundleProgress(), Now: time.Now()})
 	prog.wait()
+	if verr != nil {
+		verr = withJournalHint(path, verr)
+		rep.Error = verr.Error()
+	}
 	if verr != nil && !verify.IsFailure(verr) && rep.Bundle.Name == "" && !f.asJSON {
 		return verr // could not verify (I/O): exit 1
 	}
@@ -81,13 +84,7 @@ func runVerify(ctx context.Context, e *env, f *verifyFlags, path string) error {
 	} else {
 		renderReport(e.stdout, rep)
 	}
-	if verr != nil {
-		if _, err := os.Stat(path + bundle.JournalSuffix); err == nil {
-			verr = fmt.Errorf("%w (an interrupted `airlock sign` left %s; run airlock sign again to restore the bundle)", verr, path+bundle.JournalSuffix)
-		}
-		return verr
-	}
-	return nil
+	return verr
 }
 
 func renderReport(w io.Writer, r *verify.Report) {
@@ -96,15 +93,18 @@ func renderReport(w io.Writer, r *verify.Report) {
 	if !r.Verified {
 		status = "REJECTED"
 	}
-	fmt.Fprintf(w, "%s  %s %s", status, b.Name, b.Version)
+	if b.Name == "" {
+		fmt.Fprintf(w, "%s  %s (its head could not be read)\n", status, b.Path)
+	} else {
+		fmt.Fprintf(w, "%s  %s %s", status, b.Name, b.Version)
+	}
 	if b.Name != "" {
 		fmt.Fprintf(w, " (sequence %d", b.Sequence)
 		if b.Channel != "" {
 			fmt.Fprintf(w, ", channel %s", b.Channel)
 		}
-		fmt.Fprintf(w, ", created %s, expires %s)", b.Created.Format(time.RFC3339), b.Expires.Format(time.RFC3339))
+		fmt.Fprintf(w, ", created %s, expires %s)\n", b.Created.Format(time.RFC3339), b.Expires.Format(time.RFC3339))
 	}
-	fmt.Fprintln(w)
 	if b.Root != "" {
 		fmt.Fprintf(w, "  root:     %s\n", b.Root)
 	}
