@@ -44,7 +44,7 @@ func EmitConfig(dir string, to Target, keepHost bool, mappings []Mapping) ([]str
 	var conf strings.Builder
 	conf.WriteString("# Written by airlock mirror: pull these registries' images from the site mirror.\n")
 	for _, h := range sorted {
-		path := strings.Trim(strings.Join([]string{to.Prefix, map[bool]string{true: h, false: ""}[keepHost]}, "/"), "/")
+		path := strings.Trim(strings.Join([]string{to.Prefix, map[bool]string{true: hostPath(h), false: ""}[keepHost]}, "/"), "/")
 		api := fmt.Sprintf("%s://%s/v2", scheme, to.Registry.Name())
 		loc := to.Registry.Name()
 		if path != "" {

@@ -200,7 +200,7 @@ func NewPusher(ctx context.Context, opts MirrorOptions) (*Pusher, error) {
 		res: &Result{Target: strings.TrimSuffix(opts.To.Registry.Name()+"/"+opts.To.Prefix, "/"), Mappings: []Mapping{}}}
 	m.ropts = []remote.Option{
 		remote.WithAuthFromKeychain(opts.Keychain), remote.WithTransport(opts.Transport),
-		remote.WithRetryBackoff(opts.Retry), remote.WithJobs(1),
+		remote.WithRetryBackoff(opts.Retry), remote.WithRetryPredicate(retryable), remote.WithJobs(1),
 	}
 	if opts.UserAgent != "" {
 		m.ropts = append(m.ropts, remote.WithUserAgent(opts.UserAgent))
@@ -240,11 +240,13 @@ func (p *Pusher) Finish(ctx context.Context, rep *verify.Report, verr error) (*R
 		m.res.Seconds = time.Since(p.start).Seconds()
 		return m.res, err
 	}
+	if uerr != nil && !verify.IsFailure(verr) {
+		// A failed upload cancels the stream: verification then only
+		// reports that cancellation, and the upload error is the cause.
+		return finish(uerr)
+	}
 	if verr != nil {
 		return finish(verr) // nothing but verified blobs reached the registry
-	}
-	if uerr != nil {
-		return finish(uerr)
 	}
 	if err := m.pushManifests(ctx); err != nil {
 		return finish(err)
@@ -505,7 +507,7 @@ func (m *mirrorer) pushManifests(ctx context.Context) error {
 
 func (m *mirrorer) putManifest(ctx context.Context, ref name.Reference, mf bundle.Blob) error {
 	if d, err := remote.Head(ref, m.remoteOpts(ctx)...); err == nil && d.Digest.String() == mf.Digest {
-		if err := m.readBack(ctx, ref, mf.Digest); err == nil {
+		if err := m.readBack(ctx, ref, mf.Digest); err == nil && m.listedAsReferrer(ctx, ref, mf) {
 			m.count(func(r *Result) { r.Manifests.Skipped++ })
 			return nil
 		}
@@ -518,6 +520,36 @@ func (m *mirrorer) putManifest(ctx context.Context, ref name.Reference, mf bundl
 	}
 	m.count(func(r *Result) { r.Manifests.Pushed++ })
 	return nil
+}
+
+// listedAsReferrer reports whether a manifest with a subject is among the
+// subject's referrers (the referrers API, or the sha256-<hex> tag index that
+// remote.Put maintains where there is none). A present manifest that is not
+// listed, because an earlier run failed between the two writes, is put
+// again, which lists it. A manifest without a subject needs nothing.
+func (m *mirrorer) listedAsReferrer(ctx context.Context, ref name.Reference, mf bundle.Blob) bool {
+	var s struct {
+		Subject *struct {
+			Digest string `json:"digest"`
+		} `json:"subject"`
+	}
+	if err := jsonUnmarshal(mf.Data, &s); err != nil || s.Subject == nil {
+		return true
+	}
+	idx, err := remote.Referrers(ref.Context().Digest(s.Subject.Digest), m.remoteOpts(ctx)...)
+	if err != nil {
+		return false
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		return false
+	}
+	for _, d := range im.Manifests {
+		if d.Digest.String() == mf.Digest {
+			return true
+		}
+	}
+	return false
 }
 
 // readBack fetches ref and checks its bytes hash to want.
@@ -541,14 +573,23 @@ func (m *mirrorer) pushTags(ctx context.Context) error {
 		target := j.place.repo.String()
 		if j.place.tag != "" {
 			tag := j.place.repo.Tag(j.place.tag)
-			if d, err := remote.Head(tag, m.remoteOpts(ctx)...); err != nil || d.Digest.String() != root.Digest {
+			d, err := remote.Head(tag, m.remoteOpts(ctx)...)
+			switch {
+			case err == nil && d.Digest.String() == root.Digest:
+				if err := m.readBack(ctx, tag, root.Digest); err != nil {
+					return err
+				}
+			case m.siteSignedCopy(ctx, tag, root):
+				// An earlier run added the site signature to this upstream
+				// signature manifest; putting it back would drop the site's.
+			default:
 				if err := remote.Put(tag, rawManifest{raw: root.Data, mt: root.MediaType}, m.remoteOpts(ctx)...); err != nil {
 					return fmt.Errorf("%w: tag %s: %v", ErrRegistry, tag, err)
 				}
 				m.count(func(r *Result) { r.Tags++ })
-			}
-			if err := m.readBack(ctx, tag, root.Digest); err != nil {
-				return err
+				if err := m.readBack(ctx, tag, root.Digest); err != nil {
+					return err
+				}
 			}
 			target += ":" + j.place.tag
 		}

@@ -146,3 +146,35 @@ func sha256Digest(b []byte) string {
 	s := sha256.Sum256(b)
 	return "sha256:" + hex.EncodeToString(s[:])
 }
+
+// siteSignedCopy reports whether tag, the cosign signature tag that
+// upstream (a signature manifest carried in the bundle) belongs under,
+// holds what signImage makes of it: upstream's layers, unchanged and in
+// order, followed only by layers the site key added.
+func (m *mirrorer) siteSignedCopy(ctx context.Context, tag name.Tag, upstream bundle.Blob) bool {
+	if m.opts.SiteSigner == nil || !strings.HasSuffix(tag.TagStr(), ".sig") {
+		return false
+	}
+	d, err := remote.Get(tag, m.remoteOpts(ctx)...)
+	if err != nil {
+		return false
+	}
+	var cur, up struct {
+		Layers []sigLayer `json:"layers"`
+	}
+	if json.Unmarshal(d.Manifest, &cur) != nil || json.Unmarshal(upstream.Data, &up) != nil || len(cur.Layers) <= len(up.Layers) {
+		return false
+	}
+	for i, l := range up.Layers {
+		c := cur.Layers[i]
+		if c.Digest != l.Digest || c.Annotations[cosignSigAnnotation] != l.Annotations[cosignSigAnnotation] {
+			return false
+		}
+	}
+	for _, c := range cur.Layers[len(up.Layers):] {
+		if c.Annotations[signerAnnotation] == "" {
+			return false
+		}
+	}
+	return true
+}

@@ -75,7 +75,7 @@ func (t Target) placeImage(a bundle.Artifact, layoutName string, keepHost bool) 
 			return placement{}, fmt.Errorf("image %s: %w", a.Ref, err)
 		}
 		if keepHost {
-			parts = append(parts, r.Context().RegistryStr())
+			parts = append(parts, hostPath(r.Context().RegistryStr()))
 		}
 		parts = append(parts, r.Context().RepositoryStr())
 		if tg, ok := r.(name.Tag); ok {
@@ -87,6 +87,14 @@ func (t Target) placeImage(a bundle.Artifact, layoutName string, keepHost bool) 
 		return placement{}, fmt.Errorf("image %s: target repository: %w", a.Ref, err)
 	}
 	return placement{repo: repo, tag: tag, source: a.Ref}, nil
+}
+
+// hostPath turns a registry host into a repository path component for
+// --keep-registry-host: lower case, and the port separator, which a
+// repository path cannot contain, becomes "_" (registry.example.com:5000 ->
+// registry.example.com_5000).
+func hostPath(host string) string {
+	return strings.ReplaceAll(strings.ToLower(host), ":", "_")
 }
 
 // splitLayoutName splits "demo/api:1.0" or "worker@sha256:..." into a path and a tag.

@@ -14,6 +14,7 @@ import (
 	"github.com/airlock-dev/airlock/internal/atomicfile"
 	"github.com/airlock-dev/airlock/mirror"
 	"github.com/airlock-dev/airlock/policy"
+	"github.com/airlock-dev/airlock/verify"
 )
 
 type mirrorFlags struct {
@@ -143,7 +144,7 @@ func runMirror(ctx context.Context, e *env, f *mirrorFlags, path string) error {
 			return err
 		}
 	} else {
-		if merr != nil && res.Verify != nil && !res.Verify.Verified {
+		if verify.IsFailure(merr) && res.Verify != nil {
 			renderReport(e.stdout, res.Verify)
 		}
 		renderMirror(e.stdout, res, emitted, f.report)
