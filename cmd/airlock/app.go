@@ -57,7 +57,7 @@ type command struct {
 }
 
 func commands() []command {
-	return []command{packCommand(), signCommand(), verifyCommand(), inspectCommand(), mirrorCommand(), keyCommand(), versionCommand()}
+	return []command{packCommand(), signCommand(), verifyCommand(), inspectCommand(), mirrorCommand(), serveCommand(), keyCommand(), versionCommand()}
 }
 
 // usageError is a bad command line (exit 2).

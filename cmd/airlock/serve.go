@@ -1,0 +1,166 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+
+	"github.com/sirupsen/logrus"
+	"github.com/spf13/pflag"
+
+	"github.com/airlock-dev/airlock/mirror"
+)
+
+type serveFlags struct {
+	data        string
+	addr        string
+	tlsCert     string
+	tlsKey      string
+	allowRemote bool
+	verbose     bool
+}
+
+func (f *serveFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&f.data, "data", "", "storage directory, created if missing (required)")
+	fs.StringVar(&f.addr, "addr", mirror.DefaultServeAddr, "listen address host:port")
+	fs.StringVar(&f.tlsCert, "tls-cert", "", "serve HTTPS with this PEM certificate (chain); needs --tls-key")
+	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
+	fs.BoolVar(&f.allowRemote, "allow-remote", false, "allow listening on a non-loopback address (the registry has no authentication)")
+	fs.BoolVarP(&f.verbose, "verbose", "v", false, "log every request, and the start and stop, on standard error")
+}
+
+func (f *serveFlags) validate(args []string) error {
+	if len(args) > 0 {
+		return usagef("unexpected argument %q", args[0])
+	}
+	if f.data == "" {
+		return usagef("--data is required: the directory that holds the registry's content")
+	}
+	if (f.tlsCert == "") != (f.tlsKey == "") {
+		return usagef("--tls-cert and --tls-key go together")
+	}
+	return nil
+}
+
+func serveCommand() command {
+	return command{
+		name:    "serve",
+		summary: "Run an OCI registry (CNCF distribution, filesystem storage) for sites that have none.",
+		usage:   "--data DIR [--addr 127.0.0.1:5000] [--tls-cert FILE --tls-key FILE] [--allow-remote]",
+		examples: `  airlock serve --data /srv/airlock-registry
+  airlock serve --data /srv/airlock-registry --addr 127.0.0.1:5001 -v
+  airlock serve --data /srv/airlock-registry --addr 0.0.0.0:5000 --allow-remote \
+      --tls-cert registry.crt --tls-key registry.key
+  # then, in another shell:
+  airlock mirror payments-1.4.2.airlock --to 127.0.0.1:5000 --policy policy.yaml
+
+The registry has no authentication: anyone who reaches the address can read, push and
+delete. It listens on loopback unless --allow-remote is given. Ctrl-C (SIGINT) or SIGTERM
+stops it after in-flight requests finish (up to 10s); the exit status is then 0.
+See docs/commands/serve.md.
+`,
+		setup: func(fs *pflag.FlagSet) func(context.Context, *env, []string) error {
+			f := &serveFlags{}
+			f.register(fs)
+			return func(ctx context.Context, e *env, args []string) error {
+				if err := f.validate(args); err != nil {
+					return err
+				}
+				return runServe(ctx, e, f)
+			}
+		},
+	}
+}
+
+func runServe(ctx context.Context, e *env, f *serveFlags) error {
+	level := slog.LevelWarn
+	if f.verbose {
+		level = slog.LevelDebug
+	}
+	logger := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
+	restore := routeDistributionLogs(logger)
+	defer restore()
+
+	srv, err := mirror.NewServer(mirror.ServeOptions{
+		Data:        f.data,
+		Addr:        f.addr,
+		TLSCert:     f.tlsCert,
+		TLSKey:      f.tlsKey,
+		AllowRemote: f.allowRemote,
+		Logger:      logger,
+	})
+	var oe *mirror.ServeOptionsError
+	switch {
+	case errors.Is(err, mirror.ErrRemoteListen), errors.As(err, &oe) && oe.Option == "Addr":
+		return usagef("--addr: %v", err)
+	case err != nil:
+		return err
+	}
+	data, err := filepath.Abs(f.data)
+	if err != nil {
+		data = f.data
+	}
+	scheme := "http"
+	if srv.TLS() {
+		scheme = "https"
+	}
+	err = srv.Serve(ctx, func(addr string) {
+		fmt.Fprintf(e.stderr, "serving an OCI registry on %s://%s, data in %s (Ctrl-C to stop)\n", scheme, addr, data)
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stderr, "stopped; the content stays in %s\n", data)
+	return nil
+}
+
+// routeDistributionLogs sends the CNCF distribution library's log records,
+// which it writes through the process-wide logrus logger, to logger:
+// warnings and errors only (its info records include one line per
+// request), and of failed requests only those answered with 5xx. It returns a function that restores the previous logrus setup.
+func routeDistributionLogs(logger *slog.Logger) (restore func()) {
+	std := logrus.StandardLogger()
+	prevOut, prevLevel := std.Out, std.GetLevel()
+	std.SetOutput(io.Discard)
+	std.SetLevel(logrus.WarnLevel)
+	hooks := logrus.LevelHooks{}
+	hooks.Add(slogHook{logger})
+	prevHooks := std.ReplaceHooks(hooks)
+	return func() {
+		std.ReplaceHooks(prevHooks)
+		std.SetLevel(prevLevel)
+		std.SetOutput(prevOut)
+	}
+}
+
+// slogHook forwards logrus entries to a slog logger.
+type slogHook struct{ logger *slog.Logger }
+
+func (slogHook) Levels() []logrus.Level {
+	return []logrus.Level{logrus.PanicLevel, logrus.FatalLevel, logrus.ErrorLevel, logrus.WarnLevel}
+}
+
+func (h slogHook) Fire(entry *logrus.Entry) error {
+	// The library logs every 4xx answer (a pusher's HEAD of a blob it has
+	// not sent yet is a 404) as an error; those are normal traffic.
+	if status, ok := entry.Data["http.response.status"].(int); ok && status < 500 {
+		return nil
+	}
+	level := slog.LevelWarn
+	if entry.Level <= logrus.ErrorLevel {
+		level = slog.LevelError
+	}
+	attrs := make([]any, 0, 2+2*len(entry.Data))
+	attrs = append(attrs, "component", "distribution")
+	for k, v := range entry.Data {
+		if k == "go.version" {
+			continue
+		}
+		attrs = append(attrs, k, v)
+	}
+	h.logger.Log(context.Background(), level, entry.Message, attrs...)
+	return nil
+}
