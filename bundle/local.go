@@ -68,7 +68,7 @@ func hashFile(ctx context.Context, artifact, p string, prog Progress) (Descripto
 		id := "hash " + p
 		prog.Start(id, "hash "+filepath.Base(p), before.size)
 		defer prog.Done(id)
-		n, err := io.Copy(h, withProgress(readerCtx(ctx, f), prog, id))
+		n, err := io.Copy(h, WithProgress(readerCtx(ctx, f), prog, id))
 		return finishHash(artifact, p, f, h.Sum(nil), n, err, before)
 	}
 	n, err := io.Copy(h, readerCtx(ctx, f))

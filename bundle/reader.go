@@ -13,6 +13,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/airlock-dev/airlock/internal/checked"
+	"github.com/airlock-dev/airlock/internal/meter"
 )
 
 // IntegrityError lists every body blob whose bytes did not match.
@@ -50,7 +51,7 @@ type Reader struct {
 	scan     *frameScanner
 	dec      *zstd.Decoder
 	tr       *tar.Reader
-	count    *countingReader // decompressed bytes the tar reader consumed
+	count    *meter.Reader // decompressed bytes the tar reader consumed
 	want     map[string]Descriptor
 	seen     map[string]bool
 	cur      *BodyEntry
@@ -99,7 +100,7 @@ func NewReader(r io.Reader) (*Reader, error) {
 	for _, d := range head.Body {
 		want[d.Digest] = d
 	}
-	count := &countingReader{r: dec}
+	count := &meter.Reader{R: dec}
 	return &Reader{head: head, scan: scan, dec: dec, tr: tar.NewReader(count), count: count, want: want, seen: map[string]bool{}}, nil
 }
 
@@ -154,13 +155,13 @@ func (r *Reader) next() (*BodyEntry, error) {
 			return nil, classify(err)
 		}
 	}
-	before := r.count.n
+	before := r.count.N
 	hdr, err := r.tr.Next()
 	if err == io.EOF {
 		// archive/tar also reports a clean EOF when the stream is cut at an
 		// entry boundary; only a real end-of-archive marker (two zero blocks
 		// after the last entry's padding) makes it consume 1024 bytes or more.
-		if r.count.n-before < 1024 {
+		if r.count.N-before < 1024 {
 			return nil, malformed("body ends without the tar end-of-archive marker (truncated copy?)")
 		}
 		return nil, r.finish()
@@ -220,17 +221,6 @@ func (r *Reader) finish() error {
 		return &IntegrityError{Findings: r.findings}
 	}
 	return io.EOF
-}
-
-type countingReader struct {
-	r io.Reader
-	n int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
 }
 
 // classify keeps errors that already have a class and I/O errors of the

@@ -3,6 +3,8 @@ package bundle
 import (
 	"context"
 	"io"
+
+	"github.com/airlock-dev/airlock/internal/meter"
 )
 
 // ImageResolver turns an image reference from airlock.yaml into an
@@ -41,26 +43,13 @@ type Progress interface {
 	Done(id string)
 }
 
-// progressReader reports bytes read to a Progress.
-type progressReader struct {
-	r  io.Reader
-	p  Progress
-	id string
-}
-
-func (pr *progressReader) Read(b []byte) (int, error) {
-	n, err := pr.r.Read(b)
-	if n > 0 {
-		pr.p.Add(pr.id, int64(n))
-	}
-	return n, err
-}
-
-func withProgress(r io.Reader, p Progress, id string) io.Reader {
+// WithProgress reports the bytes read from r to p under id; a nil p
+// returns r unchanged.
+func WithProgress(r io.Reader, p Progress, id string) io.Reader {
 	if p == nil {
 		return r
 	}
-	return &progressReader{r: r, p: p, id: id}
+	return &meter.Reader{R: r, OnRead: func(n int) { p.Add(id, int64(n)) }}
 }
 
 // AttachmentSource is an optional extension of ImageSource: sources that can

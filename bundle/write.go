@@ -17,6 +17,7 @@ import (
 
 	"github.com/airlock-dev/airlock/internal/atomicfile"
 	"github.com/airlock-dev/airlock/internal/checked"
+	"github.com/airlock-dev/airlock/internal/meter"
 )
 
 // Level is a compression level.
@@ -125,7 +126,7 @@ func stageBlob(ctx context.Context, b *bodyBlob, dst string, prog Progress) erro
 		prog.Start(b.Digest, "pull "+b.ref+" "+short(b.Digest), b.Size)
 		defer prog.Done(b.Digest)
 	}
-	if _, err := io.Copy(f, withProgress(cr, prog, b.Digest)); err != nil {
+	if _, err := io.Copy(f, WithProgress(cr, prog, b.Digest)); err != nil {
 		return &SourceError{Artifact: b.ref, Err: fmt.Errorf("layer %s: %w", b.Digest, wrapIntegrity(err))}
 	}
 	if err := cr.Verify(); err != nil {
@@ -199,18 +200,6 @@ func headBytes(p *plan) ([]byte, error) {
 
 const ociLayoutContent = `{"imageLayoutVersion":"1.0.0"}`
 
-// countingWriter counts bytes written through it.
-type countingWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countingWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
-}
-
 // writeBundle writes the head frame and the body frame to a temporary file
 // and renames it to out when everything was written and verified.
 func writeBundle(ctx context.Context, out string, p *plan, enc *encoders, prog Progress) (int64, error) {
@@ -224,7 +213,7 @@ func writeBundle(ctx context.Context, out string, p *plan, enc *encoders, prog P
 	}
 	defer f.Abort()
 	bw := bufio.NewWriterSize(f, 1<<20)
-	cw := &countingWriter{w: bw}
+	cw := &meter.Writer{W: bw}
 	if _, err := cw.Write(enc.head.EncodeAll(head, nil)); err != nil {
 		return 0, err
 	}
@@ -267,7 +256,7 @@ func writeBundle(ctx context.Context, out string, p *plan, enc *encoders, prog P
 	if err := f.Commit(); err != nil {
 		return 0, err
 	}
-	return cw.n, nil
+	return cw.N, nil
 }
 
 func writeBlob(ctx context.Context, tw *tar.Writer, b bodyBlob, mtime time.Time, prog Progress, id string) error {
@@ -302,7 +291,7 @@ func writeBlob(ctx context.Context, tw *tar.Writer, b bodyBlob, mtime time.Time,
 	if err := tw.WriteHeader(tarHeader(blobName(b.Digest), b.Size, mtime)); err != nil {
 		return err
 	}
-	n, err := io.Copy(tw, withProgress(src, prog, id))
+	n, err := io.Copy(tw, WithProgress(src, prog, id))
 	if err == nil && n != b.Size {
 		err = fmt.Errorf("%w: %d of %d bytes", checked.ErrSizeMismatch, n, b.Size)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/sigstore/sigstore/pkg/signature"
 
 	"github.com/airlock-dev/airlock/bundle"
+	"github.com/airlock-dev/airlock/internal/meter"
 	"github.com/airlock-dev/airlock/policy"
 )
 
@@ -68,7 +69,7 @@ func Verify(ctx context.Context, r io.Reader, opts Options) (*Report, error) {
 	}
 	rep.Policy.Path, rep.Policy.Digest = pol.Path, pol.Digest
 
-	counter := &countingReader{r: r}
+	counter := &meter.Reader{R: r}
 	br, err := bundle.NewReader(counter)
 	if err != nil {
 		return fail("head", classifyHead(err))
@@ -133,7 +134,7 @@ func Verify(ctx context.Context, r io.Reader, opts Options) (*Report, error) {
 		if opts.Blob != nil {
 			err = opts.Blob(ctx, e)
 		} else {
-			_, err = io.Copy(io.Discard, withProgress(e, opts.Progress, e.Digest))
+			_, err = io.Copy(io.Discard, bundle.WithProgress(e, opts.Progress, e.Digest))
 		}
 		if opts.Progress != nil {
 			opts.Progress.Done(e.Digest)
@@ -146,7 +147,7 @@ func Verify(ctx context.Context, r io.Reader, opts Options) (*Report, error) {
 	rep.Checks = append(rep.Checks, policy.Check{Name: "integrity", OK: true, Detail: fmt.Sprintf("%d blobs, %d bytes match their signed digests; no extra, missing or trailing data", len(head.Body), checkedBytes)})
 	rep.Verified = true
 	el := time.Since(start).Seconds()
-	rep.Throughput = Throughput{Bytes: checkedBytes, Compressed: counter.n, Seconds: el}
+	rep.Throughput = Throughput{Bytes: checkedBytes, Compressed: counter.N, Seconds: el}
 	if el > 0 {
 		rep.Throughput.MiBPerSecond = float64(checkedBytes) / (1 << 20) / el
 	}
@@ -258,36 +259,4 @@ func isSBOM(a bundle.Artifact) bool {
 	}
 	t := a.ArtifactType
 	return strings.Contains(t, "spdx") || strings.Contains(t, "cyclonedx")
-}
-
-type countingReader struct {
-	r io.Reader
-	n int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
-}
-
-type progressReader struct {
-	r  io.Reader
-	p  bundle.Progress
-	id string
-}
-
-func (pr *progressReader) Read(b []byte) (int, error) {
-	n, err := pr.r.Read(b)
-	if n > 0 {
-		pr.p.Add(pr.id, int64(n))
-	}
-	return n, err
-}
-
-func withProgress(r io.Reader, p bundle.Progress, id string) io.Reader {
-	if p == nil {
-		return r
-	}
-	return &progressReader{r: r, p: p, id: id}
 }
