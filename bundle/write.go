@@ -212,7 +212,7 @@ func writeBundle(ctx context.Context, out string, p *plan, enc *encoders, prog P
 		return 0, fmt.Errorf("create %s: %w", out, err)
 	}
 	defer f.Abort()
-	bw := bufio.NewWriterSize(f, 1<<20)
+	bw := bufio.NewWriterSize(atomicfile.NewWriteback(f.File), 1<<20)
 	cw := &meter.Writer{W: bw}
 	if _, err := cw.Write(enc.head.EncodeAll(head, nil)); err != nil {
 		return 0, err
@@ -291,7 +291,7 @@ func writeBlob(ctx context.Context, tw *tar.Writer, b bodyBlob, mtime time.Time,
 	if err := tw.WriteHeader(tarHeader(blobName(b.Digest), b.Size, mtime)); err != nil {
 		return err
 	}
-	n, err := io.Copy(tw, WithProgress(src, prog, id))
+	n, err := io.CopyBuffer(tw, WithProgress(src, prog, id), make([]byte, 1<<20))
 	if err == nil && n != b.Size {
 		err = fmt.Errorf("%w: %d of %d bytes", checked.ErrSizeMismatch, n, b.Size)
 	}
