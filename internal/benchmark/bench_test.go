@@ -150,7 +150,8 @@ func loadAverage() string {
 }
 
 // packModel packs the release in src into src/../out/model.airlock and
-// measures it. The bundle is kept for BenchmarkInspectHeadOnly.
+// measures it. The bundle is kept for BenchmarkInspectHeadOnly and
+// BenchmarkVerifyVsZstdSha256.
 func packModel(b *testing.B, bin, src string) (measurement, int64, string) {
 	b.Helper()
 	out := filepath.Join(filepath.Dir(src), "out")
@@ -166,7 +167,7 @@ func packModel(b *testing.B, bin, src string) (measurement, int64, string) {
 		b.Fatal(err)
 	}
 	b.StartTimer()
-	m, err := run(b.Context(), src, []string{sourceDateEpoch}, bin, "pack", "-q", "-f", filepath.Join(src, "airlock.yaml"), "-o", bundlePath)
+	m, err := packTo(b.Context(), bin, src, bundlePath)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -12,6 +12,10 @@
 //     peak resident memory of each pack, which should not grow with input.
 //   - BenchmarkInspectHeadOnly times `airlock inspect --json` on the 2 GiB
 //     bundle, which reads only the metadata head.
+//   - BenchmarkSignTime times `airlock sign` on a 10 GiB bundle and on a
+//     10 MiB one; signing rewrites only the head, so the two should match.
+//   - BenchmarkVerifyVsZstdSha256 compares `airlock verify` of the 2 GiB
+//     bundle with `zstd -dc | sha256sum` and reports verify's peak memory.
 //
 // The benchmarks run airlock as a subprocess: the binary named by the
 // AIRLOCK_BIN environment variable, or one built with `go build` into a

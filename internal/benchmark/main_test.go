@@ -20,10 +20,17 @@ const (
 	// Models packed alone to watch memory.
 	smallModelBytes = 512 << 20
 	largeModelBytes = 2 << 30
+	// A model small enough that signing and verifying it cost almost nothing
+	// beyond starting the process and loading the key.
+	tinyModelBytes = 10 << 20
 )
 
 // sourceDateEpoch makes every pack reproducible: 2026-01-01T00:00:00Z.
 const sourceDateEpoch = "SOURCE_DATE_EPOCH=1767225600"
+
+// benchExpires is the --expires of the bundles that are verified: with
+// SOURCE_DATE_EPOCH the default (90 days after creation) has long passed.
+const benchExpires = "2100-01-01T00:00:00Z"
 
 // fx holds what the benchmarks of one test process share. TestMain sets it.
 var fx *fixtures
@@ -36,6 +43,8 @@ type fixtures struct {
 	mixed  func() (string, error)
 	small  func() (string, error)
 	large  func() (string, error)
+	tiny   func() (string, error)
+	keys   func() (string, error)
 
 	mu      sync.Mutex
 	bundles map[string]string // model source dir -> bundle packed from it
@@ -64,6 +73,14 @@ func newFixtures(root, bin string) *fixtures {
 	f.mixed = sync.OnceValues(func() (string, error) { return mixedRelease(filepath.Join(root, "mixed")) })
 	f.small = sync.OnceValues(func() (string, error) { return modelRelease(filepath.Join(root, "model-512m"), smallModelBytes) })
 	f.large = sync.OnceValues(func() (string, error) { return modelRelease(filepath.Join(root, "model-2g"), largeModelBytes) })
+	f.tiny = sync.OnceValues(func() (string, error) { return modelRelease(filepath.Join(root, "model-10m"), tinyModelBytes) })
+	f.keys = sync.OnceValues(func() (string, error) {
+		bin, err := f.binary()
+		if err != nil {
+			return "", err
+		}
+		return signingKeys(filepath.Join(root, "keys"), bin)
+	})
 	return f
 }
 

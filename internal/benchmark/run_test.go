@@ -10,6 +10,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -48,6 +50,64 @@ func run(ctx context.Context, dir string, extraEnv []string, name string, args .
 		m.maxRSSKiB = ru.Maxrss // KiB on Linux
 	}
 	return m, nil
+}
+
+// gnuTime is GNU time, which runPeak uses to read a child's peak RSS.
+const gnuTime = "/usr/bin/time"
+
+// runPeak is run with the peak RSS read by GNU time instead of from wait4.
+// Go starts children with vfork, so the child calls exec while it still
+// shares the test process's memory, and Linux records the test process's
+// peak RSS as the child's when exec replaces that memory. wait4 therefore
+// never reports less than the test process's own peak (tens of MiB here),
+// which hides the memory of small processes. GNU time forks a copy of
+// itself (about 1 MiB), so its figure has no such floor. The wall time
+// includes starting GNU time, about a millisecond.
+func runPeak(ctx context.Context, dir string, extraEnv []string, name string, args ...string) (measurement, error) {
+	out, err := os.CreateTemp("", "airlock-bench-rss-")
+	if err != nil {
+		return measurement{}, err
+	}
+	out.Close()
+	defer os.Remove(out.Name())
+	m, err := run(ctx, dir, extraEnv, gnuTime, append([]string{"-o", out.Name(), "-f", "%M", name}, args...)...)
+	if err != nil {
+		return m, err
+	}
+	raw, err := os.ReadFile(out.Name())
+	if err != nil {
+		return m, err
+	}
+	// The file holds the peak in KiB; the number is the last field.
+	fields := strings.Fields(string(raw))
+	if len(fields) == 0 {
+		return m, fmt.Errorf("%s wrote no peak RSS for %s", gnuTime, name)
+	}
+	kib, err := strconv.ParseInt(fields[len(fields)-1], 10, 64)
+	if err != nil {
+		return m, fmt.Errorf("%s: reading the peak RSS of %s: %w", gnuTime, name, err)
+	}
+	m.maxRSSKiB = kib
+	return m, nil
+}
+
+// selfPeakRSSMB returns the test process's own peak RSS (VmHWM) in MiB, the
+// floor of every peak RSS that run reports, or 0 when it is not known.
+func selfPeakRSSMB() float64 {
+	raw, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for line := range strings.Lines(string(raw)) {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			f := strings.Fields(rest)
+			if len(f) > 0 {
+				kib, _ := strconv.ParseFloat(f[0], 64)
+				return kib / 1024
+			}
+		}
+	}
+	return 0
 }
 
 // regularFiles lists the regular files under dir in lexical order.
