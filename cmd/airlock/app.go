@@ -30,7 +30,8 @@ const exitCodesHelp = `Exit status:
   1  could not run: missing file, I/O or network error, invalid airlock.yaml, a source that cannot be packed
   2  usage error: unknown command or flag, missing argument
   3  verification failed: the bundle is untrusted (signatures, threshold), breaks the policy (expired,
-     wrong channel, too old, missing SBOM or platform), or is malformed, truncated or tampered
+     wrong channel, too old, missing SBOM or platform), is malformed, truncated or tampered, or is
+     refused by install (replay, downgrade, sequence jump, unsafe path); check: drift found
 `
 
 // env carries the process's I/O so commands never reach for globals.
@@ -57,7 +58,8 @@ type command struct {
 }
 
 func commands() []command {
-	return []command{packCommand(), signCommand(), verifyCommand(), inspectCommand(), mirrorCommand(), serveCommand(), keyCommand(), versionCommand()}
+	return []command{packCommand(), signCommand(), verifyCommand(), inspectCommand(), mirrorCommand(), serveCommand(),
+		installCommand(), statusCommand(), rollbackCommand(), checkCommand(), pruneCommand(), keyCommand(), versionCommand()}
 }
 
 // usageError is a bad command line (exit 2).

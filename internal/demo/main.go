@@ -152,6 +152,9 @@ bundles:
 	}
 	fmt.Println("refused with exit status 3, as it must be")
 
+	if err := isolatedSide(ctx, bin, work, bundlePath, policyPath, release, keysDir); err != nil {
+		return err
+	}
 	step("Done. The bundle is %s; extract it with `tar --zstd -xf %s -C DIR` to see the OCI layout.", bundlePath, bundlePath)
 	return nil
 }

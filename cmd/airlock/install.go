@@ -1,0 +1,170 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/airlock-dev/airlock/install"
+	"github.com/airlock-dev/airlock/mirror"
+	"github.com/airlock-dev/airlock/policy"
+)
+
+type installFlags struct {
+	root           string
+	policy         string
+	registry       string
+	insecure       []string
+	caFile         string
+	allowDowngrade bool
+	quiet          bool
+	asJSON         bool
+}
+
+func (f *installFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&f.root, "root", "", "install root: files and models go to ROOT/releases/NAME/VERSION, ROOT/current/NAME points at the current one (required)")
+	fs.StringVarP(&f.policy, "policy", "p", "", "trust policy (required; the bundle is verified in the same pass)")
+	fs.StringVar(&f.registry, "registry", "", "also mirror images and models into this registry in the same run: REGISTRY[/PREFIX]")
+	fs.StringArrayVar(&f.insecure, "insecure-registry", nil, "registry host[:port] to reach over plain HTTP (repeatable)")
+	fs.StringVar(&f.caFile, "ca-file", "", "PEM file of extra CAs to trust for the registry's TLS certificate")
+	fs.BoolVar(&f.allowDowngrade, "allow-downgrade", false, "accept a lower sequence than the highest installed, where the policy rule sets allowDowngrade: true")
+	fs.BoolVarP(&f.quiet, "quiet", "q", false, "no progress bars")
+	fs.BoolVar(&f.asJSON, "json", false, "print the result (verification report, what was installed and mirrored) as JSON")
+}
+
+func (f *installFlags) validate(args []string) error {
+	if len(args) != 1 {
+		return usagef("install takes exactly one bundle path")
+	}
+	if f.root == "" {
+		return usagef("--root is required")
+	}
+	if f.policy == "" {
+		return usagef("--policy is required: nothing is installed without verification")
+	}
+	if f.registry == "" && (len(f.insecure) > 0 || f.caFile != "") {
+		return usagef("--insecure-registry and --ca-file need --registry")
+	}
+	return nil
+}
+
+func installCommand() command {
+	return command{
+		name:    "install",
+		summary: "Verify a bundle and install its files and models under a root, atomically, refusing replays and downgrades.",
+		usage:   "BUNDLE --root DIR --policy policy.yaml [--registry REGISTRY[/PREFIX]] [flags]",
+		examples: `  airlock install payments-1.4.2.airlock --root /opt/payments --policy policy.yaml
+  airlock install payments-1.4.2.airlock --root /opt/payments --policy policy.yaml --registry registry.site:5000/mirror
+  airlock install payments-1.4.1.airlock --root /opt/payments --policy policy.yaml --allow-downgrade
+`,
+		setup: func(fs *pflag.FlagSet) func(context.Context, *env, []string) error {
+			f := &installFlags{}
+			f.register(fs)
+			return func(ctx context.Context, e *env, args []string) error {
+				if err := f.validate(args); err != nil {
+					return err
+				}
+				return runInstall(ctx, e, f, args[0])
+			}
+		},
+	}
+}
+
+func runInstall(ctx context.Context, e *env, f *installFlags, path string) error {
+	pol, err := policy.Load(f.policy)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	opts := install.Options{Root: f.root, Policy: pol, AllowDowngrade: f.allowDowngrade, Now: now, Path: path}
+	if f.registry != "" {
+		host, _, _ := strings.Cut(f.registry, "/")
+		insecure := false
+		for _, h := range f.insecure {
+			insecure = insecure || h == host
+		}
+		target, err := mirror.ParseTarget(f.registry, insecure)
+		if err != nil {
+			return usagef("--registry: %v", err)
+		}
+		transport, err := mirror.NewTransport(mirror.TransportOptions{CAFile: f.caFile})
+		if err != nil {
+			return err
+		}
+		pusher, err := mirror.NewPusher(ctx, mirror.MirrorOptions{
+			To: target, Policy: pol, Transport: transport, Now: now, Path: path, UserAgent: "airlock/" + version(),
+		})
+		if err != nil {
+			return err
+		}
+		defer pusher.Close()
+		opts.Mirror = pusher
+	}
+	file, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer file.Close()
+	prog := newProgress(e, f.quiet || f.asJSON)
+	opts.Progress = prog.bundleProgress()
+	res, ierr := install.Install(ctx, file, opts)
+	prog.wait()
+	if res == nil || (res.Verify == nil && !f.asJSON) {
+		return ierr
+	}
+	if f.asJSON {
+		if err := writeJSON(e.stdout, res); err != nil {
+			return err
+		}
+		return ierr
+	}
+	if res.Verify != nil && !res.Verify.Verified {
+		renderReport(e.stdout, res.Verify)
+	}
+	if ierr == nil {
+		renderInstall(e.stdout, res)
+	}
+	return ierr
+}
+
+func renderInstall(w io.Writer, r *install.Result) {
+	v := r.Verify
+	var signers []string
+	for _, s := range v.Signers {
+		if s.Verified && s.Counted {
+			signers = append(signers, s.Name)
+		}
+	}
+	fmt.Fprintf(w, "VERIFIED  %s %s (sequence %d), signed by %s; %s checked\n", r.Name, r.Version, r.Sequence, joinOr(signers, "nobody"), humanBytes(v.Throughput.Bytes))
+	for _, s := range r.Repaired {
+		fmt.Fprintf(w, "repaired: %s\n", s)
+	}
+	switch r.Outcome {
+	case install.OutcomeInstalled:
+		what := "installed"
+		if r.Downgrade {
+			what = "installed (downgrade, allowed by the policy)"
+		}
+		fmt.Fprintf(w, "%s %s %s: %s in %s\n", what, r.Name, r.Version, plural(r.Files, "file"), humanBytes(r.Bytes))
+		fmt.Fprintf(w, "  release:  %s\n", r.ReleaseDir)
+	case install.OutcomeSwitched:
+		fmt.Fprintf(w, "%s %s was installed already; it is current again\n", r.Name, r.Version)
+	case install.OutcomeUnchanged:
+		fmt.Fprintf(w, "%s %s is installed and current already; nothing to do\n", r.Name, r.Version)
+	}
+	prev := ""
+	if r.Previous != "" && r.Previous != r.Version {
+		prev = " (was " + r.Previous + ")"
+	}
+	fmt.Fprintf(w, "  current:  %s -> releases/%s/%s%s\n", r.Link, r.Name, r.Version, prev)
+	if r.Mirror != nil {
+		renderMirror(w, r.Mirror, nil, "")
+	} else if r.Images > 0 {
+		fmt.Fprintf(w, "  note:     %s verified but not mirrored (add --registry, or run airlock mirror)\n", plural(r.Images, "image"))
+	}
+}

@@ -1,0 +1,379 @@
+package install
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/airlock-dev/airlock/bundle"
+	"github.com/airlock-dev/airlock/mirror"
+	"github.com/airlock-dev/airlock/verify"
+)
+
+// Outcomes of an install, in Result.Outcome.
+const (
+	// OutcomeInstalled: a new release was written and made current.
+	OutcomeInstalled = "installed"
+	// OutcomeSwitched: the bundle is an installed release, which was made current again.
+	OutcomeSwitched = "switched"
+	// OutcomeUnchanged: the bundle is the current release already; nothing was written.
+	OutcomeUnchanged = "unchanged"
+)
+
+// Result is what Install did.
+type Result struct {
+	// Verify is the verification report (always set once the bundle was read).
+	Verify *verify.Report `json:"verify"`
+	// Mirror is what was pushed to the registry, when Options.Mirror was set.
+	Mirror *mirror.Result `json:"mirror,omitempty"`
+	// Root is the install root.
+	Root string `json:"root"`
+	// Name and Version are the bundle's, empty when the head was not read.
+	Name    string `json:"name,omitempty"`
+	Version string `json:"version,omitempty"`
+	// Sequence is the bundle's signed sequence.
+	Sequence uint64 `json:"sequence,omitempty"`
+	// Outcome is one of OutcomeInstalled, OutcomeSwitched, OutcomeUnchanged;
+	// empty when the install failed.
+	Outcome string `json:"outcome,omitempty"`
+	// Downgrade is true when the release has a lower sequence than the
+	// highest accepted (allowed by --allow-downgrade and the policy).
+	Downgrade bool `json:"downgrade,omitempty"`
+	// Previous is the version that was current before, "" for none.
+	Previous string `json:"previous,omitempty"`
+	// ReleaseDir is DIR/releases/NAME/VERSION.
+	ReleaseDir string `json:"releaseDir,omitempty"`
+	// Link is DIR/current/NAME.
+	Link string `json:"link,omitempty"`
+	// Files and Bytes count the files of the release.
+	Files int   `json:"files"`
+	Bytes int64 `json:"bytes"`
+	// Images counts the bundle's images: verified, and mirrored only with
+	// Options.Mirror (install places files and models only).
+	Images int `json:"images"`
+	// Repaired lists what was fixed in a root a crash left behind.
+	Repaired []string `json:"repaired,omitempty"`
+	// Seconds is the wall-clock time of the run.
+	Seconds float64 `json:"seconds"`
+}
+
+type installer struct {
+	opts     Options
+	now      time.Time
+	log      *slog.Logger
+	l        *layout
+	st       *State
+	plan     *plan
+	id       identity
+	dec      decision
+	previous string
+	repaired []string
+	images   int
+
+	stagingName string
+	stg         *os.Root
+	dirs        map[string]bool
+	staged      map[string]bool
+	bufs        [2][]byte
+	published   bool // staging became releases/NAME/VERSION
+	committed   bool // the state lists the release
+}
+
+// Install verifies the bundle read from r and installs its files and
+// models under opts.Root, in one streaming pass. Trust and freshness are
+// decided from the head before a body byte is read or a file is written;
+// each file is written only from bytes that matched their signed digest.
+//
+// It returns a Result in every case once the bundle was read. A
+// *verify.Failure error means the bundle was rejected: untrusted, malformed,
+// tampered, a replay or downgrade (ErrReplay, ErrDowngradeNotAllowed,
+// ErrSequenceJump) or unsafe install paths (ErrUnsafeTarget). Other errors
+// (ErrLocked, ErrState, ErrNoSpace, ErrUnsafeRoot, I/O, registry) mean it
+// could not install; the previous release stays current in every case.
+func Install(ctx context.Context, r io.Reader, opts Options) (*Result, error) {
+	start := time.Now()
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	in := &installer{opts: opts, now: opts.Now, log: opts.Logger}
+	if in.now.IsZero() {
+		in.now = time.Now()
+	}
+	if in.log == nil {
+		in.log = slog.New(slog.DiscardHandler)
+	}
+	res := &Result{Root: opts.Root}
+	if err := precheck(opts.Root); err != nil {
+		return res, err
+	}
+	defer in.cleanup()
+	rep, err := verify.Verify(ctx, r, verify.Options{
+		Policy: opts.Policy, Now: in.now, Path: opts.Path, Progress: opts.Progress, Logger: opts.Logger,
+		Trusted: in.trusted, Blob: in.blob,
+	})
+	res.Verify = rep
+	if in.plan != nil {
+		res.Name, res.Version, res.Sequence = in.plan.name, in.plan.version, in.id.sequence
+		res.Files, res.Bytes, res.Images = len(in.plan.files), in.plan.bytes, in.images
+		res.ReleaseDir, res.Link = ReleaseDir(opts.Root, in.plan.name, in.plan.version), CurrentLink(opts.Root, in.plan.name)
+	}
+	res.Repaired = in.repaired
+	if opts.Mirror != nil {
+		// Always: Finish waits for uploads reading staged files, which
+		// cleanup removes. With an error it pushes nothing more.
+		mres, merr := opts.Mirror.Finish(ctx, rep, err)
+		res.Mirror = mres
+		if merr != nil && !verify.IsFailure(err) {
+			err = merr // a failed upload is the cause of a stopped stream
+		}
+	}
+	if err == nil {
+		err = in.commit(ctx, rep, res)
+	}
+	res.Repaired = in.repaired
+	res.Seconds = time.Since(start).Seconds()
+	return res, err
+}
+
+// rejected marks a refusal caused by the bundle itself as a verification failure.
+func rejected(err error) error { return &verify.Failure{Stage: "install", Err: err} }
+
+// trusted runs once signatures and policy accepted the head, before any body
+// byte: it plans the files, takes the lock, loads the state, repairs what a
+// crash left, decides freshness, checks free space and starts staging.
+func (in *installer) trusted(ctx context.Context, h *bundle.Head) error {
+	p, err := makePlan(h)
+	if err != nil {
+		return rejected(err)
+	}
+	in.plan = p
+	for _, a := range h.Manifest.Artifacts {
+		if a.Kind == bundle.KindImage {
+			in.images++
+		}
+	}
+	in.id = identity{name: p.name, version: p.version, sequence: h.Statement.Predicate.Sequence, root: h.Manifest.Root.Digest}
+	rule, err := in.opts.Policy.Match(p.name)
+	if err != nil {
+		return rejected(err)
+	}
+	l, err := openLayout(in.opts.Root, true)
+	if err != nil {
+		return err
+	}
+	in.l = l
+	if err := l.acquireLock(in.now); err != nil {
+		return err
+	}
+	st, err := l.readState()
+	if err != nil {
+		return err
+	}
+	in.st = st
+	// Checked now, before anything changes: DIR/releases/NAME.
+	if nr, err := l.nameDir(p.name, false); err == nil {
+		nr.Close()
+	} else if !errorsIsNotExist(err) {
+		return err
+	}
+	if fi, err := l.cur.Lstat(p.name); err == nil && fi.Mode()&fs.ModeSymlink == 0 {
+		return &RootError{Path: CurrentLink(l.path, p.name), Reason: "is not a symbolic link"}
+	}
+	if in.repaired, err = l.recover(st); err != nil {
+		return err
+	}
+	b := st.Bundles[p.name]
+	if b != nil {
+		in.previous = b.Current
+	}
+	in.dec, err = decide(b, in.id, in.now, in.opts.AllowDowngrade, rule.AllowDowngrade)
+	if err != nil {
+		return rejected(err)
+	}
+	in.log.Debug("install decision", "name", p.name, "version", p.version, "action", in.dec.act, "downgrade", in.dec.downgrade)
+	if in.dec.act == actFresh {
+		if err := in.startStaging(ctx); err != nil {
+			return err
+		}
+	}
+	if in.opts.Mirror != nil {
+		return in.opts.Mirror.Trusted(ctx, h)
+	}
+	return nil
+}
+
+// blob stages a body blob install needs (and hands the staged file to the
+// mirror when the registry wants it too); any other blob goes to the
+// mirror or is checked and dropped.
+func (in *installer) blob(ctx context.Context, e *bundle.BodyEntry) error {
+	var r io.Reader = e
+	if in.opts.Progress != nil {
+		r = bundle.WithProgress(e, in.opts.Progress, e.Digest)
+	}
+	idx := in.plan.byDigest[e.Digest]
+	if len(idx) == 0 || in.stg == nil {
+		if in.opts.Mirror != nil {
+			return in.opts.Mirror.Blob(ctx, e)
+		}
+		_, err := io.Copy(io.Discard, ctxReader{ctx: ctx, r: r})
+		return err
+	}
+	f := &in.plan.files[idx[0]]
+	if err := in.writeFile(ctx, f, r); err != nil {
+		return err
+	}
+	if in.opts.Mirror != nil && in.opts.Mirror.Wants(e.Digest) {
+		return in.opts.Mirror.BlobFile(e.Descriptor, in.stagedPath(f.target))
+	}
+	return nil
+}
+
+// commit publishes a verified, fully staged release: rename staging to
+// releases/NAME/VERSION, write the state (the commit point), switch the link.
+func (in *installer) commit(ctx context.Context, rep *verify.Report, res *Result) error {
+	name, version := in.plan.name, in.plan.version
+	res.Previous = in.previous
+	res.Downgrade = in.dec.downgrade
+	switch in.dec.act {
+	case actNoop:
+		res.Outcome = OutcomeUnchanged
+		if !in.l.linkIs(name, version) {
+			if err := in.l.switchLink(name, version); err != nil {
+				return err
+			}
+			in.repaired = append(in.repaired, fmt.Sprintf("pointed %s at %s %s", CurrentLink(in.l.path, name), name, version))
+		}
+		return nil
+	case actSwitch:
+		st := in.st.clone()
+		b := st.Bundles[name]
+		b.Current = version
+		b.History = append(b.History, in.event())
+		if err := in.writeStateAndLink(st, name, version); err != nil {
+			return err
+		}
+		res.Outcome = OutcomeSwitched
+		return nil
+	}
+
+	if err := in.copyDuplicates(ctx); err != nil {
+		return err
+	}
+	if err := in.syncStaging(); err != nil {
+		return err
+	}
+	nr, err := in.l.nameDir(name, true)
+	if err != nil {
+		return err
+	}
+	defer nr.Close()
+	if _, err := nr.Lstat(version); err == nil {
+		return &RootError{Path: ReleaseDir(in.l.path, name, version), Reason: "exists but is not in the install state"}
+	}
+	in.opts.failpoint(FailpointBeforeRename)
+	in.stg.Close()
+	in.stg = nil
+	if err := in.l.root.Rename(dirAirlock+"/"+in.stagingName, dirReleases+"/"+name+"/"+version); err != nil {
+		return fmt.Errorf("publish %s: %w", ReleaseDir(in.l.path, name, version), err)
+	}
+	in.published = true
+	if err := syncDir(nr, "."); err != nil {
+		return err
+	}
+	if err := syncDir(in.l.air, "."); err != nil {
+		return err
+	}
+	in.opts.failpoint(FailpointAfterRename)
+
+	st := in.st.clone()
+	b := st.Bundles[name]
+	if b == nil {
+		b = &BundleState{Releases: []Release{}, History: []Event{}}
+		st.Bundles[name] = b
+	}
+	b.Releases = append(b.Releases, in.release(rep))
+	sortReleases(b.Releases)
+	b.Current = version
+	if in.id.sequence > b.HighestSequence {
+		b.HighestSequence = in.id.sequence
+	}
+	b.History = append(b.History, in.event())
+	if err := in.writeStateAndLink(st, name, version); err != nil {
+		return err
+	}
+	res.Outcome = OutcomeInstalled
+	return nil
+}
+
+// writeStateAndLink writes the state (after which the release counts as
+// installed) and switches the link.
+func (in *installer) writeStateAndLink(st *State, name, version string) error {
+	in.opts.failpoint(FailpointBeforeState)
+	if err := in.l.writeState(st); err != nil {
+		return err
+	}
+	in.committed = true
+	in.st = st
+	in.opts.failpoint(FailpointAfterState)
+	in.opts.failpoint(FailpointBeforeLink)
+	if err := in.l.switchLink(name, version); err != nil {
+		return fmt.Errorf("%s %s is installed, but %s could not be switched (the next install or `airlock status` repairs it): %w", name, version, CurrentLink(in.l.path, name), err)
+	}
+	in.opts.failpoint(FailpointAfterLink)
+	return nil
+}
+
+func (in *installer) event() Event {
+	action := ActionInstall
+	if in.dec.downgrade {
+		action = ActionDowngrade
+	}
+	return Event{Time: in.now.UTC(), Action: action, From: in.previous, To: in.plan.version, Sequence: in.id.sequence, Root: in.id.root}
+}
+
+func (in *installer) release(rep *verify.Report) Release {
+	r := Release{
+		Version: in.plan.version, Sequence: in.id.sequence, Root: in.id.root,
+		ManifestDigest: rep.Bundle.ManifestDigest, Channel: rep.Bundle.Channel, Created: rep.Bundle.Created.UTC(),
+		Installed: in.now.UTC(), Bundle: in.opts.Path, Signers: []Signer{}, Files: in.plan.stateFiles(), Bytes: in.plan.bytes,
+	}
+	for _, s := range rep.Signers {
+		if s.Verified && s.Counted {
+			r.Signers = append(r.Signers, Signer{KeyID: s.KeyID, Name: s.Name})
+		}
+	}
+	return r
+}
+
+// cleanup removes what an unfinished install wrote and releases the lock.
+func (in *installer) cleanup() {
+	if in.l == nil {
+		return
+	}
+	if in.stg != nil {
+		in.stg.Close()
+		in.stg = nil
+	}
+	if in.stagingName != "" && !in.published {
+		in.l.air.RemoveAll(in.stagingName)
+	}
+	if in.published && !in.committed {
+		if nr, err := in.l.nameDir(in.plan.name, false); err == nil {
+			nr.RemoveAll(in.plan.version)
+			nr.Close()
+		}
+	}
+	in.l.close()
+}
+
+func sortReleases(rs []Release) {
+	for i := 1; i < len(rs); i++ {
+		for j := i; j > 0 && rs[j].Sequence < rs[j-1].Sequence; j-- {
+			rs[j], rs[j-1] = rs[j-1], rs[j]
+		}
+	}
+}

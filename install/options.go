@@ -1,0 +1,101 @@
+package install
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/airlock-dev/airlock/bundle"
+	"github.com/airlock-dev/airlock/mirror"
+	"github.com/airlock-dev/airlock/policy"
+	"github.com/airlock-dev/airlock/verify"
+)
+
+// Options configures Install. Root and Policy are required; the zero value
+// of every other field works.
+type Options struct {
+	// Root is the install root (DIR). It is created (mode 0755) when missing.
+	Root string
+	// Policy decides trust, exactly as for `airlock verify`. Required.
+	Policy *policy.Policy
+	// AllowDowngrade accepts a bundle whose sequence is lower than the
+	// highest accepted for its name, and only where the matching policy rule
+	// sets allowDowngrade: true. Default false.
+	AllowDowngrade bool
+	// Mirror, when set, pushes the bundle's images and models to a registry
+	// in the same pass (a *mirror.Pusher). Its Finish runs before the
+	// install is committed: a registry failure leaves the old release current.
+	Mirror Mirror
+	// Now is the one time every check of this run uses; zero means time.Now().
+	Now time.Time
+	// Path names the bundle in the report and the state.
+	Path string
+	// Progress receives bytes checked; nil reports nothing.
+	Progress bundle.Progress
+	// Logger receives debug messages; nil discards them.
+	Logger *slog.Logger
+	// Failpoint, when set, is called with the name of each point in
+	// Failpoints() as the install passes it. For crash tests only; nil in
+	// production.
+	Failpoint func(name string)
+	// WrapWriter, when set, wraps the writer of every staged file. For
+	// fault-injection tests only (a full disk); nil in production.
+	WrapWriter func(w io.Writer) io.Writer
+}
+
+// Mirror is the registry side of an install run; *mirror.Pusher implements it.
+type Mirror interface {
+	// Trusted is called once trust and freshness are decided.
+	Trusted(ctx context.Context, h *bundle.Head) error
+	// Blob consumes a body blob install does not need.
+	Blob(ctx context.Context, e *bundle.BodyEntry) error
+	// Wants reports whether the registry needs a blob.
+	Wants(digest string) bool
+	// BlobFile uploads a blob install staged (and checked) at path.
+	BlobFile(d bundle.Descriptor, path string) error
+	// Finish completes the push after verification.
+	Finish(ctx context.Context, rep *verify.Report, verr error) (*mirror.Result, error)
+}
+
+var _ Mirror = (*mirror.Pusher)(nil)
+
+// Failpoint names, in the order an install passes them.
+const (
+	// FailpointStaged follows each staged (written and fsynced) file.
+	FailpointStaged = "staged-file"
+	// FailpointBeforeRename precedes renaming staging to releases/NAME/VERSION.
+	FailpointBeforeRename = "before-rename"
+	// FailpointAfterRename follows that rename.
+	FailpointAfterRename = "after-rename"
+	// FailpointBeforeState precedes writing the state (the commit point).
+	FailpointBeforeState = "before-state"
+	// FailpointAfterState follows writing the state.
+	FailpointAfterState = "after-state"
+	// FailpointBeforeLink precedes switching DIR/current/NAME.
+	FailpointBeforeLink = "before-link"
+	// FailpointAfterLink follows switching DIR/current/NAME.
+	FailpointAfterLink = "after-link"
+)
+
+// Failpoints returns every failpoint name in order.
+func Failpoints() []string {
+	return []string{FailpointStaged, FailpointBeforeRename, FailpointAfterRename, FailpointBeforeState, FailpointAfterState, FailpointBeforeLink, FailpointAfterLink}
+}
+
+func (o *Options) validate() error {
+	switch {
+	case o.Root == "":
+		return errors.New("install: no install root given")
+	case o.Policy == nil:
+		return verify.ErrNoPolicy
+	}
+	return nil
+}
+
+func (o *Options) failpoint(name string) {
+	if o.Failpoint != nil {
+		o.Failpoint(name)
+	}
+}

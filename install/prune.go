@@ -1,0 +1,99 @@
+package install
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// PruneOptions configures Prune; the zero value works.
+type PruneOptions struct {
+	// Failpoint is as in Options (tests only; nil in production): Prune
+	// passes FailpointBeforeState and FailpointAfterState.
+	Failpoint func(name string)
+}
+
+// PruneResult is what Prune did.
+type PruneResult struct {
+	Root     string          `json:"root"`
+	Removed  []PrunedRelease `json:"removed"`
+	Kept     int             `json:"kept"`
+	Repaired []string        `json:"repaired,omitempty"`
+}
+
+// PrunedRelease is one removed release.
+type PrunedRelease struct {
+	Name     string `json:"name"`
+	Version  string `json:"version"`
+	Sequence uint64 `json:"sequence"`
+	Dir      string `json:"dir"`
+}
+
+// Prune keeps, per bundle name, the keep newest installed releases (by
+// sequence) and the current one, and removes the others: first from the
+// state, then from disk (a crash in between leaves directories the next run
+// removes). The highest accepted sequence and the history stay, so a pruned
+// release cannot be installed again from an old bundle. keep must be >= 1.
+func Prune(ctx context.Context, root string, keep int, opts PruneOptions) (*PruneResult, error) {
+	if keep < 1 {
+		return nil, errors.New("prune: keep must be at least 1")
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	l, st, repaired, err := openLocked(root, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	defer l.close()
+	res := &PruneResult{Root: root, Removed: []PrunedRelease{}, Repaired: repaired}
+	next := st.clone()
+	for _, name := range sortedNames(next) {
+		b := next.Bundles[name]
+		var kept []Release
+		// Releases are sorted by increasing sequence: walk from the newest.
+		n := 0
+		for i := len(b.Releases) - 1; i >= 0; i-- {
+			r := b.Releases[i]
+			if n < keep || r.Version == b.Current {
+				kept = append([]Release{r}, kept...)
+				n++
+				continue
+			}
+			res.Removed = append(res.Removed, PrunedRelease{Name: name, Version: r.Version, Sequence: r.Sequence, Dir: ReleaseDir(root, name, r.Version)})
+		}
+		if kept == nil {
+			kept = []Release{}
+		}
+		b.Releases = kept
+		res.Kept += len(kept)
+	}
+	if len(res.Removed) == 0 {
+		return res, nil
+	}
+	fp := func(n string) {
+		if opts.Failpoint != nil {
+			opts.Failpoint(n)
+		}
+	}
+	fp(FailpointBeforeState)
+	if err := l.writeState(next); err != nil {
+		return res, err
+	}
+	fp(FailpointAfterState)
+	for _, p := range res.Removed {
+		nr, err := l.nameDir(p.Name, false)
+		if errorsIsNotExist(err) {
+			continue
+		}
+		if err != nil {
+			return res, err
+		}
+		err = nr.RemoveAll(p.Version)
+		nr.Close()
+		if err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}

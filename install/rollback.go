@@ -1,0 +1,126 @@
+package install
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// RollbackOptions configures Rollback; the zero value works.
+type RollbackOptions struct {
+	// Now is the time recorded in the history; zero means time.Now().
+	Now time.Time
+	// Failpoint is as in Options (tests only; nil in production).
+	Failpoint func(name string)
+}
+
+// RollbackResult is what Rollback did.
+type RollbackResult struct {
+	Root     string   `json:"root"`
+	Name     string   `json:"name"`
+	From     string   `json:"from"`
+	To       string   `json:"to"`
+	Sequence uint64   `json:"sequence"` // of the release now current
+	Link     string   `json:"link"`
+	Repaired []string `json:"repaired,omitempty"`
+}
+
+// Rollback points DIR/current/NAME back at the previous installed release:
+// the one with the highest sequence below the current one's. That release
+// was verified when it was installed, so this is not a downgrade attack;
+// the state records the switch and the highest accepted sequence does not
+// change, so the newer bundle can be installed again later but nothing
+// older than it from outside.
+func Rollback(ctx context.Context, root, name string, opts RollbackOptions) (*RollbackResult, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	now := opts.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	l, st, repaired, err := openLocked(root, now)
+	if err != nil {
+		return nil, err
+	}
+	defer l.close()
+	res := &RollbackResult{Root: root, Name: name, Link: CurrentLink(root, name), Repaired: repaired}
+	b := st.Bundles[name]
+	if b == nil || b.Current == "" {
+		return res, fmt.Errorf("%w: no release of %q is installed in %s (see airlock status)", ErrNotInstalled, name, root)
+	}
+	cur := b.release(b.Current)
+	var prev *Release
+	for i := range b.Releases {
+		r := &b.Releases[i]
+		if r.Sequence < cur.Sequence && (prev == nil || r.Sequence > prev.Sequence) {
+			prev = r
+		}
+	}
+	if prev == nil {
+		return res, fmt.Errorf("%w: %s %s is the oldest installed release of %s; there is nothing to roll back to", ErrNotInstalled, name, cur.Version, name)
+	}
+	nr, err := l.nameDir(name, false)
+	if err != nil {
+		return res, err
+	}
+	fi, err := nr.Lstat(prev.Version)
+	nr.Close()
+	if err != nil || !fi.IsDir() {
+		return res, fmt.Errorf("%w: %s is missing; run airlock check", ErrNotInstalled, ReleaseDir(root, name, prev.Version))
+	}
+	res.From, res.To, res.Sequence = cur.Version, prev.Version, prev.Sequence
+	next := st.clone()
+	nb := next.Bundles[name]
+	nb.Current = prev.Version
+	nb.History = append(nb.History, Event{Time: now.UTC(), Action: ActionRollback, From: cur.Version, To: prev.Version, Sequence: prev.Sequence, Root: prev.Root})
+	fp := func(n string) {
+		if opts.Failpoint != nil {
+			opts.Failpoint(n)
+		}
+	}
+	fp(FailpointBeforeState)
+	if err := l.writeState(next); err != nil {
+		return res, err
+	}
+	fp(FailpointAfterState)
+	fp(FailpointBeforeLink)
+	if err := l.switchLink(name, prev.Version); err != nil {
+		return res, fmt.Errorf("rolled back in the state, but %s could not be switched (the next airlock status repairs it): %w", res.Link, err)
+	}
+	fp(FailpointAfterLink)
+	return res, nil
+}
+
+// openLocked opens an existing install root, takes the lock, loads the
+// state and repairs what a crash left.
+func openLocked(root string, now time.Time) (*layout, *State, []string, error) {
+	if err := precheck(root); err != nil {
+		return nil, nil, nil, err
+	}
+	if _, err := statDir(root); err != nil {
+		return nil, nil, nil, err
+	}
+	l, err := openLayout(root, false)
+	if errorsIsNotExist(err) {
+		return nil, nil, nil, fmt.Errorf("%w: %s holds no airlock installs", ErrNotInstalled, root)
+	}
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if err := l.acquireLock(now); err != nil {
+		l.close()
+		return nil, nil, nil, err
+	}
+	st, err := l.readState()
+	if err != nil {
+		l.close()
+		return nil, nil, nil, err
+	}
+	repaired, err := l.recover(st)
+	if err != nil {
+		l.close()
+		return nil, nil, nil, err
+	}
+	return l, st, repaired, nil
+}

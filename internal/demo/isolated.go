@@ -1,0 +1,132 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+)
+
+// isolatedSide runs the operator's day: serve a registry, mirror into it,
+// pull an image back by its original digest, install files and models,
+// show the installed state, and refuse a replayed older bundle.
+func isolatedSide(ctx context.Context, bin, work, bundlePath, policyPath, release, keysDir string) error {
+	addr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	data := filepath.Join(work, "registry")
+	step("airlock serve --data %s --addr %s (the site has no registry; airlock brings one)", data, addr)
+	serve := exec.CommandContext(ctx, bin, "serve", "--data", data, "--addr", addr)
+	serve.Stdout, serve.Stderr = os.Stdout, os.Stderr
+	if err := serve.Start(); err != nil {
+		return err
+	}
+	defer func() {
+		serve.Process.Signal(syscall.SIGTERM)
+		serve.Wait()
+	}()
+	if err := waitRegistry(ctx, addr); err != nil {
+		return err
+	}
+
+	mapping := filepath.Join(work, "mapping.json")
+	step("airlock mirror: verify and push in one pass into %s/site", addr)
+	if err := airlockRun(ctx, bin, "mirror", bundlePath, "--to", addr+"/site", "--policy", policyPath, "--report", mapping); err != nil {
+		return err
+	}
+	step("Mapping written by --report (%s)", mapping)
+	raw, err := os.ReadFile(mapping)
+	if err != nil {
+		return err
+	}
+	fmt.Print(string(raw))
+
+	var m struct {
+		Mappings []struct{ Kind, Source, Target, Digest string } `json:"mappings"`
+	}
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return err
+	}
+	for _, mp := range m.Mappings {
+		if mp.Kind != "image" {
+			continue
+		}
+		repo := strings.SplitN(mp.Target, "@", 2)[0]
+		if i := strings.LastIndex(repo, ":"); i > strings.LastIndex(repo, "/") {
+			repo = repo[:i]
+		}
+		ref, err := name.ParseReference(repo + "@" + mp.Digest)
+		if err != nil {
+			return err
+		}
+		step("Pulling %s back from the mirror by its original digest", ref)
+		d, err := remote.Get(ref, remote.WithContext(ctx))
+		if err != nil {
+			return err
+		}
+		fmt.Printf("got %s (%s, %d bytes): same digest as at the source\n", d.Digest, d.MediaType, d.Size)
+		break
+	}
+
+	root := "demo-root"
+	os.RemoveAll(root)
+	step("airlock install: files and models into ./%s, atomically, with recorded state", root)
+	if err := airlockRun(ctx, bin, "install", bundlePath, "--root", root, "--policy", policyPath); err != nil {
+		return err
+	}
+	step("airlock status --root %s", root)
+	if err := airlockRun(ctx, bin, "status", "--root", root); err != nil {
+		return err
+	}
+
+	older := filepath.Join(work, "demo-older.airlock")
+	step("Packing an older release of the same name (sequence 1), signed by release and ops")
+	if err := airlockRun(ctx, bin, "pack", "-q", "-f", filepath.Join(release, "airlock.yaml"), "-o", older,
+		"--key", filepath.Join(keysDir, "release.key"), "--key", filepath.Join(keysDir, "ops.key"), "--channel", "prod", "--sequence", "1"); err != nil {
+		return err
+	}
+	step("Installing it must be refused: a replay of an older bundle (exit 3)")
+	err = airlockRun(ctx, bin, "install", older, "--root", root, "--policy", policyPath)
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 3 {
+		return fmt.Errorf("the older bundle was not refused with exit 3: %v", err)
+	}
+	fmt.Println("refused with exit status 3, as it must be")
+	return nil
+}
+
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+func waitRegistry(ctx context.Context, addr string) error {
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/v2/", nil)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("airlock serve did not answer on %s within 15 s", addr)
+}
