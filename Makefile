@@ -21,6 +21,7 @@ check-tools:
 	check skopeo "apt-get install skopeo"; \
 	check zstd "apt-get install zstd"; \
 	check tar "apt-get install tar"; \
+	check cosign "GOBIN=$(TOOLS_CACHE)/bin go install github.com/sigstore/cosign/v2/cmd/cosign@v2.6.5 (about 10 minutes; .ci/run does it once and caches it)"; \
 	if [ $$missing -ne 0 ]; then echo "make test: install the tools above (or run .ci/run as root, which installs them) and try again" >&2; exit 1; fi
 
 # CI=true makes every test that needs an external tool fail instead of skipping.
