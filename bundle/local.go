@@ -14,6 +14,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/airlock-dev/airlock/internal/safepath"
 	"github.com/airlock-dev/airlock/internal/sbom"
 )
 
@@ -93,29 +94,13 @@ func openRegular(artifact, p string) (*os.File, error) {
 		return nil, &SourceError{Artifact: artifact, Err: fmt.Errorf("%w (check the source path in airlock.yaml)", err)}
 	}
 	if !st.Mode().IsRegular() {
-		return nil, &SourceError{Artifact: artifact, Err: fmt.Errorf("%s is a %s, not a regular file; replace it with the file itself", p, describeMode(st.Mode()))}
+		return nil, &SourceError{Artifact: artifact, Err: fmt.Errorf("%s is a %s, not a regular file; replace it with the file itself", p, safepath.Kind(st.Mode()))}
 	}
 	f, err := os.Open(p)
 	if err != nil {
 		return nil, &SourceError{Artifact: artifact, Err: err}
 	}
 	return f, nil
-}
-
-func describeMode(m fs.FileMode) string {
-	switch {
-	case m&fs.ModeSymlink != 0:
-		return "symbolic link"
-	case m.IsDir():
-		return "directory"
-	case m&fs.ModeDevice != 0:
-		return "device"
-	case m&fs.ModeNamedPipe != 0:
-		return "named pipe"
-	case m&fs.ModeSocket != 0:
-		return "socket"
-	}
-	return "special file"
 }
 
 // modelFiles lists the regular files of a model source (a file or a
@@ -129,7 +114,7 @@ func modelFiles(artifact, src string) ([]localBlob, error) {
 		return []localBlob{{path: src, rel: filepath.Base(src)}}, nil
 	}
 	if !st.IsDir() {
-		return nil, &SourceError{Artifact: artifact, Err: fmt.Errorf("%s is a %s; a model source must be a file or a directory", src, describeMode(st.Mode()))}
+		return nil, &SourceError{Artifact: artifact, Err: fmt.Errorf("%s is a %s; a model source must be a file or a directory", src, safepath.Kind(st.Mode()))}
 	}
 	var out []localBlob
 	err = filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
@@ -140,7 +125,7 @@ func modelFiles(artifact, src string) ([]localBlob, error) {
 			return nil
 		}
 		if !d.Type().IsRegular() {
-			return fmt.Errorf("%s is a %s; models may contain only regular files and directories (remove it, or replace a link with the file it points to)", p, describeMode(d.Type()))
+			return fmt.Errorf("%s is a %s; models may contain only regular files and directories (remove it, or replace a link with the file it points to)", p, safepath.Kind(d.Type()))
 		}
 		rel, err := filepath.Rel(src, p)
 		if err != nil {

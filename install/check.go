@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/airlock-dev/airlock/internal/safepath"
 )
 
 // Kinds of Finding.
@@ -158,7 +160,7 @@ func (l *layout) checkRelease(ctx context.Context, name string, r Release, rc *R
 		if d.IsDir() && dirs[p] {
 			return nil
 		}
-		extra = append(extra, Finding{Path: p, Kind: DriftExtra, Actual: describeType(d.Type())})
+		extra = append(extra, Finding{Path: p, Kind: DriftExtra, Actual: safepath.Kind(d.Type())})
 		if d.IsDir() {
 			return fs.SkipDir
 		}
@@ -190,7 +192,7 @@ func checkFile(vr *os.Root, f File, buf []byte, hashed *int64) ([]Finding, error
 			return nil, err
 		}
 		if !fi.IsDir() {
-			return one(Finding{Path: p, Kind: DriftType, Expected: "directory", Actual: describeType(fi.Mode().Type())})
+			return one(Finding{Path: p, Kind: DriftType, Expected: "directory", Actual: safepath.Kind(fi.Mode().Type())})
 		}
 	}
 	fi, err := vr.Lstat(f.Target)
@@ -201,7 +203,7 @@ func checkFile(vr *os.Root, f File, buf []byte, hashed *int64) ([]Finding, error
 		return nil, err
 	}
 	if !fi.Mode().IsRegular() {
-		return one(Finding{Path: f.Target, Kind: DriftType, Expected: "regular file", Actual: describeType(fi.Mode().Type())})
+		return one(Finding{Path: f.Target, Kind: DriftType, Expected: "regular file", Actual: safepath.Kind(fi.Mode().Type())})
 	}
 	var out []Finding
 	wantMode, _ := parseMode(f.Mode)
@@ -247,22 +249,4 @@ func specialBits(m fs.FileMode) string {
 		return ""
 	}
 	return " +" + strings.Join(s, "+")
-}
-
-func describeType(t fs.FileMode) string {
-	switch {
-	case t&fs.ModeSymlink != 0:
-		return "symbolic link"
-	case t.IsDir():
-		return "directory"
-	case t&fs.ModeNamedPipe != 0:
-		return "named pipe"
-	case t&fs.ModeSocket != 0:
-		return "socket"
-	case t&fs.ModeDevice != 0:
-		return "device"
-	case t.IsRegular():
-		return "file"
-	}
-	return "special file"
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -83,16 +82,7 @@ func runInstall(ctx context.Context, e *env, f *installFlags, path string) error
 	now := time.Now()
 	opts := install.Options{Root: f.root, Policy: pol, AllowDowngrade: f.allowDowngrade, Now: now, Path: path}
 	if f.registry != "" {
-		host, _, _ := strings.Cut(f.registry, "/")
-		insecure := false
-		for _, h := range f.insecure {
-			insecure = insecure || h == host
-		}
-		target, err := mirror.ParseTarget(f.registry, insecure)
-		if err != nil {
-			return usagef("--registry: %v", err)
-		}
-		transport, err := mirror.NewTransport(mirror.TransportOptions{CAFile: f.caFile})
+		target, transport, err := destination("--registry", f.registry, f.insecure, f.caFile)
 		if err != nil {
 			return err
 		}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -92,16 +94,7 @@ func runMirror(ctx context.Context, e *env, f *mirrorFlags, path string) error {
 	if err != nil {
 		return err
 	}
-	host, _, _ := strings.Cut(f.to, "/")
-	insecure := false
-	for _, h := range f.insecure {
-		insecure = insecure || h == host
-	}
-	target, err := mirror.ParseTarget(f.to, insecure)
-	if err != nil {
-		return usagef("%v", err)
-	}
-	transport, err := mirror.NewTransport(mirror.TransportOptions{CAFile: f.caFile})
+	target, transport, err := destination("--to", f.to, f.insecure, f.caFile)
 	if err != nil {
 		return err
 	}
@@ -185,4 +178,20 @@ func writeJSONFile(path string, v any) error {
 		return err
 	}
 	return f.Commit()
+}
+
+// destination parses a REGISTRY[/PREFIX] flag and builds the transport for
+// it: plain HTTP when the host is listed in --insecure-registry, extra CAs
+// from --ca-file.
+func destination(flag, to string, insecureHosts []string, caFile string) (mirror.Target, http.RoundTripper, error) {
+	host, _, _ := strings.Cut(to, "/")
+	target, err := mirror.ParseTarget(to, slices.Contains(insecureHosts, host))
+	if err != nil {
+		return mirror.Target{}, nil, usagef("%s: %v", flag, err)
+	}
+	transport, err := mirror.NewTransport(mirror.TransportOptions{CAFile: caFile})
+	if err != nil {
+		return mirror.Target{}, nil, err
+	}
+	return target, transport, nil
 }

@@ -3,6 +3,7 @@ package safepath
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"path"
 	"path/filepath"
 	"strings"
@@ -64,4 +65,24 @@ func Overlaps(a, b string) bool {
 		return true
 	}
 	return strings.HasPrefix(b, a+"/") || strings.HasPrefix(a, b+"/")
+}
+
+// Kind names a file type for messages: "file", "directory", "symbolic link",
+// "device", "named pipe", "socket" or "special file".
+func Kind(m fs.FileMode) string {
+	switch {
+	case m.IsRegular():
+		return "file"
+	case m&fs.ModeSymlink != 0:
+		return "symbolic link"
+	case m.IsDir():
+		return "directory"
+	case m&fs.ModeDevice != 0:
+		return "device"
+	case m&fs.ModeNamedPipe != 0:
+		return "named pipe"
+	case m&fs.ModeSocket != 0:
+		return "socket"
+	}
+	return "special file"
 }
