@@ -40,4 +40,4 @@ lint:
 	$(GO) vet ./...
 
 clean:
-	rm -rf bin demo-out
+	rm -rf bin demo-out demo-root

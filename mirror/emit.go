@@ -2,6 +2,7 @@ package mirror
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"sort"
@@ -36,8 +37,10 @@ func EmitConfig(dir string, to Target, keepHost bool, mappings []Mapping) ([]str
 		sorted = append(sorted, h)
 	}
 	sort.Strings(sorted)
+	// Plain HTTP only where the user said so: go-containerregistry also
+	// guesses HTTP for loopback and private addresses, which nodes must not.
 	scheme := "https"
-	if to.Registry.Scheme() == "http" {
+	if to.Insecure || to.Registry.Scheme() == "http" && isLoopback(to.Registry.RegistryStr()) {
 		scheme = "http"
 	}
 	var written []string
@@ -86,4 +89,17 @@ server = %[3]q
 		return nil, err
 	}
 	return append(written, p), nil
+}
+
+// isLoopback reports whether host[:port] names this machine.
+func isLoopback(hostport string) bool {
+	h := hostport
+	if host, _, err := net.SplitHostPort(hostport); err == nil {
+		h = host
+	}
+	if h == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
 }

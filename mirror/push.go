@@ -51,7 +51,8 @@ type MirrorOptions struct {
 	// Transport carries requests; nil means NewTransport's defaults.
 	Transport http.RoundTripper
 	// Retry is the backoff for retried requests (5xx, 429, broken
-	// connections); the zero value means 5 tries over about 30 s.
+	// connections); the zero value means 5 tries, waiting about 1, 2, 4
+	// and 8 s between them.
 	Retry remote.Backoff
 	// TempDir holds verified blobs until they are uploaded (a few at a time);
 	// "" means the system temporary directory.
@@ -278,6 +279,8 @@ func (m *mirrorer) remoteOpts(ctx context.Context) []remote.Option {
 func (m *mirrorer) plan(ctx context.Context, h *bundle.Head) error {
 	names := layoutNames(h.IndexBytes)
 	imagePlace := map[string]placement{} // image ref -> placement
+	type tagUse struct{ digest, source string }
+	tags := map[string]tagUse{} // repo:tag -> what it will point at
 	for i, a := range h.Manifest.Artifacts {
 		var pl placement
 		var err error
@@ -306,6 +309,14 @@ func (m *mirrorer) plan(ctx context.Context, h *bundle.Head) error {
 		c, err := h.Content(i)
 		if err != nil {
 			return err
+		}
+		if pl.tag != "" {
+			key := pl.repo.String() + ":" + pl.tag
+			root := c.Manifests[len(c.Manifests)-1].Digest
+			if prev, ok := tags[key]; ok && prev.digest != root {
+				return fmt.Errorf("%s and %s would both be tagged %s with different content; use --keep-registry-host or another prefix", prev.source, pl.source, key)
+			}
+			tags[key] = tagUse{digest: root, source: pl.source}
 		}
 		j := &job{artifact: a, kind: kind, place: pl, content: c}
 		m.jobs = append(m.jobs, j)

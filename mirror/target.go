@@ -15,10 +15,15 @@ import (
 type Target struct {
 	Registry name.Registry
 	Prefix   string // "" or a path such as "mirror/prod"
+	// Insecure is true when the user asked for plain HTTP (--insecure-registry).
+	Insecure bool
 }
 
 // ParseTarget reads "host[:port][/prefix]". insecure allows plain HTTP.
 func ParseTarget(s string, insecure bool) (Target, error) {
+	if strings.Contains(s, "://") {
+		return Target{}, fmt.Errorf("%q: give the registry without a scheme, e.g. registry.site:5000/mirror (use --insecure-registry HOST for plain HTTP)", s)
+	}
 	host, prefix, _ := strings.Cut(strings.TrimSuffix(s, "/"), "/")
 	var opts []name.Option
 	if insecure {
@@ -26,14 +31,14 @@ func ParseTarget(s string, insecure bool) (Target, error) {
 	}
 	reg, err := name.NewRegistry(host, append(opts, name.StrictValidation)...)
 	if err != nil || host == "" {
-		return Target{}, fmt.Errorf("--to %q: want REGISTRY[/PREFIX], e.g. registry.site:5000/mirror (%v)", s, err)
+		return Target{}, fmt.Errorf("%q: want REGISTRY[/PREFIX], e.g. registry.site:5000/mirror (%v)", s, err)
 	}
 	if prefix != "" {
 		if _, err := name.NewRepository(host+"/"+prefix, opts...); err != nil {
-			return Target{}, fmt.Errorf("--to %q: prefix %q is not a valid repository path: %v", s, prefix, err)
+			return Target{}, fmt.Errorf("%q: prefix %q is not a valid repository path: %v", s, prefix, err)
 		}
 	}
-	return Target{Registry: reg, Prefix: prefix}, nil
+	return Target{Registry: reg, Prefix: prefix, Insecure: insecure}, nil
 }
 
 // repo builds a repository under the target.

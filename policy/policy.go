@@ -44,8 +44,9 @@ type Rule struct {
 	Channel string
 	// MaxAge, when > 0, is how long after its creation a bundle is accepted.
 	MaxAge time.Duration
-	// AllowDowngrade lets install accept a lower version than the installed
-	// one. Default false.
+	// AllowDowngrade lets `airlock install --allow-downgrade` accept a
+	// bundle whose signed sequence is lower than the highest accepted for
+	// its name; without both, a lower sequence is refused. Default false.
 	AllowDowngrade bool
 	// Require lists content requirements; the zero value requires nothing.
 	Require Require

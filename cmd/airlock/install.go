@@ -151,7 +151,7 @@ func renderInstall(w io.Writer, r *install.Result) {
 	if r.Previous != "" && r.Previous != r.Version {
 		prev = " (was " + r.Previous + ")"
 	}
-	fmt.Fprintf(w, "  current:  %s -> releases/%s/%s%s\n", r.Link, r.Name, r.Version, prev)
+	fmt.Fprintf(w, "  current:  %s -> ../releases/%s/%s%s\n", r.Link, r.Name, r.Version, prev)
 	if r.Mirror != nil {
 		renderMirror(w, r.Mirror, nil, "")
 	} else if r.Images > 0 {

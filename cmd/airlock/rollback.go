@@ -53,7 +53,7 @@ func rollbackCommand() command {
 				for _, r := range res.Repaired {
 					fmt.Fprintf(e.stdout, "repaired: %s\n", r)
 				}
-				fmt.Fprintf(e.stdout, "rolled back %s from %s to %s (sequence %d)\n  current:  %s -> releases/%s/%s\n", res.Name, res.From, res.To, res.Sequence, res.Link, res.Name, res.To)
+				fmt.Fprintf(e.stdout, "rolled back %s from %s to %s (sequence %d)\n  current:  %s -> ../releases/%s/%s\n", res.Name, res.From, res.To, res.Sequence, res.Link, res.Name, res.To)
 				return nil
 			}
 		},
