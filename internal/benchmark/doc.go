@@ -16,6 +16,10 @@
 //     10 MiB one; signing rewrites only the head, so the two should match.
 //   - BenchmarkVerifyVsZstdSha256 compares `airlock verify` of the 2 GiB
 //     bundle with `zstd -dc | sha256sum` and reports verify's peak memory.
+//   - BenchmarkMirrorVsCrane mirrors a 2.6 GB release (20 images on shared
+//     base layers, signatures, referrers, SBOMs, a 1 GiB model) into a fresh
+//     docker-registry and compares the time and the bytes uploaded with
+//     `zstd -dc | tar -x` followed by `crane push` of every image.
 //
 // The benchmarks run airlock as a subprocess: the binary named by the
 // AIRLOCK_BIN environment variable, or one built with `go build` into a
