@@ -585,39 +585,16 @@ func mustRegistry(t *testing.T, host string) name.Registry {
 // --sign-key adds a site signature that cosign accepts, next to the
 // upstream one or alone.
 func TestMirrorCosignInterop(t *testing.T) {
-	t.Setenv("PATH", "/var/cache/airlock-ci/bin:"+os.Getenv("PATH"))
-	cosign := testregistry.RequireTool(t, "cosign", "go install github.com/sigstore/cosign/v2/cmd/cosign@v2.6.5 (or run .ci/run)")
-	src := testregistry.Start(t)
-	imgs, err := sample.Images()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sample.Push(context.Background(), src.Host, imgs); err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	cosignEnv := append(os.Environ(), "COSIGN_PASSWORD=pw", "HOME="+dir, "TUF_ROOT="+filepath.Join(dir, "tuf"))
-	cosignRun := func(args ...string) error {
-		t.Helper()
-		cmd := exec.Command(cosign, args...)
-		cmd.Dir, cmd.Env = dir, cosignEnv
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			return errors.New(err.Error() + "\n" + string(out))
-		}
-		return nil
-	}
-	if err := cosignRun("generate-key-pair"); err != nil {
-		t.Fatal(err)
-	}
+	cs := newCosign(t)
+	src := sampleRegistry(t)
+	dir := cs.dir
+	cosignRun := cs.run
 	workerDesc, err := remote.Head(repoOf(t, src.Host+"/demo/worker").Tag("1.0"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	worker := workerDesc.Digest.String()
-	if err := cosignRun("sign", "--key", "cosign.key", "--tlog-upload=false", "--allow-insecure-registry", "-y", src.Host+"/demo/worker@"+worker); err != nil {
-		t.Fatal(err)
-	}
+	cs.signImage(t, src.Host+"/demo/worker@"+worker)
 
 	env := map[string]string{"AIRLOCK_PASSWORD": testPassword}
 	for _, k := range []string{"release", "security", "site"} {

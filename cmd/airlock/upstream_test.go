@@ -1,10 +1,8 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,8 +11,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/airlock-dev/airlock/bundle"
-	"github.com/airlock-dev/airlock/internal/sample"
-	"github.com/airlock-dev/airlock/internal/testregistry"
 )
 
 // TestPackCarriesAndChecksCosignSignatures signs one image with the real
@@ -22,34 +18,16 @@ import (
 // image; images[].verify accepts the signed image and refuses the unsigned
 // one (exit 1, naming the image), before anything is written.
 func TestPackCarriesAndChecksCosignSignatures(t *testing.T) {
-	t.Setenv("PATH", "/var/cache/airlock-ci/bin:"+os.Getenv("PATH"))
-	cosign := testregistry.RequireTool(t, "cosign", "go install github.com/sigstore/cosign/v2/cmd/cosign@v2.6.5 (or run .ci/run)")
-	reg := testregistry.Start(t)
-	imgs, err := sample.Images()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sample.Push(context.Background(), reg.Host, imgs); err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	env := append(os.Environ(), "COSIGN_PASSWORD=pw", "HOME="+dir, "TUF_ROOT="+filepath.Join(dir, "tuf"))
-	run := func(args ...string) {
-		t.Helper()
-		cmd := exec.Command(cosign, args...)
-		cmd.Dir, cmd.Env = dir, env
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("cosign %v: %v\n%s", args, err, out)
-		}
-	}
-	run("generate-key-pair")
+	cs := newCosign(t)
+	reg := sampleRegistry(t)
+	dir := cs.dir
 	worker := reg.Host + "/demo/worker:1.0"
 	ref, _ := name.ParseReference(worker)
 	desc, err := remote.Head(ref)
 	if err != nil {
 		t.Fatal(err)
 	}
-	run("sign", "--key", "cosign.key", "--tlog-upload=false", "--allow-insecure-registry", "-y", reg.Host+"/demo/worker@"+desc.Digest.String())
+	cs.signImage(t, reg.Host+"/demo/worker@"+desc.Digest.String())
 
 	write := func(verifyAPI bool) string {
 		spec := "name: up\nversion: 1.0.0\nimages:\n  - ref: " + worker + "\n    verify: { key: cosign.pub }\n"
