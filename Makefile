@@ -11,7 +11,7 @@ export PATH := $(TOOLS_CACHE)/bin:$(PATH)
 all: build
 
 build:
-	$(GO) build -trimpath -o $(BIN) ./cmd/airlock
+	$(GO) build -trimpath -buildvcs=auto -o $(BIN) ./cmd/airlock
 
 # The tests use real tools; name each missing one and how to get it, then stop.
 check-tools:
