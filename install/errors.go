@@ -3,6 +3,8 @@ package install
 import (
 	"errors"
 	"fmt"
+
+	"github.com/airlock-dev/airlock/internal/meter"
 )
 
 var (
@@ -149,14 +151,5 @@ func (e *DriftError) Error() string {
 func (e *DriftError) Unwrap() error { return ErrDrift }
 
 func sizeString(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB (%d bytes)", float64(n)/float64(div), "KMGTPE"[exp], n)
+	return fmt.Sprintf("%s (%d bytes)", meter.Bytes(n), n)
 }

@@ -50,13 +50,6 @@ var (
 	fixErr  error
 )
 
-type keySigner struct{ s *keys.Signer }
-
-func (k keySigner) KeyID() string { return k.s.Public.Fingerprint }
-func (k keySigner) Sign(_ context.Context, m []byte) ([]byte, error) {
-	return k.s.SignMessage(bytes.NewReader(m))
-}
-
 func getFixture(t testing.TB) *fixture {
 	t.Helper()
 	fixOnce.Do(func() {
@@ -77,7 +70,7 @@ func getFixture(t testing.TB) *fixture {
 				fixErr = err
 				return
 			}
-			f.signers = append(f.signers, keySigner{s})
+			f.signers = append(f.signers, s)
 		}
 		head := "keys:\n  release: { publicKey: release.pub }\n  security: { publicKey: security.pub }\nbundles:\n  - match: \"demo*\"\n    signers: [release, security]\n    threshold: 2\n"
 		for name, extra := range map[string]string{"default": "", "downgrade": "    allowDowngrade: true\n", "prod": "    channel: prod\n"} {

@@ -40,13 +40,6 @@ var (
 	fixErr  error
 )
 
-type keySigner struct{ s *keys.Signer }
-
-func (k keySigner) KeyID() string { return k.s.Public.Fingerprint }
-func (k keySigner) Sign(_ context.Context, m []byte) ([]byte, error) {
-	return k.s.SignMessage(bytes.NewReader(m))
-}
-
 func getFixture(t *testing.T) *fixture {
 	t.Helper()
 	fixOnce.Do(func() {
@@ -68,7 +61,7 @@ func getFixture(t *testing.T) *fixture {
 				fixErr = err
 				return
 			}
-			f.signers[n] = keySigner{s}
+			f.signers[n] = s
 		}
 		f.policy = filepath.Join(dir, "policy.yaml")
 		fixErr = os.WriteFile(f.policy, []byte(`keys:

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/airlock-dev/airlock/bundle"
+	"github.com/airlock-dev/airlock/internal/meter"
 	"github.com/airlock-dev/airlock/verify"
 )
 
@@ -206,18 +207,7 @@ func versionCommand() command {
 }
 
 // humanBytes formats n with binary units.
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
+func humanBytes(n int64) string { return meter.Bytes(n) }
 
 func shortDigest(d string) string {
 	if len(d) > 19 {

@@ -1,22 +1,9 @@
 package main
 
 import (
-	"bytes"
-	"context"
-
 	"github.com/airlock-dev/airlock/bundle"
 	"github.com/airlock-dev/airlock/internal/keys"
 )
-
-// keySigner adapts a key file's signer to bundle.Signer. KMS or HSM signers
-// would be further implementations of bundle.Signer.
-type keySigner struct{ s *keys.Signer }
-
-func (k keySigner) KeyID() string { return k.s.Public.Fingerprint }
-
-func (k keySigner) Sign(_ context.Context, m []byte) ([]byte, error) {
-	return k.s.SignMessage(bytes.NewReader(m))
-}
 
 // loadSigners opens each private key, asking for its password when needed.
 func loadSigners(e *env, paths []string) ([]bundle.Signer, error) {
@@ -26,7 +13,7 @@ func loadSigners(e *env, paths []string) ([]bundle.Signer, error) {
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, keySigner{s})
+		out = append(out, s) // *keys.Signer is a bundle.Signer; KMS or HSM signers would be others
 	}
 	return out, nil
 }

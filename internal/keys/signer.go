@@ -1,6 +1,8 @@
 package keys
 
 import (
+	"bytes"
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -26,6 +28,15 @@ type Signer struct {
 	signature.Signer
 	// Public is the matching public key; its Source is the private key's path.
 	Public *PublicKey
+}
+
+// KeyID returns the fingerprint of the public key ("sha256:<hex>"), the key
+// id bundle signatures carry. With Sign it makes *Signer a bundle.Signer.
+func (s *Signer) KeyID() string { return s.Public.Fingerprint }
+
+// Sign signs message exactly as given.
+func (s *Signer) Sign(_ context.Context, message []byte) ([]byte, error) {
+	return s.SignMessage(bytes.NewReader(message))
 }
 
 // LoadSigner reads a private key file: "ENCRYPTED SIGSTORE PRIVATE KEY" or

@@ -2,7 +2,10 @@
 // sizes, throughput and progress bars.
 package meter
 
-import "io"
+import (
+	"fmt"
+	"io"
+)
 
 // Reader counts the bytes read through it and reports each read to OnRead,
 // when set. N is not safe for concurrent use with Read.
@@ -33,4 +36,18 @@ func (m *Writer) Write(p []byte) (int, error) {
 	n, err := m.W.Write(p)
 	m.N += int64(n)
 	return n, err
+}
+
+// Bytes formats n with binary units: "512 B", "1.5 MiB".
+func Bytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

@@ -20,3 +20,12 @@ func TestReaderAndWriter(t *testing.T) {
 		t.Fatalf("r.N=%d w.N=%d calls=%d", r.N, w.N, calls)
 	}
 }
+
+func TestBytes(t *testing.T) {
+	t.Parallel()
+	for n, want := range map[int64]string{0: "0 B", 1023: "1023 B", 1536: "1.5 KiB", 3 << 30: "3.0 GiB"} {
+		if got := Bytes(n); got != want {
+			t.Errorf("Bytes(%d) = %q, want %q", n, got, want)
+		}
+	}
+}
