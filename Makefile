@@ -2,41 +2,62 @@
 export GOTOOLCHAIN := local
 GO      ?= go
 BIN     := bin/airlock
-# Where .ci/run installs cosign; added to PATH so tests find it.
+# Where `make tools` puts the Go-built tools the tests use (cosign, ...),
+# outside the clone so a fresh clone reuses them; added to PATH for tests.
 TOOLS_CACHE ?= /var/cache/airlock-ci
 export PATH := $(TOOLS_CACHE)/bin:$(PATH)
+COSIGN_VERSION := v2.6.5
+# Debian packages the tests run for real.
+DEB_PACKAGES := docker-registry skopeo zstd tar
 
-.PHONY: all build test demo bench lint check-tools clean
+.PHONY: all build test demo bench lint tools check-tools clean
 
 all: build
 
 build:
 	$(GO) build -trimpath -buildvcs=auto -o $(BIN) ./cmd/airlock
 
-# The tests use real tools; name each missing one and how to get it, then stop.
+# tools installs what the tests need, once: the Debian packages (as root)
+# and the Go-built tools into $(TOOLS_CACHE)/bin, each built only when it
+# is not there yet. It prints one line for each thing it installs.
+tools:
+	@if [ "$$(id -u)" -ne 0 ]; then echo "make tools: run as root (sudo make tools): it installs Debian packages" >&2; exit 1; fi
+	@missing=""; for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "make tools: installing Debian packages:$$missing"; \
+	  export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq $$missing >/dev/null || exit 1; \
+	fi
+	@mkdir -p $(TOOLS_CACHE)/bin
+	@if [ ! -x $(TOOLS_CACHE)/bin/cosign ]; then \
+	  echo "make tools: building cosign $(COSIGN_VERSION) into $(TOOLS_CACHE)/bin (once; about 10 minutes on 2 cores)"; \
+	  GOBIN=$(TOOLS_CACHE)/bin $(GO) install github.com/sigstore/cosign/v2/cmd/cosign@$(COSIGN_VERSION) || exit 1; \
+	fi
+
+# check-tools: as root, install what is missing; as anyone else, stop at
+# once naming the one command that installs it.
 check-tools:
-	@missing=0; \
-	check() { if ! command -v "$$1" >/dev/null 2>&1; then echo "make test: required tool '$$1' is missing: $$2" >&2; missing=1; fi; }; \
-	check docker-registry "apt-get install docker-registry (the CNCF distribution registry)"; \
-	check skopeo "apt-get install skopeo"; \
-	check zstd "apt-get install zstd"; \
-	check tar "apt-get install tar"; \
-	check cosign "GOBIN=$(TOOLS_CACHE)/bin go install github.com/sigstore/cosign/v2/cmd/cosign@v2.6.5 (about 10 minutes; .ci/run does it once and caches it)"; \
-	if [ $$missing -ne 0 ]; then echo "make test: install the tools above (or run .ci/run as root, which installs them) and try again" >&2; exit 1; fi
+	@missing=""; \
+	for t in docker-registry skopeo zstd tar cosign; do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" -eq 0 ]; then echo "make test: missing:$$missing; installing them (make tools)"; $(MAKE) --no-print-directory tools || exit 1; \
+	  else echo "make test: missing:$$missing. Install them with: sudo make tools" >&2; exit 1; fi; \
+	fi
 
 # CI=true makes every test that needs an external tool fail instead of skipping.
 test: check-tools lint
 	CI=true $(GO) test -count=1 -timeout 20m ./...
 
 demo: build
-	$(GO) run ./internal/demo -airlock $(BIN)
+	$(GO) run ./cmd/airlock-demo -airlock $(BIN)
 
 bench: build
 	AIRLOCK_BIN=$(CURDIR)/$(BIN) $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./internal/benchmark/
 
+# lint: gofmt, go vet, and go.mod/go.sum exactly as go mod tidy leaves them.
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed on:" >&2; echo "$$out" >&2; exit 1; fi
+	@diff=$$($(GO) mod tidy -diff 2>&1); if [ -n "$$diff" ]; then echo "go mod tidy would change go.mod/go.sum (run go mod tidy):" >&2; echo "$$diff" >&2; exit 1; fi
 	$(GO) vet ./...
 
 clean:

@@ -1,5 +1,7 @@
 package bundle
 
+import "context"
+
 // Blob is a manifest or config held in the head, with its exact bytes.
 type Blob struct {
 	Descriptor
@@ -30,21 +32,21 @@ func (h *Head) Content(i int) (*Content, error) {
 	if !ok {
 		return nil, malformed("artifact %d: manifest %s is not in the head", i, a.Digest)
 	}
-	g, err := walk(a.Descriptor, raw, headContent(h.Blobs), nil)
+	g, err := Walk(context.Background(), a.Descriptor, raw, headContent(h.Blobs), nil)
 	if err != nil {
 		return nil, err
 	}
 	c := &Content{}
 	// walk lists the root first and children depth-first after their
 	// parent; reversed, every child precedes its parent.
-	for j := len(g.manifests) - 1; j >= 0; j-- {
-		c.Manifests = append(c.Manifests, Blob{Descriptor: g.manifests[j].Descriptor, Data: g.manifests[j].data})
+	for j := len(g.Manifests) - 1; j >= 0; j-- {
+		c.Manifests = append(c.Manifests, Blob{Descriptor: g.Manifests[j].Descriptor, Data: g.Manifests[j].Data})
 	}
-	for _, cf := range g.configs {
-		c.Configs = append(c.Configs, Blob{Descriptor: cf.Descriptor, Data: cf.data})
+	for _, cf := range g.Configs {
+		c.Configs = append(c.Configs, Blob{Descriptor: cf.Descriptor, Data: cf.Data})
 	}
 	seen := map[string]bool{}
-	for _, l := range g.layers {
+	for _, l := range g.Layers {
 		if !seen[l.Digest] {
 			seen[l.Digest] = true
 			c.Layers = append(c.Layers, l)

@@ -1,50 +1,28 @@
 package bundle
 
 import (
-	"errors"
 	"fmt"
+
+	"github.com/airlock-dev/airlock/internal/errclass"
 )
 
+// The format's sentinels. Each is a rejection of the input: a bundle that
+// breaks them is refused (errclass.Rejected), whoever reads it.
 var (
-	// ErrSpec reports an invalid airlock.yaml.
-	ErrSpec = errors.New("invalid release description")
 	// ErrNotBundle reports input that is not an airlock bundle at all.
-	ErrNotBundle = errors.New("not an airlock bundle")
+	ErrNotBundle = errclass.New(errclass.Rejected, "not an airlock bundle")
 	// ErrUnsupportedVersion reports a bundle written in a format version this build does not read.
-	ErrUnsupportedVersion = errors.New("unsupported bundle format version")
+	ErrUnsupportedVersion = errclass.New(errclass.Rejected, "unsupported bundle format version")
 	// ErrMalformed reports a bundle whose structure breaks the format: unknown,
 	// duplicate, missing or misplaced entries, bad JSON, trailing data.
-	ErrMalformed = errors.New("malformed bundle")
+	ErrMalformed = errclass.New(errclass.Rejected, "malformed bundle")
 	// ErrLimit reports input that exceeds one of the limits in limits.go.
-	ErrLimit = errors.New("limit exceeded")
+	ErrLimit = errclass.New(errclass.Rejected, "limit exceeded")
 	// ErrIntegrity reports bytes that do not match the digest or size the metadata declares.
-	ErrIntegrity = errors.New("integrity check failed")
-	// ErrSource reports an artifact source (image, model, file, SBOM) that cannot be packed.
-	ErrSource = errors.New("cannot pack source")
+	ErrIntegrity = errclass.New(errclass.Rejected, "integrity check failed")
 	// ErrUnsupportedMediaType reports a manifest media type airlock does not carry.
-	ErrUnsupportedMediaType = errors.New("unsupported media type")
+	ErrUnsupportedMediaType = errclass.New(errclass.Rejected, "unsupported media type")
 )
-
-// SpecError locates a problem in airlock.yaml.
-type SpecError struct {
-	File  string // path of airlock.yaml
-	Line  int    // 1-based line, 0 when unknown
-	Field string // e.g. "images[2].ref"
-	Msg   string
-}
-
-func (e *SpecError) Error() string {
-	loc := e.File
-	if e.Line > 0 {
-		loc = fmt.Sprintf("%s:%d", e.File, e.Line)
-	}
-	if e.Field != "" {
-		return fmt.Sprintf("%s: %s: %s", loc, e.Field, e.Msg)
-	}
-	return fmt.Sprintf("%s: %s", loc, e.Msg)
-}
-
-func (e *SpecError) Unwrap() error { return ErrSpec }
 
 // EntryError names the bundle entry (tar name) or digest a problem was found in.
 type EntryError struct {
@@ -56,16 +34,6 @@ func (e *EntryError) Error() string { return fmt.Sprintf("bundle entry %s: %v", 
 
 func (e *EntryError) Unwrap() error { return e.Err }
 
-// SourceError names the artifact that could not be packed.
-type SourceError struct {
-	Artifact string // image ref, model name, file or SBOM source path
-	Err      error
-}
-
-func (e *SourceError) Error() string { return fmt.Sprintf("%s: %v", e.Artifact, e.Err) }
-
-func (e *SourceError) Unwrap() []error { return []error{ErrSource, e.Err} }
-
 func malformed(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{ErrMalformed}, args...)...)
 }
@@ -73,3 +41,26 @@ func malformed(format string, args ...any) error {
 func overLimit(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{ErrLimit}, args...)...)
 }
+
+// LayoutError reports two artifacts that would share one layout name
+// (org.opencontainers.image.ref.name).
+type LayoutError struct {
+	Name          string
+	First, Second string // the two artifacts, described
+}
+
+func (e *LayoutError) Error() string {
+	return fmt.Sprintf("%s and %s would share the layout name %q; rename one", e.First, e.Second, e.Name)
+}
+
+// BlobError names a body blob that could not be written: its source failed,
+// or its bytes did not match the digest (then it wraps ErrIntegrity).
+type BlobError struct {
+	Label  string // the artifact it belongs to
+	Digest string
+	Err    error
+}
+
+func (e *BlobError) Error() string { return fmt.Sprintf("%s: blob %s: %v", e.Label, e.Digest, e.Err) }
+
+func (e *BlobError) Unwrap() error { return e.Err }

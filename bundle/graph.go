@@ -2,6 +2,7 @@ package bundle
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"sort"
@@ -65,27 +66,47 @@ type configPlatform struct {
 	Variant      string `json:"variant"`
 }
 
-func isIndex(mt string) bool    { return mt == MediaTypeOCIIndex || mt == MediaTypeDockerList }
-func isManifest(mt string) bool { return mt == MediaTypeOCIManifest || mt == MediaTypeDockerV2 }
+// IsIndex reports whether mt is an image index media type airlock carries.
+func IsIndex(mt string) bool { return mt == MediaTypeOCIIndex || mt == MediaTypeDockerList }
 
-// graph is the content tree below one artifact root.
-type graph struct {
-	root      Descriptor
-	manifests []rawBlob // root first, then children depth-first
-	configs   []rawBlob
-	layers    []Descriptor // in manifest order, possibly repeated
-	platforms []string
+// IsManifest reports whether mt is an image manifest media type airlock carries.
+func IsManifest(mt string) bool { return mt == MediaTypeOCIManifest || mt == MediaTypeDockerV2 }
+
+// PlatformMatches reports whether the platform have ("os/arch[/variant]")
+// satisfies want; a want without a variant matches any variant.
+func PlatformMatches(have, want string) bool {
+	parts := strings.SplitN(have, "/", 3)
+	if len(parts) < 2 {
+		return false
+	}
+	p := &ociPlatform{OS: parts[0], Architecture: parts[1]}
+	if len(parts) == 3 {
+		p.Variant = parts[2]
+	}
+	return p.matches(want)
 }
 
-type rawBlob struct {
-	Descriptor
-	data []byte
+// Graph is the content tree below one artifact root, as Walk read it.
+type Graph struct {
+	// Root is the artifact's root manifest or index (after a platform filter).
+	Root Descriptor
+	// Manifests holds the root first, then children depth-first, each once.
+	Manifests []Blob
+	// Configs holds every config blob, each once.
+	Configs []Blob
+	// Layers lists the layer descriptors in manifest order, possibly repeated.
+	Layers []Descriptor
+	// Platforms lists the platforms the root offers ("os/arch[/variant]"),
+	// sorted: an index's entries, or a single image's config.
+	Platforms []string
 }
 
-// contentSource yields the manifests and configs a graph references.
-type contentSource interface {
-	manifest(d Descriptor) ([]byte, error)
-	config(d Descriptor) ([]byte, error)
+// ContentSource yields the manifests and configs a graph references. The
+// walker checks what it parses; an implementation that reads from an
+// untrusted place must check each blob against its descriptor.
+type ContentSource interface {
+	Manifest(ctx context.Context, d Descriptor) ([]byte, error)
+	Config(ctx context.Context, d Descriptor) ([]byte, error)
 }
 
 // checkDescriptor validates a descriptor read from a manifest.
@@ -117,28 +138,32 @@ func parseNode(d Descriptor, raw []byte) (*ociNode, error) {
 	if n.SchemaVersion != 2 {
 		return nil, fmt.Errorf("manifest %s: %w: schemaVersion %d (only schema 2 is carried)", d.Digest, ErrUnsupportedMediaType, n.SchemaVersion)
 	}
-	if isIndex(d.MediaType) && (n.Config != nil || len(n.Layers) > 0) || isManifest(d.MediaType) && len(n.Manifests) > 0 {
+	if IsIndex(d.MediaType) && (n.Config != nil || len(n.Layers) > 0) || IsManifest(d.MediaType) && len(n.Manifests) > 0 {
 		return nil, malformed("manifest %s: mixes index and manifest fields", d.Digest)
 	}
 	return &n, nil
 }
 
-// walk reads the tree below root. filter, when not empty, keeps only the
-// matching platforms of a root index and rewrites it (see filterIndex).
-func walk(root Descriptor, raw []byte, src contentSource, filter []string) (*graph, error) {
-	g := &graph{}
-	if len(filter) > 0 && isIndex(root.MediaType) {
+// Walk reads and checks the tree below root, whose exact bytes are raw.
+// filter, when not empty, keeps only the matching platforms of a root index
+// and rewrites it (see filterIndex; docs/format.md §10).
+func Walk(ctx context.Context, root Descriptor, raw []byte, src ContentSource, filter []string) (*Graph, error) {
+	g := &Graph{}
+	if len(filter) > 0 && IsIndex(root.MediaType) {
 		var err error
 		if raw, err = filterIndex(root, raw, filter); err != nil {
 			return nil, err
 		}
 		root = Descriptor{MediaType: root.MediaType, Digest: checked.Digest(raw), Size: int64(len(raw))}
 	}
-	g.root = root
+	g.Root = root
 	seen := map[string]bool{}
 	plats := map[string]bool{}
 	var visit func(d Descriptor, raw []byte, depth int) error
 	visit = func(d Descriptor, raw []byte, depth int) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		if depth > MaxIndexDepth {
 			return overLimit("manifest %s: indexes nested deeper than %d", d.Digest, MaxIndexDepth)
 		}
@@ -148,10 +173,10 @@ func walk(root Descriptor, raw []byte, src contentSource, filter []string) (*gra
 		}
 		if !seen[d.Digest] {
 			seen[d.Digest] = true
-			g.manifests = append(g.manifests, rawBlob{Descriptor: d, data: raw})
+			g.Manifests = append(g.Manifests, Blob{Descriptor: d, Data: raw})
 		}
 		switch {
-		case isIndex(d.MediaType):
+		case IsIndex(d.MediaType):
 			if len(n.Manifests) > MaxFanOut {
 				return overLimit("index %s: %d children exceed %d", d.Digest, len(n.Manifests), MaxFanOut)
 			}
@@ -159,7 +184,7 @@ func walk(root Descriptor, raw []byte, src contentSource, filter []string) (*gra
 				if err := checkDescriptor("index "+d.Digest, c); err != nil {
 					return err
 				}
-				if !isIndex(c.MediaType) && !isManifest(c.MediaType) {
+				if !IsIndex(c.MediaType) && !IsManifest(c.MediaType) {
 					return fmt.Errorf("index %s: child %s: %w %q", d.Digest, c.Digest, ErrUnsupportedMediaType, c.MediaType)
 				}
 				if c.Size > MaxManifestSize {
@@ -169,7 +194,7 @@ func walk(root Descriptor, raw []byte, src contentSource, filter []string) (*gra
 					plats[c.Platform.String()] = true
 				}
 				cd := Descriptor{MediaType: c.MediaType, Digest: c.Digest, Size: c.Size}
-				child, err := src.manifest(cd)
+				child, err := src.Manifest(ctx, cd)
 				if err != nil {
 					return err
 				}
@@ -177,7 +202,7 @@ func walk(root Descriptor, raw []byte, src contentSource, filter []string) (*gra
 					return err
 				}
 			}
-		case isManifest(d.MediaType):
+		case IsManifest(d.MediaType):
 			if n.Config == nil {
 				return malformed("manifest %s: no config", d.Digest)
 			}
@@ -191,13 +216,13 @@ func walk(root Descriptor, raw []byte, src contentSource, filter []string) (*gra
 				return overLimit("manifest %s: %d layers exceed %d", d.Digest, len(n.Layers), MaxFanOut)
 			}
 			cd := Descriptor{MediaType: n.Config.MediaType, Digest: n.Config.Digest, Size: n.Config.Size}
-			cfg, err := src.config(cd)
+			cfg, err := src.Config(ctx, cd)
 			if err != nil {
 				return err
 			}
 			if !seen[cd.Digest] {
 				seen[cd.Digest] = true
-				g.configs = append(g.configs, rawBlob{Descriptor: cd, data: cfg})
+				g.Configs = append(g.Configs, Blob{Descriptor: cd, Data: cfg})
 			}
 			if depth == 0 {
 				if p := imagePlatform(cfg); p != "" {
@@ -208,7 +233,7 @@ func walk(root Descriptor, raw []byte, src contentSource, filter []string) (*gra
 				if err := checkDescriptor("manifest "+d.Digest, l); err != nil {
 					return err
 				}
-				g.layers = append(g.layers, Descriptor{MediaType: l.MediaType, Digest: l.Digest, Size: l.Size})
+				g.Layers = append(g.Layers, Descriptor{MediaType: l.MediaType, Digest: l.Digest, Size: l.Size})
 			}
 		default:
 			return fmt.Errorf("%s: %w %q", d.Digest, ErrUnsupportedMediaType, d.MediaType)
@@ -220,10 +245,10 @@ func walk(root Descriptor, raw []byte, src contentSource, filter []string) (*gra
 	}
 	for p := range plats {
 		if p != "unknown/unknown" {
-			g.platforms = append(g.platforms, p)
+			g.Platforms = append(g.Platforms, p)
 		}
 	}
-	sort.Strings(g.platforms)
+	sort.Strings(g.Platforms)
 	return g, nil
 }
 

@@ -14,61 +14,82 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/airlock-dev/airlock/internal/checked"
+	"github.com/airlock-dev/airlock/internal/sbom"
 )
 
-// testSpec writes a small release of local artifacts (a model directory, two
-// files and an SBOM) and returns its spec.
-func testSpec(t testing.TB) *Spec {
-	t.Helper()
-	dir := t.TempDir()
-	write := func(rel string, data []byte) {
-		p := filepath.Join(dir, filepath.FromSlash(rel))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	big := bytes.Repeat([]byte("weights-0123456789abcdef"), 20000)
-	write("models/m/model.safetensors", big)
-	write("models/m/config.json", []byte(`{"layers": 2}`))
-	write("models/m/README.md", []byte("# m\n"))
-	write("config/app.yaml", []byte("port: 8080\n"))
-	write("config/empty.json", []byte("{}"))
-	sbom, err := os.ReadFile("../internal/sbom/testdata/spdx-2.3-spec-example.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	write("sbom/x.spdx.json", sbom)
-	yml := `name: test
-version: 1.0.0
-models:
-  - source: models/m
-    name: m
-    target: models/m
-files:
-  - source: config/app.yaml
-    target: etc/app.yaml
-    mode: "0640"
-  - source: config/empty.json
-    target: etc/empty.json
-sboms:
-  - source: sbom/x.spdx.json
-`
-	write("airlock.yaml", []byte(yml))
-	s, err := LoadSpec(filepath.Join(dir, "airlock.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+// memFiles serves the bytes of local layers from memory, as pack serves
+// files from disk.
+type memFiles map[string][]byte
+
+func (m memFiles) layer(p string, data []byte, mediaType string) LocalLayer {
+	d := checked.Digest(data)
+	m[d] = data
+	return LocalLayer{Descriptor: Descriptor{MediaType: mediaType, Digest: d, Size: int64(len(data))}, Path: p}
 }
 
-// packTest packs testSpec and returns the bundle bytes.
-func packTest(t testing.TB) []byte {
+func (m memFiles) open(_ context.Context, d Descriptor) (io.ReadCloser, error) {
+	b, ok := m[d.Digest]
+	if !ok {
+		return nil, errors.New("no such blob " + d.Digest)
+	}
+	return io.NopCloser(bytes.NewReader(b)), nil
+}
+
+// testItems is a small release of local artifacts built with the Writer
+// alone, no airlock.yaml: a model directory, two files and an SBOM.
+func testItems(t testing.TB) []Item {
 	t.Helper()
-	out := filepath.Join(t.TempDir(), "t.airlock")
-	if _, err := Pack(context.Background(), testSpec(t), PackOptions{Output: out, Created: time.Unix(1767225600, 0)}); err != nil {
+	files := memFiles{}
+	big := bytes.Repeat([]byte("weights-0123456789abcdef"), 20000)
+	model, err := NewModelItem("m", "models/m", "models/m", []LocalLayer{
+		files.layer("README.md", []byte("# m\n"), ""),
+		files.layer("config.json", []byte(`{"layers": 2}`), ""),
+		files.layer("model.safetensors", big, ""),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	app, err := NewFileItem("config/app.yaml", "etc/app.yaml", "0640", files.layer("app.yaml", []byte("port: 8080\n"), ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	empty, err := NewFileItem("config/empty.json", "etc/empty.json", "0644", files.layer("empty.json", []byte("{}"), ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := os.ReadFile("../internal/sbom/testdata/spdx-2.3-spec-example.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum, err := sbom.Summarize("x.spdx.json", bytes.NewReader(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb, err := NewSBOMItem("sbom/x.spdx.json",
+		&SBOMSummary{Format: string(sum.Format), SpecVersion: sum.SpecVersion, Name: sum.Name, Packages: sum.Packages},
+		files.layer("x.spdx.json", doc, sum.Format.MediaType()), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	items := []Item{*model, *app, *empty, *sb}
+	for i := range items {
+		items[i].Open = files.open
+	}
+	return items
+}
+
+// writeTest writes items as an unsigned bundle and returns its bytes.
+func writeTest(t testing.TB, name, version string, items []Item) []byte {
+	t.Helper()
+	w, err := NewWriter(name, version, time.Unix(1767225600, 0), items)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Sign(context.Background(), StatementOptions{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), name+".airlock")
+	if _, err := w.WriteFile(context.Background(), out, WriteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	b, err := os.ReadFile(out)
@@ -76,6 +97,12 @@ func packTest(t testing.TB) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// packTest writes testItems and returns the bundle bytes.
+func packTest(t testing.TB) []byte {
+	t.Helper()
+	return writeTest(t, "test", "1.0.0", testItems(t))
 }
 
 type tarEntry struct {

@@ -40,6 +40,4 @@ const (
 	HeadPadding = 64 << 10
 	// MaxSignatures bounds the signatures in one envelope.
 	MaxSignatures = 64
-	// MaxSpecSize bounds airlock.yaml.
-	MaxSpecSize = 1 << 20
 )

@@ -3,6 +3,7 @@ package bundle
 import (
 	"archive/tar"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -273,7 +274,7 @@ func (h *Head) checkTree() error {
 	if m.SchemaVersion != 1 || m.MediaType != MediaTypeBundleManifest {
 		return &EntryError{Entry: EntryManifest, Err: malformed("schemaVersion %d / mediaType %q", m.SchemaVersion, m.MediaType)}
 	}
-	if !bundleNameRE.MatchString(m.Name) || len(m.Name) > 128 || !semverRE.MatchString(m.Version) || len(m.Version) > 128 {
+	if !ValidName(m.Name) || !ValidVersion(m.Version) {
 		return &EntryError{Entry: EntryManifest, Err: malformed("invalid name %q or version %q", clip(m.Name), clip(m.Version))}
 	}
 	if m.Root.MediaType != MediaTypeOCIIndex || m.Root.Digest != checked.Digest(h.IndexBytes) || m.Root.Size != int64(len(h.IndexBytes)) {
@@ -304,7 +305,7 @@ func (h *Head) checkTree() error {
 	var targets []string
 	for i, a := range m.Artifacts {
 		e := idx.Manifests[i]
-		where := fmt.Sprintf("artifact %d (%s)", i, describe(a))
+		where := fmt.Sprintf("artifact %d (%s)", i, a.Describe())
 		if e.Digest != a.Digest || e.Size != a.Size || e.MediaType != a.MediaType || e.Annotations[AnnotationKind] != a.Kind {
 			return &EntryError{Entry: EntryIndex, Err: malformed("%s: index entry does not match %s", where, EntryManifest)}
 		}
@@ -321,18 +322,18 @@ func (h *Head) checkTree() error {
 		if err := checkSubject(a, raw, m.Artifacts, imageManifests); err != nil {
 			return &EntryError{Entry: blobName(a.Digest), Err: fmt.Errorf("%s: %w", where, err)}
 		}
-		g, err := walk(a.Descriptor, raw, headContent(h.Blobs), nil)
+		g, err := Walk(context.Background(), a.Descriptor, raw, headContent(h.Blobs), nil)
 		if err != nil {
 			return fmt.Errorf("%s: %w", where, err)
 		}
 		if a.Kind == KindImage {
 			set := map[string]bool{}
-			for _, mf := range g.manifests {
+			for _, mf := range g.Manifests {
 				set[mf.Digest] = true
 			}
 			imageManifests[a.Ref] = set
 		}
-		if err := checkAnnotations(a, g.manifests[0].data); err != nil {
+		if err := checkAnnotations(a, g.Manifests[0].Data); err != nil {
 			return &EntryError{Entry: blobName(a.Digest), Err: fmt.Errorf("%s: %w", where, err)}
 		}
 		seen := map[string]bool{}
@@ -344,7 +345,7 @@ func (h *Head) checkTree() error {
 				bytes += d.Size
 			}
 		}
-		for _, rb := range append(append([]rawBlob{}, g.manifests...), g.configs...) {
+		for _, rb := range append(append([]Blob{}, g.Manifests...), g.Configs...) {
 			count(rb.Descriptor)
 			if !used[rb.Digest] {
 				used[rb.Digest] = true
@@ -352,7 +353,7 @@ func (h *Head) checkTree() error {
 				totals.Bytes += rb.Size
 			}
 		}
-		for _, l := range g.layers {
+		for _, l := range g.Layers {
 			count(l)
 			if _, head := h.Blobs[l.Digest]; head {
 				if !used[l.Digest] {
@@ -399,8 +400,8 @@ type indexEntry struct {
 
 type headContent map[string][]byte
 
-func (c headContent) manifest(d Descriptor) ([]byte, error) { return c.get(d) }
-func (c headContent) config(d Descriptor) ([]byte, error)   { return c.get(d) }
+func (c headContent) Manifest(_ context.Context, d Descriptor) ([]byte, error) { return c.get(d) }
+func (c headContent) Config(_ context.Context, d Descriptor) ([]byte, error)   { return c.get(d) }
 func (c headContent) get(d Descriptor) ([]byte, error) {
 	b, ok := c[d.Digest]
 	if !ok {
@@ -432,7 +433,7 @@ func checkArtifact(a Artifact, targets *[]string) error {
 			}
 		}
 		*targets = append(*targets, a.Target)
-		if a.Kind == KindFile && !modeRE.MatchString(a.Mode) {
+		if a.Kind == KindFile && !ValidMode(a.Mode) {
 			return malformed("file mode %q", clip(a.Mode))
 		}
 	case KindSBOM:

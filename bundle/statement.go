@@ -3,8 +3,8 @@ package bundle
 import (
 	"context"
 	"encoding/base64"
-	"errors"
 	"fmt"
+	"github.com/airlock-dev/airlock/internal/errclass"
 	"regexp"
 	"sort"
 	"strings"
@@ -32,9 +32,9 @@ const (
 var (
 	// ErrStatement reports a statement or envelope that does not describe
 	// this bundle, or that breaks the rules for one (a verification failure).
-	ErrStatement = errors.New("invalid bundle statement")
+	ErrStatement = errclass.New(errclass.Rejected, "invalid bundle statement")
 	// ErrPayloadType reports a DSSE envelope whose payload type is not PayloadType.
-	ErrPayloadType = errors.New("unexpected DSSE payload type")
+	ErrPayloadType = errclass.New(errclass.Rejected, "unexpected DSSE payload type")
 )
 
 // Statement is the signed in-toto Statement.

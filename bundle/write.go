@@ -2,22 +2,18 @@ package bundle
 
 import (
 	"archive/tar"
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
 	godigest "github.com/opencontainers/go-digest"
 
-	"github.com/airlock-dev/airlock/internal/atomicfile"
 	"github.com/airlock-dev/airlock/internal/checked"
-	"github.com/airlock-dev/airlock/internal/meter"
 )
 
 // Level is a compression level.
@@ -80,8 +76,6 @@ func (e *encoders) body(w io.Writer) (*zstd.Encoder, error) {
 		zstd.WithEncoderCRC(true))
 }
 
-type readCloser = io.ReadCloser
-
 func digestOf(d string) godigest.Digest { return godigest.Digest(d) }
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
@@ -98,51 +92,6 @@ func marshalIndent(v any) ([]byte, error) {
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
-func sourceOpener(src ImageSource, d Descriptor) func(context.Context) (readCloser, error) {
-	return func(ctx context.Context) (readCloser, error) { return src.Blob(ctx, d) }
-}
-
-func fileOpener(p string) func(context.Context) (readCloser, error) {
-	return func(context.Context) (readCloser, error) { return os.Open(p) }
-}
-
-// stageBlob copies one blob to dst, checking size and digest.
-func stageBlob(ctx context.Context, b *bodyBlob, dst string, prog Progress) error {
-	rc, err := b.open(ctx)
-	if err != nil {
-		return &SourceError{Artifact: b.ref, Err: fmt.Errorf("blob %s: %w", b.Digest, err)}
-	}
-	defer rc.Close()
-	cr, err := checked.NewReader(readerCtx(ctx, rc), b.Digest, b.Size)
-	if err != nil {
-		return &SourceError{Artifact: b.ref, Err: err}
-	}
-	f, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if prog != nil {
-		prog.Start(b.Digest, "pull "+b.ref+" "+short(b.Digest), b.Size)
-		defer prog.Done(b.Digest)
-	}
-	if _, err := io.Copy(f, WithProgress(cr, prog, b.Digest)); err != nil {
-		return &SourceError{Artifact: b.ref, Err: fmt.Errorf("layer %s: %w", b.Digest, wrapIntegrity(err))}
-	}
-	if err := cr.Verify(); err != nil {
-		return &SourceError{Artifact: b.ref, Err: fmt.Errorf("layer %s: %w", b.Digest, wrapIntegrity(err))}
-	}
-	return f.Close()
-}
-
-func wrapIntegrity(err error) error {
-	var me *checked.MismatchError
-	if errors.As(err, &me) {
-		return fmt.Errorf("%w: %w", ErrIntegrity, err)
-	}
-	return err
-}
-
 func short(d string) string {
 	if len(d) > 19 {
 		return d[:19]
@@ -157,7 +106,7 @@ func tarHeader(name string, size int64, mtime time.Time) *tar.Header {
 }
 
 // headBytes lays out the head's tar entries (without an end-of-archive marker).
-func headBytes(p *plan) ([]byte, error) {
+func headBytes(p *Writer) ([]byte, error) {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	mtime := p.manifest.Created
@@ -179,7 +128,7 @@ func headBytes(p *plan) ([]byte, error) {
 		entries = append(entries, struct {
 			name string
 			data []byte
-		}{blobName(rb.Digest), rb.data})
+		}{blobName(rb.Digest), rb.Data})
 	}
 	for _, e := range entries {
 		if err := tw.WriteHeader(tarHeader(e.name, int64(len(e.data)), mtime)); err != nil {
@@ -200,92 +149,23 @@ func headBytes(p *plan) ([]byte, error) {
 
 const ociLayoutContent = `{"imageLayoutVersion":"1.0.0"}`
 
-// writeBundle writes the head frame and the body frame to a temporary file
-// and renames it to out when everything was written and verified.
-func writeBundle(ctx context.Context, out string, p *plan, enc *encoders, prog Progress) (int64, error) {
-	head, err := headBytes(p)
+func writeBlob(ctx context.Context, tw *tar.Writer, b *BodyBlob, mtime time.Time, prog Progress, id string) error {
+	if b.Open == nil {
+		return fmt.Errorf("blob %s of %s: no opener", b.Digest, b.Label)
+	}
+	rc, err := b.Open(ctx)
 	if err != nil {
-		return 0, err
-	}
-	f, err := atomicfile.Create(out, 0o644)
-	if err != nil {
-		return 0, fmt.Errorf("create %s: %w", out, err)
-	}
-	defer f.Abort()
-	bw := bufio.NewWriterSize(atomicfile.NewWriteback(f.File), 1<<20)
-	cw := &meter.Writer{W: bw}
-	if _, err := cw.Write(enc.head.EncodeAll(head, nil)); err != nil {
-		return 0, err
-	}
-	if _, err := cw.Write(paddingFrame(HeadPadding)); err != nil {
-		return 0, err
-	}
-	zw, err := enc.body(cw)
-	if err != nil {
-		return 0, err
-	}
-	defer zw.Close()
-	tw := tar.NewWriter(zw)
-	const writeID = "write"
-	if prog != nil {
-		prog.Start(writeID, "write "+out, p.manifest.Totals.BodyBytes)
-		defer prog.Done(writeID)
-	}
-	for _, b := range p.body {
-		if err := writeBlob(ctx, tw, b, p.manifest.Created, prog, writeID); err != nil {
-			return 0, err
-		}
-	}
-	if err := tw.Close(); err != nil {
-		return 0, err
-	}
-	if err := zw.Close(); err != nil {
-		return 0, err
-	}
-	if err := bw.Flush(); err != nil {
-		return 0, err
-	}
-	// Re-read what was produced before it replaces anything.
-	again, err := ReadHeadFile(f.TempName())
-	if err != nil {
-		return 0, fmt.Errorf("re-reading the new bundle: %w", err)
-	}
-	if again.ManifestDigest != p.manifestDigest {
-		return 0, fmt.Errorf("re-reading the new bundle: manifest %s, expected %s", again.ManifestDigest, p.manifestDigest)
-	}
-	if err := f.Commit(); err != nil {
-		return 0, err
-	}
-	return cw.N, nil
-}
-
-func writeBlob(ctx context.Context, tw *tar.Writer, b bodyBlob, mtime time.Time, prog Progress, id string) error {
-	rc, err := b.open(ctx)
-	if err != nil {
-		return &SourceError{Artifact: b.ref, Err: fmt.Errorf("blob %s: %w", b.Digest, err)}
+		return &BlobError{Label: b.Label, Digest: b.Digest, Err: err}
 	}
 	defer rc.Close()
 	var src io.Reader
 	var cr *checked.Reader
-	switch {
-	case b.stamp != nil || b.staged:
-		// Already hashed in this run: copy exactly Size bytes, and make sure
-		// a local file is the one that was hashed.
-		if b.stamp != nil {
-			f, ok := rc.(*os.File)
-			if !ok {
-				return fmt.Errorf("internal error: local blob %s is not a file", b.Digest)
-			}
-			now, err := stampOf(f)
-			if err != nil || now != *b.stamp {
-				return &SourceError{Artifact: b.ref, Err: fmt.Errorf("%s changed after it was hashed; pack again when it is stable", f.Name())}
-			}
-		}
-		src = io.LimitReader(readerCtx(ctx, rc), b.Size)
-	default:
-		if cr, err = checked.NewReader(readerCtx(ctx, rc), b.Digest, b.Size); err != nil {
-			return &SourceError{Artifact: b.ref, Err: err}
-		}
+	if b.Verified {
+		// Already checked in this run: copy exactly Size bytes.
+		src = io.LimitReader(contextReader(ctx, rc), b.Size)
+	} else if cr, err = checked.NewReader(contextReader(ctx, rc), b.Digest, b.Size); err != nil {
+		return &BlobError{Label: b.Label, Digest: b.Digest, Err: err}
+	} else {
 		src = cr
 	}
 	if err := tw.WriteHeader(tarHeader(blobName(b.Digest), b.Size, mtime)); err != nil {
@@ -299,7 +179,31 @@ func writeBlob(ctx context.Context, tw *tar.Writer, b bodyBlob, mtime time.Time,
 		err = cr.Verify()
 	}
 	if err != nil {
-		return &SourceError{Artifact: b.ref, Err: fmt.Errorf("blob %s: %w (did the source change while packing?)", b.Digest, wrapIntegrity(err))}
+		return &BlobError{Label: b.Label, Digest: b.Digest, Err: wrapIntegrity(err)}
 	}
 	return nil
+}
+
+// wrapIntegrity marks a digest or size mismatch as ErrIntegrity.
+func wrapIntegrity(err error) error {
+	var me *checked.MismatchError
+	if errors.As(err, &me) {
+		return fmt.Errorf("%w: %w", ErrIntegrity, err)
+	}
+	return err
+}
+
+// contextReader stops a copy when ctx is cancelled.
+func contextReader(ctx context.Context, r io.Reader) io.Reader { return &ctxReader{ctx: ctx, r: r} }
+
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c *ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }

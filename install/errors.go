@@ -3,6 +3,7 @@ package install
 import (
 	"errors"
 	"fmt"
+	"github.com/airlock-dev/airlock/internal/errclass"
 
 	"github.com/airlock-dev/airlock/internal/meter"
 )
@@ -11,16 +12,16 @@ var (
 	// ErrReplay reports a bundle that would roll the install root back or
 	// replay an older release: a lower sequence than the highest accepted,
 	// a sequence or version already used by a different bundle.
-	ErrReplay = errors.New("bundle refused: replay or rollback")
+	ErrReplay = errclass.New(errclass.Rejected, "bundle refused: replay or rollback")
 	// ErrDowngradeNotAllowed reports --allow-downgrade used where the policy
 	// rule does not set allowDowngrade: true.
-	ErrDowngradeNotAllowed = errors.New("downgrade not allowed by the policy")
+	ErrDowngradeNotAllowed = errclass.New(errclass.Rejected, "downgrade not allowed by the policy")
 	// ErrSequenceJump reports a sequence absurdly far ahead (more than
 	// MaxSequenceJump above the highest accepted sequence and the current time).
-	ErrSequenceJump = errors.New("sequence jump too large")
+	ErrSequenceJump = errclass.New(errclass.Rejected, "sequence jump too large")
 	// ErrUnsafeTarget reports an install path from the bundle that could
 	// escape the release directory or collides with another one.
-	ErrUnsafeTarget = errors.New("unsafe install target")
+	ErrUnsafeTarget = errclass.New(errclass.Rejected, "unsafe install target")
 	// ErrUnsafeRoot reports a path airlock owns in the install root that is
 	// a symbolic link or of the wrong type.
 	ErrUnsafeRoot = errors.New("unsafe install root")
@@ -35,7 +36,7 @@ var (
 	// or no earlier release to roll back to.
 	ErrNotInstalled = errors.New("not installed")
 	// ErrDrift reports installed files that differ from what was installed.
-	ErrDrift = errors.New("installed files drifted")
+	ErrDrift = errclass.New(errclass.Rejected, "installed files drifted")
 )
 
 // FreshnessError explains why a bundle was refused as a replay, a

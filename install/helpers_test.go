@@ -25,6 +25,7 @@ import (
 	"github.com/airlock-dev/airlock/bundle"
 	"github.com/airlock-dev/airlock/install"
 	"github.com/airlock-dev/airlock/internal/keys"
+	packer "github.com/airlock-dev/airlock/pack"
 	"github.com/airlock-dev/airlock/policy"
 )
 
@@ -158,16 +159,16 @@ files:
 models:
   - {source: src/model, name: m, target: models/m}
 `, r.name, r.version)
-	spec, err := bundle.ParseSpec(filepath.Join(dir, "airlock.yaml"), []byte(yml))
+	spec, err := packer.ParseSpec(filepath.Join(dir, "airlock.yaml"), []byte(yml))
 	if err != nil {
 		t.Fatal(err)
 	}
 	out := filepath.Join(dir, r.name+"-"+r.version+".airlock")
-	opts := bundle.PackOptions{Output: out, Created: created, Statement: bundle.StatementOptions{Sequence: r.seq, Channel: r.channel}}
+	opts := packer.Options{Output: out, Created: created, Statement: bundle.StatementOptions{Sequence: r.seq, Channel: r.channel}}
 	if !r.unsigned {
 		opts.Signers = getFixture(t).signers
 	}
-	if _, err := bundle.Pack(context.Background(), spec, opts); err != nil {
+	if _, err := packer.Pack(context.Background(), spec, opts); err != nil {
 		t.Fatal(err)
 	}
 	return out

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/airlock-dev/airlock/bundle"
-	"github.com/airlock-dev/airlock/mirror"
 	"github.com/airlock-dev/airlock/verify"
 )
 
@@ -28,8 +27,6 @@ const (
 type Result struct {
 	// Verify is the verification report (always set once the bundle was read).
 	Verify *verify.Report `json:"verify"`
-	// Mirror is what was pushed to the registry, when Options.Mirror was set.
-	Mirror *mirror.Result `json:"mirror,omitempty"`
 	// Root is the install root.
 	Root string `json:"root"`
 	// Name and Version are the bundle's, empty when the head was not read.
@@ -125,8 +122,7 @@ func Install(ctx context.Context, r io.Reader, opts Options) (*Result, error) {
 	if opts.Mirror != nil {
 		// Always: Finish waits for uploads reading staged files, which
 		// cleanup removes. With an error it pushes nothing more.
-		mres, merr := opts.Mirror.Finish(ctx, rep, err)
-		res.Mirror = mres
+		merr := opts.Mirror.Finish(ctx, rep, err)
 		if merr != nil && !verify.IsFailure(err) {
 			err = merr // a failed upload is the cause of a stopped stream
 		}
@@ -227,7 +223,7 @@ func (in *installer) blob(ctx context.Context, e *bundle.BodyEntry) error {
 		return err
 	}
 	if in.opts.Mirror != nil && in.opts.Mirror.Wants(e.Digest) {
-		return in.opts.Mirror.BlobFile(e.Descriptor, in.stagedPath(f.target))
+		return in.opts.Mirror.BlobFile(ctx, e.Descriptor, in.stagedPath(f.target))
 	}
 	return nil
 }

@@ -20,7 +20,7 @@ import (
 	"github.com/airlock-dev/airlock/mirror"
 )
 
-func newPusher(t *testing.T, host string) *mirror.Pusher {
+func newPusher(t *testing.T, host string) *mirror.Peer {
 	t.Helper()
 	target, err := mirror.ParseTarget(host+"/mirror", true)
 	if err != nil {
@@ -34,7 +34,7 @@ func newPusher(t *testing.T, host string) *mirror.Pusher {
 		t.Fatal(err)
 	}
 	t.Cleanup(p.Close)
-	return p
+	return &mirror.Peer{Pusher: p}
 }
 
 // TestInstallMirrorsInTheSamePass installs files and the model and pushes
@@ -44,11 +44,13 @@ func TestInstallMirrorsInTheSamePass(t *testing.T) {
 	t.Parallel()
 	reg := testregistry.StartInProcess(t)
 	root := t.TempDir()
-	res := mustInstall(t, root, pack(t, release{version: "1.0.0", seq: 10}), func(o *install.Options) { o.Mirror = newPusher(t, reg.Host) })
-	if res.Mirror == nil || len(res.Mirror.Mappings) != 1 || res.Mirror.Mappings[0].Kind != "model" || res.Mirror.Blobs.Pushed == 0 {
-		t.Fatalf("mirror result: %+v", res.Mirror)
+	peer := newPusher(t, reg.Host)
+	mustInstall(t, root, pack(t, release{version: "1.0.0", seq: 10}), func(o *install.Options) { o.Mirror = peer })
+	mres := peer.Result
+	if mres == nil || len(mres.Mappings) != 1 || mres.Mappings[0].Kind != "model" || mres.Blobs.Pushed == 0 {
+		t.Fatalf("mirror result: %+v", mres)
 	}
-	ref, err := name.ParseReference(strings.SplitN(res.Mirror.Mappings[0].Target, "@", 2)[0], name.Insecure)
+	ref, err := name.ParseReference(strings.SplitN(mres.Mappings[0].Target, "@", 2)[0], name.Insecure)
 	if err != nil {
 		t.Fatal(err)
 	}

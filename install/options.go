@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/airlock-dev/airlock/bundle"
-	"github.com/airlock-dev/airlock/mirror"
 	"github.com/airlock-dev/airlock/policy"
 	"github.com/airlock-dev/airlock/verify"
 )
@@ -24,10 +23,10 @@ type Options struct {
 	// highest accepted for its name, and only where the matching policy rule
 	// sets allowDowngrade: true. Default false.
 	AllowDowngrade bool
-	// Mirror, when set, pushes the bundle's images and models to a registry
-	// in the same pass (a *mirror.Pusher). Its Finish runs before the
+	// Mirror, when set, is a peer consumer of the same verification pass
+	// (the CLI passes a registry pusher, *mirror.Peer). Its Finish runs before the
 	// install is committed: a registry failure leaves the old release current.
-	Mirror Mirror
+	Mirror Peer
 	// Now is the one time every check of this run uses; zero means time.Now().
 	Now time.Time
 	// Path names the bundle in the report and the state.
@@ -45,21 +44,23 @@ type Options struct {
 	WrapWriter func(w io.Writer) io.Writer
 }
 
-// Mirror is the registry side of an install run; *mirror.Pusher implements it.
-type Mirror interface {
+// Peer is another consumer of the verification pass an install rides on
+// (the CLI composes a registry pusher): it gets the head once trust is
+// decided, the body blobs install does not need, and the staged files of
+// the blobs it Wants too. Install imports no registry code.
+type Peer interface {
 	// Trusted is called once trust and freshness are decided.
 	Trusted(ctx context.Context, h *bundle.Head) error
 	// Blob consumes a body blob install does not need.
 	Blob(ctx context.Context, e *bundle.BodyEntry) error
-	// Wants reports whether the registry needs a blob.
+	// Wants reports whether the peer needs a blob install stages.
 	Wants(digest string) bool
-	// BlobFile uploads a blob install staged (and checked) at path.
-	BlobFile(d bundle.Descriptor, path string) error
-	// Finish completes the push after verification.
-	Finish(ctx context.Context, rep *verify.Report, verr error) (*mirror.Result, error)
+	// BlobFile hands over a blob install staged (and checked) at path.
+	BlobFile(ctx context.Context, d bundle.Descriptor, path string) error
+	// Finish completes the peer's work after verification; verr is the
+	// verification error, nil when the bundle verified.
+	Finish(ctx context.Context, rep *verify.Report, verr error) error
 }
-
-var _ Mirror = (*mirror.Pusher)(nil)
 
 // Failpoint names, in the order an install passes them.
 const (

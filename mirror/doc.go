@@ -1,8 +1,8 @@
-// Package mirror does airlock's registry and image-source I/O with
-// go-containerregistry: it resolves the images a release lists (registries,
-// OCI layouts, docker-archive files) for `airlock pack`; it pushes a verified
-// bundle into a site registry for `airlock mirror` and `airlock install
-// --registry` ([Mirror], [Pusher]); and [Server] is the registry `airlock serve` runs on a
-// site that has none: the CNCF distribution registry with filesystem storage,
-// plus the OCI referrers API that library lacks.
+// Package mirror pushes a verified bundle into a site registry for `airlock
+// mirror` and `airlock install --registry`: placement of each artifact
+// (Target), blobs children-first and read back, manifests byte for byte,
+// tags last, upstream signatures and referrers next to their images, site
+// signatures (package cosign), and the node configuration --emit-config
+// writes. It consumes one verification pass ([Pusher], [Peer]); the
+// registry `airlock serve` runs is package registry.
 package mirror

@@ -26,6 +26,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/airlock-dev/airlock/bundle"
+	"github.com/airlock-dev/airlock/internal/transport"
 	"github.com/airlock-dev/airlock/policy"
 	"github.com/airlock-dev/airlock/verify"
 )
@@ -181,7 +182,7 @@ func NewPusher(ctx context.Context, opts MirrorOptions) (*Pusher, error) {
 		opts.Keychain = authn.DefaultKeychain
 	}
 	if opts.Transport == nil {
-		t, err := NewTransport(TransportOptions{})
+		t, err := transport.New(transport.Options{})
 		if err != nil {
 			return nil, err
 		}
@@ -201,7 +202,7 @@ func NewPusher(ctx context.Context, opts MirrorOptions) (*Pusher, error) {
 		res: &Result{Target: strings.TrimSuffix(opts.To.Registry.Name()+"/"+opts.To.Prefix, "/"), Mappings: []Mapping{}}}
 	m.ropts = []remote.Option{
 		remote.WithAuthFromKeychain(opts.Keychain), remote.WithTransport(opts.Transport),
-		remote.WithRetryBackoff(opts.Retry), remote.WithRetryPredicate(retryable), remote.WithJobs(1),
+		remote.WithRetryBackoff(opts.Retry), remote.WithRetryPredicate(transport.Retryable), remote.WithJobs(1),
 	}
 	if opts.UserAgent != "" {
 		m.ropts = append(m.ropts, remote.WithUserAgent(opts.UserAgent))

@@ -27,7 +27,10 @@ import (
 	"github.com/airlock-dev/airlock/internal/keys"
 	"github.com/airlock-dev/airlock/internal/sample"
 	"github.com/airlock-dev/airlock/internal/testregistry"
+	"github.com/airlock-dev/airlock/internal/transport"
+	"github.com/airlock-dev/airlock/pack"
 	"github.com/airlock-dev/airlock/policy"
+	"github.com/airlock-dev/airlock/source"
 	"github.com/airlock-dev/airlock/verify"
 )
 
@@ -63,7 +66,7 @@ func newPushFixture(t *testing.T) *pushFixture {
 	if err := sample.WriteRelease(dir, src.Host); err != nil {
 		t.Fatal(err)
 	}
-	spec, err := bundle.LoadSpec(filepath.Join(dir, "airlock.yaml"))
+	spec, err := pack.LoadSpec(filepath.Join(dir, "airlock.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,8 +79,8 @@ func newPushFixture(t *testing.T) *pushFixture {
 		t.Fatal(err)
 	}
 	out := filepath.Join(dir, "demo.airlock")
-	if _, err := bundle.Pack(ctx, spec, bundle.PackOptions{
-		Output: out, Images: NewPuller(PullOptions{}), Signers: []bundle.Signer{testSigner{s}},
+	if _, err := pack.Pack(ctx, spec, pack.Options{
+		Output: out, Images: source.NewPuller(source.PullOptions{}), Signers: []bundle.Signer{testSigner{s}},
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +128,7 @@ func (f *pushFixture) mirror(t *testing.T, host, prefix string) (*Result, error)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr, err := NewTransport(TransportOptions{StallTimeout: 2 * time.Second})
+	tr, err := transport.New(transport.Options{StallTimeout: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

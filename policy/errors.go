@@ -3,6 +3,7 @@ package policy
 import (
 	"errors"
 	"fmt"
+	"github.com/airlock-dev/airlock/internal/errclass"
 )
 
 var (
@@ -10,13 +11,13 @@ var (
 	// malformed, or unsafe (see Parse). Nothing is trusted under it.
 	ErrInvalidPolicy = errors.New("invalid policy")
 	// ErrPolicy reports a bundle the policy rejects. Every *Violation wraps it.
-	ErrPolicy = errors.New("rejected by policy")
+	ErrPolicy = errclass.New(errclass.Rejected, "rejected by policy")
 	// ErrNoRule reports a bundle name no rule matches (deny by default). It
 	// comes as a *Violation, so it wraps ErrPolicy too.
-	ErrNoRule = errors.New("no policy rule matches the bundle")
+	ErrNoRule = errclass.New(errclass.Rejected, "no policy rule matches the bundle")
 	// ErrThreshold reports too few distinct trusted signers. It comes as a
 	// *Violation, so it wraps ErrPolicy too.
-	ErrThreshold = errors.New("not enough trusted signatures")
+	ErrThreshold = errclass.New(errclass.Rejected, "not enough trusted signatures")
 )
 
 // Error locates a problem in a policy file. It wraps ErrInvalidPolicy and,

@@ -3,15 +3,14 @@ package verify
 import (
 	"errors"
 	"fmt"
+	"github.com/airlock-dev/airlock/internal/errclass"
 
-	"github.com/airlock-dev/airlock/bundle"
-	"github.com/airlock-dev/airlock/policy"
 )
 
 var (
 	// ErrUntrusted reports signatures that do not establish trust: one that
 	// claims a policy key but does not verify, or too few trusted keys.
-	ErrUntrusted = errors.New("untrusted bundle")
+	ErrUntrusted = errclass.New(errclass.Rejected, "untrusted bundle")
 	// ErrNoPolicy reports a call without a policy.
 	ErrNoPolicy = errors.New("no trust policy given")
 )
@@ -27,25 +26,16 @@ func (f *Failure) Error() string { return fmt.Sprintf("verification failed (%s):
 
 func (f *Failure) Unwrap() error { return f.Err }
 
+// Class makes every Failure a rejection of the bundle.
+func (f *Failure) Class() errclass.Class { return errclass.Rejected }
+
 // IsFailure reports whether err means "verification failed" (the bundle is
 // rejected) as opposed to "could not verify" (I/O, a missing file, a
 // cancelled run). Callers map the first to exit code 3 and the second to 1.
-func IsFailure(err error) bool {
-	var f *Failure
-	if errors.As(err, &f) {
-		return true
-	}
-	for _, e := range []error{
-		bundle.ErrNotBundle, bundle.ErrUnsupportedVersion, bundle.ErrMalformed, bundle.ErrIntegrity,
-		bundle.ErrLimit, bundle.ErrStatement, bundle.ErrPayloadType, bundle.ErrUnsupportedMediaType,
-		ErrUntrusted, policy.ErrPolicy, policy.ErrNoRule,
-	} {
-		if errors.Is(err, e) {
-			return true
-		}
-	}
-	return false
-}
+//
+// The class is decided where each error is made (package errclass): this is
+// errclass.Of(err) == errclass.Rejected.
+func IsFailure(err error) bool { return errclass.Of(err) == errclass.Rejected }
 
 // classifyHead turns an error from reading the head into a Failure when the
 // bundle itself is at fault, and leaves I/O errors alone.

@@ -21,6 +21,7 @@ import (
 
 	"github.com/airlock-dev/airlock/bundle"
 	"github.com/airlock-dev/airlock/internal/keys"
+	"github.com/airlock-dev/airlock/pack"
 	"github.com/airlock-dev/airlock/policy"
 	"github.com/airlock-dev/airlock/verify"
 )
@@ -123,7 +124,7 @@ func packDemoAt(t *testing.T, created time.Time, st bundle.StatementOptions, sig
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "app.yaml"), []byte("port: 8080\n"), 0o644)
 	os.WriteFile(filepath.Join(dir, "model.bin"), bytes.Repeat([]byte("weights"), 50000), 0o644)
-	spec, err := bundle.ParseSpec(filepath.Join(dir, "airlock.yaml"), []byte("name: demo\nversion: 1.0.0\nfiles:\n  - {source: app.yaml, target: etc/app.yaml}\nmodels:\n  - {source: model.bin, name: m, target: models/m}\n"))
+	spec, err := pack.ParseSpec(filepath.Join(dir, "airlock.yaml"), []byte("name: demo\nversion: 1.0.0\nfiles:\n  - {source: app.yaml, target: etc/app.yaml}\nmodels:\n  - {source: model.bin, name: m, target: models/m}\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +133,7 @@ func packDemoAt(t *testing.T, created time.Time, st bundle.StatementOptions, sig
 		signers = append(signers, f.signers[n])
 	}
 	out := filepath.Join(dir, "demo.airlock")
-	if _, err := bundle.Pack(context.Background(), spec, bundle.PackOptions{Output: out, Created: created, Signers: signers, Statement: st}); err != nil {
+	if _, err := pack.Pack(context.Background(), spec, pack.Options{Output: out, Created: created, Signers: signers, Statement: st}); err != nil {
 		t.Fatal(err)
 	}
 	b, err := os.ReadFile(out)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/airlock-dev/airlock/internal/errclass"
 	"io"
 	"os"
 	"runtime/debug"
@@ -15,7 +16,6 @@ import (
 
 	"github.com/airlock-dev/airlock/bundle"
 	"github.com/airlock-dev/airlock/internal/meter"
-	"github.com/airlock-dev/airlock/verify"
 )
 
 // Exit codes, stable across releases and documented in `airlock help`.
@@ -67,6 +67,9 @@ func commands() []command {
 type usageError struct{ msg string }
 
 func (u *usageError) Error() string { return u.msg }
+
+// Class makes a bad command line a usage error.
+func (u *usageError) Class() errclass.Class { return errclass.Usage }
 
 func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(format, args...)} }
 
@@ -126,17 +129,16 @@ func runCommand(ctx context.Context, c command, args []string, e *env) int {
 	return exitCode(err)
 }
 
-// exitCode maps library errors to the documented exit codes: a source or
-// release-description problem on the packing side is 1, a rejected bundle 3.
-func exitCode(err error) int {
-	switch {
-	case errors.Is(err, bundle.ErrSource), errors.Is(err, bundle.ErrSpec):
-		return exitError
-	case verify.IsFailure(err):
-		return exitRejected
-	}
-	return exitError
+// exitCodes is the one table from error classes (decided where each error
+// is made, see internal/errclass) to the documented exit codes.
+var exitCodes = map[errclass.Class]int{
+	errclass.CouldNotRun: exitError,
+	errclass.Rejected:    exitRejected,
+	errclass.Usage:       exitUsage,
 }
+
+// exitCode maps an error to its exit code through its class.
+func exitCode(err error) int { return exitCodes[errclass.Of(err)] }
 
 func printMainHelp(w io.Writer, cmds []command) {
 	fmt.Fprintf(w, "airlock carries software releases across an air gap and proves, on the far side,\nthat what arrived is exactly what a trusted team shipped.\n\nUsage:\n  airlock COMMAND [flags]\n\nCommands:\n")

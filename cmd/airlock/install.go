@@ -81,6 +81,7 @@ func runInstall(ctx context.Context, e *env, f *installFlags, path string) error
 	}
 	now := time.Now()
 	opts := install.Options{Root: f.root, Policy: pol, AllowDowngrade: f.allowDowngrade, Now: now, Path: path}
+	var peer *mirror.Peer
 	if f.registry != "" {
 		target, transport, err := destination("--registry", f.registry, f.insecure, f.caFile)
 		if err != nil {
@@ -93,7 +94,8 @@ func runInstall(ctx context.Context, e *env, f *installFlags, path string) error
 			return err
 		}
 		defer pusher.Close()
-		opts.Mirror = pusher
+		peer = &mirror.Peer{Pusher: pusher}
+		opts.Mirror = peer
 	}
 	file, err := os.Open(path)
 	if err != nil {
@@ -107,8 +109,12 @@ func runInstall(ctx context.Context, e *env, f *installFlags, path string) error
 	if res == nil || (res.Verify == nil && !f.asJSON) {
 		return ierr
 	}
+	out := installOutput{Result: res}
+	if peer != nil {
+		out.Mirror = peer.Result
+	}
 	if f.asJSON {
-		if err := writeJSON(e.stdout, res); err != nil {
+		if err := writeJSON(e.stdout, out); err != nil {
 			return err
 		}
 		return ierr
@@ -117,12 +123,20 @@ func runInstall(ctx context.Context, e *env, f *installFlags, path string) error
 		renderReport(e.stdout, res.Verify)
 	}
 	if ierr == nil {
-		renderInstall(e.stdout, res)
+		renderInstall(e.stdout, out)
 	}
 	return ierr
 }
 
-func renderInstall(w io.Writer, r *install.Result) {
+// installOutput is what `airlock install` reports: the install, and what
+// was pushed to the registry with --registry.
+type installOutput struct {
+	*install.Result
+	// Mirror is what was pushed to the registry, with --registry.
+	Mirror *mirror.Result `json:"mirror,omitempty"`
+}
+
+func renderInstall(w io.Writer, r installOutput) {
 	v := r.Verify
 	var signers []string
 	for _, s := range v.Signers {

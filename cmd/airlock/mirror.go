@@ -14,6 +14,7 @@ import (
 
 	"github.com/airlock-dev/airlock/bundle"
 	"github.com/airlock-dev/airlock/internal/atomicfile"
+	"github.com/airlock-dev/airlock/internal/transport"
 	"github.com/airlock-dev/airlock/mirror"
 	"github.com/airlock-dev/airlock/policy"
 	"github.com/airlock-dev/airlock/verify"
@@ -189,7 +190,7 @@ func destination(flag, to string, insecureHosts []string, caFile string) (mirror
 	if err != nil {
 		return mirror.Target{}, nil, usagef("%s: %v", flag, err)
 	}
-	transport, err := mirror.NewTransport(mirror.TransportOptions{CAFile: caFile})
+	transport, err := transport.New(transport.Options{CAFile: caFile})
 	if err != nil {
 		return mirror.Target{}, nil, err
 	}

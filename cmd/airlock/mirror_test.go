@@ -22,6 +22,7 @@ import (
 	"github.com/airlock-dev/airlock/internal/sample"
 	"github.com/airlock-dev/airlock/internal/testregistry"
 	"github.com/airlock-dev/airlock/mirror"
+	"github.com/airlock-dev/airlock/registry"
 )
 
 // verifiedRelease is signedRelease with a second signature (security), so
@@ -390,11 +391,11 @@ func TestMirrorIntoRegistry(t *testing.T) {
 	mirrorIntoServe(t, b, pol, ins)
 }
 
-// mirrorIntoServe mirrors into `airlock serve`'s registry (mirror.Server),
+// mirrorIntoServe mirrors into `airlock serve`'s registry (registry.Server),
 // which has the OCI referrers API, and finds the SBOMs through it.
 func mirrorIntoServe(t *testing.T, b, pol string, ins bundle.Inspection) {
 	t.Helper()
-	srv, err := mirror.NewServer(mirror.ServeOptions{Data: t.TempDir(), Addr: "127.0.0.1:0"})
+	srv, err := registry.New(registry.Options{Data: t.TempDir(), Addr: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}

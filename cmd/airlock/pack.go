@@ -11,8 +11,8 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/airlock-dev/airlock/bundle"
-	"github.com/airlock-dev/airlock/internal/cosignsig"
-	"github.com/airlock-dev/airlock/mirror"
+	"github.com/airlock-dev/airlock/pack"
+	"github.com/airlock-dev/airlock/source"
 )
 
 type packFlags struct {
@@ -31,7 +31,7 @@ type packFlags struct {
 }
 
 func (f *packFlags) register(fs *pflag.FlagSet) {
-	fs.StringVarP(&f.file, "file", "f", bundle.SpecFileName, "release description to pack")
+	fs.StringVarP(&f.file, "file", "f", pack.SpecFileName, "release description to pack")
 	fs.StringVarP(&f.output, "output", "o", "", "bundle to write (default NAME-VERSION.airlock in the current directory)")
 	fs.IntVar(&f.jobs, "jobs", 4, "concurrent pulls and hashes")
 	fs.StringVar(&f.level, "level", "default", "compression level: fastest, default or better")
@@ -138,7 +138,7 @@ type packSummary struct {
 }
 
 func runPack(ctx context.Context, e *env, f *packFlags) error {
-	spec, err := bundle.LoadSpec(f.file)
+	spec, err := pack.LoadSpec(f.file)
 	if err != nil {
 		return err
 	}
@@ -171,9 +171,9 @@ func runPack(ctx context.Context, e *env, f *packFlags) error {
 		return usagef("--expires %s is not after the creation time %s", f.expires, created.Format(time.RFC3339))
 	}
 	prog := newProgress(e, f.quiet || f.json)
-	res, err := bundle.Pack(ctx, spec, bundle.PackOptions{
+	res, err := pack.Pack(ctx, spec, pack.Options{
 		Output:   out,
-		Images:   mirror.NewPuller(mirror.PullOptions{InsecureRegistries: f.insecure, UserAgent: "airlock/" + version()}),
+		Images:   source.NewPuller(source.PullOptions{InsecureRegistries: f.insecure, UserAgent: "airlock/" + version()}),
 		TempDir:  f.tmpDir,
 		Jobs:     f.jobs,
 		Level:    level,
@@ -181,7 +181,7 @@ func runPack(ctx context.Context, e *env, f *packFlags) error {
 		Progress: prog.bundleProgress(),
 		Signers:  signers,
 		// images[].verify in airlock.yaml: cosign key-based signatures.
-		ImageVerifier: cosignsig.ImageVerifier{},
+		ImageVerifier: source.CosignVerifier{},
 		Statement: bundle.StatementOptions{
 			Sequence: f.sequence,
 			Expires:  expiresAt,

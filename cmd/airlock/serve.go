@@ -11,7 +11,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"github.com/spf13/pflag"
 
-	"github.com/airlock-dev/airlock/mirror"
+	"github.com/airlock-dev/airlock/registry"
 )
 
 type serveFlags struct {
@@ -25,7 +25,7 @@ type serveFlags struct {
 
 func (f *serveFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.data, "data", "", "storage directory, created if missing (required)")
-	fs.StringVar(&f.addr, "addr", mirror.DefaultServeAddr, "listen address host:port")
+	fs.StringVar(&f.addr, "addr", registry.DefaultAddr, "listen address host:port")
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "serve HTTPS with this PEM certificate (chain); needs --tls-key")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
 	fs.BoolVar(&f.allowRemote, "allow-remote", false, "allow listening on a non-loopback address (the registry has no authentication)")
@@ -84,7 +84,7 @@ func runServe(ctx context.Context, e *env, f *serveFlags) error {
 	restore := routeDistributionLogs(logger)
 	defer restore()
 
-	srv, err := mirror.NewServer(mirror.ServeOptions{
+	srv, err := registry.New(registry.Options{
 		Data:        f.data,
 		Addr:        f.addr,
 		TLSCert:     f.tlsCert,
@@ -92,9 +92,9 @@ func runServe(ctx context.Context, e *env, f *serveFlags) error {
 		AllowRemote: f.allowRemote,
 		Logger:      logger,
 	})
-	var oe *mirror.ServeOptionsError
+	var oe *registry.OptionsError
 	switch {
-	case errors.Is(err, mirror.ErrRemoteListen), errors.As(err, &oe) && oe.Option == "Addr":
+	case errors.Is(err, registry.ErrRemoteListen), errors.As(err, &oe) && oe.Option == "Addr":
 		return usagef("--addr: %v", err)
 	case err != nil:
 		return err

@@ -1,0 +1,624 @@
+package pack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/airlock-dev/airlock/bundle"
+	"github.com/airlock-dev/airlock/internal/checked"
+)
+
+// Options configures Pack. The zero value packs with default settings
+// into Output, which is required.
+type Options struct {
+	// Output is the path of the bundle to write. Required.
+	Output string
+	// Images resolves image references. Required when the spec lists images.
+	Images ImageResolver
+	// TempDir holds staged blobs; "" means the directory of Output.
+	TempDir string
+	// Jobs bounds concurrent fetches and hashes; <= 0 means 4.
+	Jobs int
+	// Level is the compression level; the zero value is bundle.LevelDefault.
+	Level bundle.Level
+	// Created is recorded as the bundle's creation time and used as every tar
+	// entry's mtime; the zero value means now. Set it (e.g. from
+	// SOURCE_DATE_EPOCH) for reproducible bundles.
+	Created time.Time
+	// Logger receives debug and info messages; nil discards them.
+	Logger *slog.Logger
+	// Progress receives progress for staging and writing; nil reports nothing.
+	Progress bundle.Progress
+	// Statement sets the signed sequence, expiry and channel.
+	Statement bundle.StatementOptions
+	// Signers sign the bundle while it is packed; none leaves it unsigned
+	// (sign it later with Sign).
+	Signers []bundle.Signer
+	// ImageVerifier checks upstream image signatures for images that set
+	// verify: in airlock.yaml. Required only then.
+	ImageVerifier ImageVerifier
+}
+
+// ImageVerifier checks, at pack time, that an image is signed by a given key
+// (images[].verify in airlock.yaml).
+type ImageVerifier interface {
+	VerifyImage(ctx context.Context, req ImageVerifyRequest) error
+}
+
+// ImageVerifyRequest is one image to check.
+type ImageVerifyRequest struct {
+	Ref         string            // as written in airlock.yaml
+	Key         string            // path of the public key, resolved against airlock.yaml
+	Subject     bundle.Descriptor // the image's root at its source
+	Attachments []Attachment      // what the source has attached to it
+	Source      ImageSource       // to fetch signature payloads
+}
+
+// Result describes a written bundle.
+type Result struct {
+	Path           string
+	Manifest       *bundle.Manifest
+	ManifestDigest string
+	BytesIn        int64 // bytes of all unique blobs as stored (layers usually gzip-compressed already)
+	BytesOut       int64 // size of the bundle file
+	Duration       time.Duration
+}
+
+// packArtifact is one artifact on its way into the bundle.
+type packArtifact struct {
+	bundle.Item
+	src ImageSource // images and their attachments
+}
+
+// Pack resolves everything spec lists and writes one bundle to opts.Output.
+// On error nothing is left at opts.Output and temporary files are removed.
+func Pack(ctx context.Context, spec *Spec, opts Options) (*Result, error) {
+	start := time.Now()
+	if opts.Output == "" {
+		return nil, errors.New("no output path")
+	}
+	if len(spec.Images) > 0 && opts.Images == nil {
+		return nil, errors.New("the release lists images but no image resolver was given")
+	}
+	if opts.Jobs <= 0 {
+		opts.Jobs = 4
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	created := opts.Created
+	if created.IsZero() {
+		created = time.Now()
+	}
+	created = created.UTC().Truncate(time.Second)
+	if err := checkOutput(opts.Output); err != nil {
+		return nil, err
+	}
+	arts, err := collect(ctx, spec, opts)
+	if err != nil {
+		return nil, err
+	}
+	items := make([]bundle.Item, len(arts))
+	for i, a := range arts {
+		items[i] = a.Item
+	}
+	w, err := bundle.NewWriter(spec.Name, spec.Version, created, items)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrSpec, err)
+	}
+	if err := w.Sign(ctx, opts.Statement, opts.Signers); err != nil {
+		return nil, err
+	}
+
+	tmpParent := opts.TempDir
+	if tmpParent == "" {
+		tmpParent = filepath.Dir(opts.Output)
+	}
+	tmp, err := os.MkdirTemp(tmpParent, ".airlock-pack-")
+	if err != nil {
+		return nil, &TempDirError{Dir: tmpParent, Err: err}
+	}
+	defer os.RemoveAll(tmp)
+	if err := stage(ctx, w.Body(), stagedSources(arts), tmp, opts); err != nil {
+		return nil, err
+	}
+	size, err := w.WriteFile(ctx, opts.Output, bundle.WriteOptions{Level: opts.Level, Progress: opts.Progress})
+	if err != nil {
+		var be *bundle.BlobError
+		if errors.As(err, &be) {
+			return nil, &SourceError{Artifact: be.Label, Err: err}
+		}
+		return nil, err
+	}
+	m := w.Manifest()
+	return &Result{
+		Path:           opts.Output,
+		Manifest:       m,
+		ManifestDigest: w.ManifestDigest(),
+		BytesIn:        m.Totals.Bytes,
+		BytesOut:       size,
+		Duration:       time.Since(start),
+	}, nil
+}
+
+// checkOutput fails early, before anything is pulled, when the bundle could
+// not be written: a missing directory, or an output path that is a directory.
+func checkOutput(out string) error {
+	dir := filepath.Dir(out)
+	st, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("output %s: %w (create the directory first)", out, err)
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("output %s: %s is not a directory", out, dir)
+	}
+	if st, err := os.Stat(out); err == nil && st.IsDir() {
+		return fmt.Errorf("output %s is a directory; give a file name such as %s", out, filepath.Join(out, "release.airlock"))
+	}
+	return nil
+}
+
+// collect resolves images and hashes local sources, concurrently, in spec order.
+func collect(ctx context.Context, spec *Spec, opts Options) ([]*packArtifact, error) {
+	nImages, nModels, nFiles := len(spec.Images), len(spec.Models), len(spec.Files)
+	arts := make([]*packArtifact, nImages+nModels+nFiles+len(spec.SBOMs))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(opts.Jobs)
+	attached := make([][]*packArtifact, nImages)
+	for i, im := range spec.Images {
+		g.Go(func() (err error) {
+			arts[i], err = packImage(gctx, spec, opts.Images, im)
+			if err == nil {
+				attached[i], err = packAttachments(gctx, spec, opts, im, arts[i])
+			}
+			return err
+		})
+	}
+	for i, m := range spec.Models {
+		g.Go(func() (err error) {
+			arts[nImages+i], err = packModel(gctx, spec, m, opts.Jobs, opts.Progress)
+			return err
+		})
+	}
+	for i, f := range spec.Files {
+		g.Go(func() (err error) {
+			arts[nImages+nModels+i], err = packFile(gctx, spec, f, opts.Progress)
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	// SBOMs point at images, so they come after the images are resolved.
+	roots := map[string]bundle.Descriptor{}
+	for _, a := range arts[:nImages] {
+		roots[a.Record.Ref] = a.Graph.Root
+	}
+	for i, s := range spec.SBOMs {
+		a, err := packSBOM(ctx, spec, s, roots)
+		if err != nil {
+			return nil, err
+		}
+		arts[nImages+nModels+nFiles+i] = a
+	}
+	// Each image is followed by what is attached to it.
+	out := make([]*packArtifact, 0, len(arts))
+	for i, a := range arts {
+		out = append(out, a)
+		if i < nImages {
+			out = append(out, attached[i]...)
+		}
+	}
+	if len(out) > bundle.MaxArtifacts {
+		return nil, fmt.Errorf("%w: %d artifacts with their attachments exceed %d", ErrSpec, len(out), bundle.MaxArtifacts)
+	}
+	return out, nil
+}
+
+// packAttachments carries the signatures, attestations and SBOMs attached
+// to an image at its source, and enforces images[].verify.
+func packAttachments(ctx context.Context, spec *Spec, opts Options, im ImageSpec, img *packArtifact) ([]*packArtifact, error) {
+	as, ok := img.src.(AttachmentSource)
+	if !ok {
+		if im.Verify != nil {
+			return nil, &SourceError{Artifact: "image " + im.Ref, Err: errors.New("this kind of source carries no signatures to verify; remove verify: or pull from a registry or OCI layout")}
+		}
+		return nil, nil
+	}
+	sourceRoot, _ := img.src.Root()
+	subjects := []bundle.Descriptor{sourceRoot}
+	for _, m := range img.Graph.Manifests {
+		if m.Digest != sourceRoot.Digest {
+			subjects = append(subjects, m.Descriptor)
+		}
+	}
+	list, err := as.Attachments(ctx, subjects)
+	if err != nil {
+		return nil, &SourceError{Artifact: "image " + im.Ref, Err: fmt.Errorf("looking for signatures and referrers: %w", err)}
+	}
+	if im.Verify != nil {
+		if opts.ImageVerifier == nil {
+			return nil, &SourceError{Artifact: "image " + im.Ref, Err: errors.New("verify: is set but no image verifier was given")}
+		}
+		req := ImageVerifyRequest{Ref: im.Ref, Key: spec.resolve(im.Verify.Key), Subject: sourceRoot, Attachments: list, Source: img.src}
+		if err := opts.ImageVerifier.VerifyImage(ctx, req); err != nil {
+			return nil, &SourceError{Artifact: "image " + im.Ref, Err: err}
+		}
+	}
+	inBundle := map[string]bool{}
+	for _, m := range img.Graph.Manifests {
+		inBundle[m.Digest] = true
+	}
+	repo := ""
+	if r, err := name.ParseReference(im.Ref); err == nil && !isLocalRef(im.Ref) {
+		repo = r.Context().Name()
+	}
+	var out []*packArtifact
+	for _, at := range list {
+		if !inBundle[at.Subject.Digest] {
+			continue // attached to a manifest the platform filter dropped
+		}
+		where := fmt.Sprintf("image %s: attachment %s", im.Ref, at.Root.Digest)
+		if got := checked.Digest(at.Raw); got != at.Root.Digest || int64(len(at.Raw)) != at.Root.Size {
+			return nil, &SourceError{Artifact: where, Err: fmt.Errorf("%w: the source served bytes hashing to %s", bundle.ErrIntegrity, got)}
+		}
+		g, err := bundle.Walk(ctx, at.Root, at.Raw, &sourceContent{src: img.src, ref: where}, nil)
+		if err != nil {
+			return nil, &SourceError{Artifact: where, Err: err}
+		}
+		a := imageItem(img.src, g, bundle.Artifact{Kind: bundle.KindAttachment, Subject: im.Ref, SubjectDigest: at.Subject.Digest, ArtifactType: at.ArtifactType, Tag: at.Tag})
+		if at.Tag != "" && repo != "" {
+			a.RefName = repo + ":" + at.Tag
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+func isLocalRef(ref string) bool {
+	return strings.HasPrefix(ref, "oci:") || strings.HasPrefix(ref, "docker-archive:")
+}
+
+// sourceContent adapts an ImageSource to the walker, checking every byte.
+type sourceContent struct {
+	src ImageSource
+	ref string
+}
+
+func (s *sourceContent) Manifest(ctx context.Context, d bundle.Descriptor) ([]byte, error) {
+	b, err := s.src.Manifest(ctx, d)
+	if err != nil {
+		return nil, &SourceError{Artifact: s.ref, Err: fmt.Errorf("manifest %s: %w", d.Digest, err)}
+	}
+	if got := checked.Digest(b); got != d.Digest || int64(len(b)) != d.Size {
+		return nil, &SourceError{Artifact: s.ref, Err: fmt.Errorf("%w: manifest %s: the source served %d bytes hashing to %s", bundle.ErrIntegrity, d.Digest, len(b), got)}
+	}
+	return b, nil
+}
+
+func (s *sourceContent) Config(ctx context.Context, d bundle.Descriptor) ([]byte, error) {
+	rc, err := s.src.Blob(ctx, d)
+	if err != nil {
+		return nil, &SourceError{Artifact: s.ref, Err: fmt.Errorf("config %s: %w", d.Digest, err)}
+	}
+	defer rc.Close()
+	b, err := checked.ReadAll(rc, d.Digest, d.Size)
+	if err != nil {
+		return nil, &SourceError{Artifact: s.ref, Err: fmt.Errorf("%w: config %s: %w", bundle.ErrIntegrity, d.Digest, err)}
+	}
+	return b, nil
+}
+
+func packImage(ctx context.Context, spec *Spec, res ImageResolver, im ImageSpec) (*packArtifact, error) {
+	what := "image " + im.Ref
+	src, err := res.Resolve(ctx, localRef(spec, im.Ref))
+	if err != nil {
+		return nil, &SourceError{Artifact: what, Err: err}
+	}
+	root, raw := src.Root()
+	if got := checked.Digest(raw); got != root.Digest || int64(len(raw)) != root.Size {
+		return nil, &SourceError{Artifact: what, Err: fmt.Errorf("%w: the source said %s but served bytes hashing to %s", bundle.ErrIntegrity, root.Digest, got)}
+	}
+	if !bundle.IsIndex(root.MediaType) && !bundle.IsManifest(root.MediaType) {
+		return nil, &SourceError{Artifact: what, Err: fmt.Errorf("%w %q (airlock carries OCI and Docker v2 images and indexes)", bundle.ErrUnsupportedMediaType, root.MediaType)}
+	}
+	if len(raw) > bundle.MaxManifestSize {
+		return nil, &SourceError{Artifact: what, Err: fmt.Errorf("%w: manifest of %d bytes exceeds %d", bundle.ErrLimit, len(raw), bundle.MaxManifestSize)}
+	}
+	g, err := bundle.Walk(ctx, root, raw, &sourceContent{src: src, ref: what}, im.Platforms)
+	if err != nil {
+		return nil, &SourceError{Artifact: what, Err: err}
+	}
+	if bundle.IsManifest(root.MediaType) && len(im.Platforms) > 0 {
+		for _, want := range im.Platforms {
+			if !bundle.PlatformMatches(firstOr(g.Platforms, ""), want) {
+				return nil, &SourceError{Artifact: what, Err: fmt.Errorf("single-platform image is %s, not %s; fix platforms: in airlock.yaml", firstOr(g.Platforms, "of unknown platform"), want)}
+			}
+		}
+	}
+	a := imageItem(src, g, bundle.Artifact{
+		Kind:      bundle.KindImage,
+		Ref:       im.Ref,
+		Resolved:  resolvedName(im.Ref, src) + "@" + root.Digest,
+		Platforms: g.Platforms,
+		Filtered:  g.Root.Digest != root.Digest,
+	})
+	a.RefName = imageRefName(im.Ref)
+	return a, nil
+}
+
+// imageItem is an artifact whose layers come from an image source and are
+// checked while they are written.
+func imageItem(src ImageSource, g *bundle.Graph, rec bundle.Artifact) *packArtifact {
+	return &packArtifact{
+		Item: bundle.Item{Record: rec, Graph: g, Open: src.Blob},
+		src:  src,
+	}
+}
+
+// localRef makes the path of an oci: or docker-archive: reference relative to
+// the directory of airlock.yaml; registry references pass unchanged.
+func localRef(spec *Spec, ref string) string {
+	for _, t := range []string{"oci:", "docker-archive:"} {
+		if rest, ok := strings.CutPrefix(ref, t); ok {
+			if filepath.IsAbs(rest) {
+				return ref
+			}
+			return t + spec.resolve(rest)
+		}
+	}
+	return ref
+}
+
+// resolvedName is the repository part of Artifact.Resolved: the source's
+// repository for registry images, and the reference as written without its
+// tag or digest for local sources (so bundles do not depend on where the
+// packing machine keeps its files).
+func resolvedName(ref string, src ImageSource) string {
+	switch {
+	case strings.HasPrefix(ref, "oci:"):
+		p, _, _, _ := ParseOCIRef(ref)
+		return "oci:" + p
+	case strings.HasPrefix(ref, "docker-archive:"):
+		return ref
+	}
+	return src.Repository()
+}
+
+func firstOr(s []string, def string) string {
+	if len(s) > 0 {
+		return s[0]
+	}
+	return def
+}
+
+// imageRefName is the org.opencontainers.image.ref.name of an image in the
+// layout: the reference as written for registry images, and
+// "<directory or file base>:<tag>" for local sources.
+func imageRefName(ref string) string {
+	switch {
+	case strings.HasPrefix(ref, "oci:"):
+		p, tag, dig, _ := ParseOCIRef(ref)
+		if strings.ContainsAny(tag, ":/") {
+			return tag // already a full name such as demo/api:1.0
+		}
+		base := path.Base(filepath.ToSlash(filepath.Clean(p)))
+		if dig != "" {
+			return base + "@" + dig
+		}
+		if tag == "" {
+			tag = "latest"
+		}
+		return base + ":" + tag
+	case strings.HasPrefix(ref, "docker-archive:"):
+		base := path.Base(filepath.ToSlash(strings.TrimPrefix(ref, "docker-archive:")))
+		return strings.TrimSuffix(base, ".tar") + ":latest"
+	}
+	return ref
+}
+
+func packModel(ctx context.Context, spec *Spec, m ModelSpec, jobs int, prog bundle.Progress) (*packArtifact, error) {
+	artifact := "model " + m.Name
+	files, err := modelFiles(artifact, spec.resolve(m.Source))
+	if err != nil {
+		return nil, err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(jobs)
+	for i := range files {
+		g.Go(func() error {
+			d, stamp, err := hashFile(gctx, artifact, files[i].path, prog)
+			if err != nil {
+				return err
+			}
+			files[i].Digest, files[i].Size, files[i].stamp = d.Digest, d.Size, stamp
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	layers := make([]bundle.LocalLayer, len(files))
+	for i, f := range files {
+		layers[i] = f.LocalLayer
+	}
+	it, err := bundle.NewModelItem(m.Name, m.Source, m.Target, layers)
+	if err != nil {
+		return nil, &SourceError{Artifact: artifact, Err: err}
+	}
+	return localItem(it, files), nil
+}
+
+func packFile(ctx context.Context, spec *Spec, f FileSpec, prog bundle.Progress) (*packArtifact, error) {
+	artifact := "file " + f.Source
+	p := spec.resolve(f.Source)
+	d, stamp, err := hashFile(ctx, artifact, p, prog)
+	if err != nil {
+		return nil, err
+	}
+	mode, err := fileMode(f, p)
+	if err != nil {
+		return nil, &SourceError{Artifact: artifact, Err: err}
+	}
+	lb := localBlob{LocalLayer: bundle.LocalLayer{Descriptor: bundle.Descriptor{MediaType: bundle.MediaTypeOctetStream, Digest: d.Digest, Size: d.Size}, Path: path.Base(f.Target)}, path: p, stamp: stamp}
+	it, err := bundle.NewFileItem(f.Source, f.Target, mode, lb.LocalLayer)
+	if err != nil {
+		return nil, &SourceError{Artifact: artifact, Err: err}
+	}
+	return localItem(it, []localBlob{lb}), nil
+}
+
+func packSBOM(ctx context.Context, spec *Spec, s SBOMSpec, roots map[string]bundle.Descriptor) (*packArtifact, error) {
+	artifact := "sbom " + s.Source
+	p := spec.resolve(s.Source)
+	summary, mediaType, err := summarizeSBOM(artifact, p)
+	if err != nil {
+		return nil, err
+	}
+	d, stamp, err := hashFile(ctx, artifact, p, nil)
+	if err != nil {
+		return nil, err
+	}
+	var subject *bundle.SBOMSubject
+	if s.Subject != "" {
+		root, ok := roots[s.Subject]
+		if !ok {
+			return nil, &SourceError{Artifact: artifact, Err: fmt.Errorf("subject %q is not an image of this release", s.Subject)}
+		}
+		subject = &bundle.SBOMSubject{Ref: s.Subject, Root: root}
+	}
+	lb := localBlob{LocalLayer: bundle.LocalLayer{Descriptor: bundle.Descriptor{MediaType: mediaType, Digest: d.Digest, Size: d.Size}, Path: path.Base(filepath.ToSlash(s.Source))}, path: p, stamp: stamp}
+	it, err := bundle.NewSBOMItem(s.Source, summary, lb.LocalLayer, subject)
+	if err != nil {
+		return nil, &SourceError{Artifact: artifact, Err: err}
+	}
+	return localItem(it, []localBlob{lb}), nil
+}
+
+// localItem attaches the files of a model, file or SBOM artifact: each is
+// opened only if it is still the file that was hashed (its stamp), so the
+// writer need not hash it again.
+func localItem(it *bundle.Item, files []localBlob) *packArtifact {
+	byDigest := make(map[string]localBlob, len(files))
+	for _, f := range files {
+		byDigest[f.Digest] = f
+	}
+	label := it.Record.Describe()
+	it.Verified = true
+	it.Open = func(_ context.Context, d bundle.Descriptor) (io.ReadCloser, error) {
+		lb, ok := byDigest[d.Digest]
+		if !ok {
+			return nil, fmt.Errorf("internal error: local blob %s of %s has no source", d.Digest, label)
+		}
+		return openStamped(lb.path, lb.stamp)
+	}
+	return &packArtifact{Item: *it}
+}
+
+// openStamped opens p and checks it is still the file that was hashed.
+func openStamped(p string, want fileStamp) (*os.File, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	now, err := stampOf(f)
+	if err != nil || now != want {
+		f.Close()
+		return nil, fmt.Errorf("%s changed after it was hashed; pack again when it is stable", p)
+	}
+	return f, nil
+}
+
+// stagedSources maps each body blob digest to the image source it comes
+// from when that source is expensive to read (Staged).
+func stagedSources(arts []*packArtifact) map[string]ImageSource {
+	out := map[string]ImageSource{}
+	for _, a := range arts {
+		if a.src == nil || !a.src.Staged() {
+			continue
+		}
+		for _, l := range a.Graph.Layers {
+			if _, ok := out[l.Digest]; !ok {
+				out[l.Digest] = a.src
+			}
+		}
+	}
+	return out
+}
+
+// stage copies blobs from expensive sources to tmp, verifying each, so that
+// writing the bundle reads only local disk.
+func stage(ctx context.Context, body []*bundle.BodyBlob, sources map[string]ImageSource, tmp string, opts Options) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(opts.Jobs)
+	for _, b := range body {
+		if _, ok := sources[b.Digest]; !ok || b.Verified {
+			continue
+		}
+		g.Go(func() error {
+			dst := filepath.Join(tmp, strings.TrimPrefix(b.Digest, "sha256:"))
+			if err := stageBlob(gctx, b, dst, opts.Progress); err != nil {
+				return err
+			}
+			b.Open = func(context.Context) (io.ReadCloser, error) { return os.Open(dst) }
+			b.Verified = true
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+// stageBlob copies one blob to dst, checking size and digest.
+func stageBlob(ctx context.Context, b *bundle.BodyBlob, dst string, prog bundle.Progress) error {
+	rc, err := b.Open(ctx)
+	if err != nil {
+		return &SourceError{Artifact: b.Label, Err: fmt.Errorf("blob %s: %w", b.Digest, err)}
+	}
+	defer rc.Close()
+	cr, err := checked.NewReader(readerCtx(ctx, rc), b.Digest, b.Size)
+	if err != nil {
+		return &SourceError{Artifact: b.Label, Err: err}
+	}
+	f, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if prog != nil {
+		prog.Start(b.Digest, "pull "+b.Label+" "+short(b.Digest), b.Size)
+		defer prog.Done(b.Digest)
+	}
+	if _, err := io.Copy(f, bundle.WithProgress(cr, prog, b.Digest)); err != nil {
+		return &SourceError{Artifact: b.Label, Err: fmt.Errorf("layer %s: %w", b.Digest, wrapIntegrity(err))}
+	}
+	if err := cr.Verify(); err != nil {
+		return &SourceError{Artifact: b.Label, Err: fmt.Errorf("layer %s: %w", b.Digest, wrapIntegrity(err))}
+	}
+	return f.Close()
+}
+
+func wrapIntegrity(err error) error {
+	var me *checked.MismatchError
+	if errors.As(err, &me) {
+		return fmt.Errorf("%w: %w", bundle.ErrIntegrity, err)
+	}
+	return err
+}
+
+func short(d string) string {
+	if len(d) > 19 {
+		return d[:19]
+	}
+	return d
+}

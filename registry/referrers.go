@@ -1,0 +1,287 @@
+package registry
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/distribution/distribution/v3"
+	"github.com/distribution/distribution/v3/registry/api/errcode"
+	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
+	"github.com/distribution/reference"
+	"github.com/opencontainers/go-digest"
+	specs "github.com/opencontainers/image-spec/specs-go"
+	v1 "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// The referrers API (OCI distribution spec 1.1, "Listing Referrers") is not
+// in the CNCF distribution library, so the Server answers
+// GET /v2/<name>/referrers/<digest> itself from the same storage: it lists
+// the repository's manifests (one directory walk), reads each one once per
+// process, and returns those whose subject is <digest>.
+
+const (
+	// headerSubject tells a client that pushed a manifest with a subject
+	// that the registry indexed it for the referrers API.
+	headerSubject = "OCI-Subject"
+	// headerFiltersApplied names the filters a referrers response applied.
+	headerFiltersApplied = "OCI-Filters-Applied"
+	// referrersSegment is the path segment before the subject digest.
+	referrersSegment = "referrers"
+	// maxReferrerCache bounds the per-process cache of parsed manifests;
+	// when it is full the cache starts over.
+	maxReferrerCache = 1 << 16
+	// maxManifestBytes is the largest manifest the server accepts; the
+	// distribution library refuses larger PUT bodies.
+	maxManifestBytes = 4 << 20
+)
+
+// referrerInfo is what the referrers API needs from one stored manifest.
+// A zero subject means the manifest refers to nothing.
+type referrerInfo struct {
+	subject digest.Digest
+	desc    v1.Descriptor
+}
+
+// referrers answers the referrers API from a distribution namespace.
+type referrers struct {
+	ns  distribution.Namespace
+	log *slog.Logger
+
+	mu    sync.Mutex
+	cache map[digest.Digest]referrerInfo // by manifest digest; manifests are immutable
+}
+
+func newReferrers(ns distribution.Namespace, log *slog.Logger) *referrers {
+	return &referrers{ns: ns, log: log, cache: make(map[digest.Digest]referrerInfo)}
+}
+
+// referrersPath splits "/v2/<name>/referrers/<ref>" into name and ref. No
+// route of the distribution API ends in "/referrers/<x>", so a match is
+// always ours, even for a repository whose name contains "referrers".
+func referrersPath(p string) (name, ref string, ok bool) {
+	rest, ok := strings.CutPrefix(p, "/v2/")
+	if !ok {
+		return "", "", false
+	}
+	i := strings.LastIndexByte(rest, '/')
+	if i < 0 {
+		return "", "", false
+	}
+	head, ref := rest[:i], rest[i+1:]
+	name, ok = strings.CutSuffix(head, "/"+referrersSegment)
+	if !ok || name == "" || ref == "" {
+		return "", "", false
+	}
+	return name, ref, true
+}
+
+// serve answers GET and HEAD /v2/<name>/referrers/<ref>.
+func (rf *referrers) serve(w http.ResponseWriter, r *http.Request, name, ref string) {
+	w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		_ = errcode.ServeJSON(w, errcode.ErrorCodeUnsupported.WithMessage("the referrers API supports GET and HEAD only"))
+		return
+	}
+	named, err := reference.WithName(name)
+	if err != nil {
+		_ = errcode.ServeJSON(w, errcode.ErrorCodeNameInvalid.WithDetail(err.Error()))
+		return
+	}
+	subject, err := digest.Parse(ref)
+	if err != nil {
+		_ = errcode.ServeJSON(w, errcode.ErrorCodeDigestInvalid.WithDetail(err.Error()))
+		return
+	}
+	artifactType := r.URL.Query().Get("artifactType")
+
+	descs, err := rf.list(r.Context(), named, subject, artifactType)
+	if err != nil {
+		if r.Context().Err() == nil {
+			rf.log.Warn("list referrers", "repository", name, "subject", subject.String(), "err", err)
+		}
+		_ = errcode.ServeJSON(w, errcode.ErrorCodeUnknown.WithDetail("could not list referrers; see the server log"))
+		return
+	}
+	body, err := json.Marshal(v1.Index{
+		Versioned: specs.Versioned{SchemaVersion: 2},
+		MediaType: v1.MediaTypeImageIndex,
+		Manifests: descs,
+	})
+	if err != nil {
+		_ = errcode.ServeJSON(w, errcode.ErrorCodeUnknown.WithDetail(err.Error()))
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", v1.MediaTypeImageIndex)
+	h.Set("Content-Length", fmt.Sprint(len(body)))
+	if artifactType != "" {
+		h.Set(headerFiltersApplied, "artifactType")
+	}
+	w.WriteHeader(http.StatusOK)
+	if r.Method == http.MethodGet {
+		_, _ = w.Write(body)
+	}
+}
+
+// list returns the descriptors of the manifests in repository named whose
+// subject is subject, sorted by digest, keeping only those of artifactType
+// when it is not empty. An unknown repository has no referrers.
+func (rf *referrers) list(ctx context.Context, named reference.Named, subject digest.Digest, artifactType string) ([]v1.Descriptor, error) {
+	descs := []v1.Descriptor{} // an empty list, never null
+	repo, err := rf.ns.Repository(ctx, named)
+	if err != nil {
+		return nil, err
+	}
+	ms, err := repo.Manifests(ctx)
+	if err != nil {
+		return nil, err
+	}
+	en, ok := ms.(distribution.ManifestEnumerator)
+	if !ok {
+		return nil, errors.New("the manifest store cannot list manifests")
+	}
+	err = en.Enumerate(ctx, func(d digest.Digest) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		info, ok, err := rf.info(ctx, ms, d)
+		if err != nil || !ok {
+			return err
+		}
+		if info.subject != subject {
+			return nil
+		}
+		if artifactType != "" && info.desc.ArtifactType != artifactType {
+			return nil
+		}
+		descs = append(descs, info.desc)
+		return nil
+	})
+	if errors.As(err, new(storagedriver.PathNotFoundError)) {
+		return descs, nil // no such repository, or no manifests in it
+	}
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(descs, func(a, b v1.Descriptor) int { return strings.Compare(a.Digest.String(), b.Digest.String()) })
+	return descs, nil
+}
+
+// info returns the referrer facts of manifest d, from the cache or by
+// reading it. ok is false for a manifest that vanished or cannot be read as
+// JSON; those are skipped (and logged), as the registry cannot serve them
+// either.
+func (rf *referrers) info(ctx context.Context, ms distribution.ManifestService, d digest.Digest) (referrerInfo, bool, error) {
+	rf.mu.Lock()
+	info, ok := rf.cache[d]
+	rf.mu.Unlock()
+	if ok {
+		return info, true, nil
+	}
+	m, err := ms.Get(ctx, d)
+	if err != nil {
+		if ctx.Err() != nil {
+			return referrerInfo{}, false, ctx.Err()
+		}
+		var unknown distribution.ErrManifestUnknownRevision
+		if !errors.As(err, &unknown) {
+			rf.log.Warn("referrers: skip a manifest that cannot be read", "digest", d.String(), "err", err)
+		}
+		return referrerInfo{}, false, nil
+	}
+	mediaType, payload, err := m.Payload()
+	if err != nil {
+		rf.log.Warn("referrers: skip a manifest that cannot be read", "digest", d.String(), "err", err)
+		return referrerInfo{}, false, nil
+	}
+	info, err = parseReferrer(d, mediaType, payload)
+	if err != nil {
+		rf.log.Warn("referrers: skip a manifest that is not valid JSON", "digest", d.String(), "err", err)
+		return referrerInfo{}, false, nil
+	}
+	rf.mu.Lock()
+	if len(rf.cache) >= maxReferrerCache {
+		clear(rf.cache)
+	}
+	rf.cache[d] = info
+	rf.mu.Unlock()
+	return info, true, nil
+}
+
+// referrerFields are the manifest fields the referrers API reports.
+type referrerFields struct {
+	MediaType    string `json:"mediaType"`
+	ArtifactType string `json:"artifactType"`
+	Config       *struct {
+		MediaType string `json:"mediaType"`
+	} `json:"config"`
+	Subject *struct {
+		Digest string `json:"digest"`
+	} `json:"subject"`
+	Annotations map[string]string `json:"annotations"`
+}
+
+// parseReferrer reads the subject and the referrers descriptor of the
+// manifest payload whose digest is d. storedType is the media type the
+// registry reported for it. The artifact type is the manifest's
+// artifactType, or else (image manifests only) its config media type.
+func parseReferrer(d digest.Digest, storedType string, payload []byte) (referrerInfo, error) {
+	if len(payload) > maxManifestBytes {
+		return referrerInfo{}, fmt.Errorf("manifest of %d bytes is larger than %d", len(payload), maxManifestBytes)
+	}
+	var f referrerFields
+	if err := json.Unmarshal(payload, &f); err != nil {
+		return referrerInfo{}, err
+	}
+	if f.Subject == nil {
+		return referrerInfo{}, nil
+	}
+	subject, err := digest.Parse(f.Subject.Digest)
+	if err != nil {
+		return referrerInfo{}, nil // a subject we cannot match is no subject
+	}
+	mediaType := f.MediaType
+	if mediaType == "" {
+		mediaType = storedType
+	}
+	artifactType := f.ArtifactType
+	if artifactType == "" && f.Config != nil && mediaType != v1.MediaTypeImageIndex {
+		artifactType = f.Config.MediaType
+	}
+	return referrerInfo{
+		subject: subject,
+		desc: v1.Descriptor{
+			MediaType:    mediaType,
+			Digest:       d,
+			Size:         int64(len(payload)),
+			ArtifactType: artifactType,
+			Annotations:  f.Annotations,
+		},
+	}, nil
+}
+
+// subjectOf returns the subject digest of a manifest body, or "" when it
+// has none (or is not JSON).
+func subjectOf(body []byte) string {
+	var f struct {
+		Subject *struct {
+			Digest string `json:"digest"`
+		} `json:"subject"`
+	}
+	if json.Unmarshal(body, &f) != nil || f.Subject == nil {
+		return ""
+	}
+	d, err := digest.Parse(f.Subject.Digest)
+	if err != nil {
+		return ""
+	}
+	return d.String()
+}

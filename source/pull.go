@@ -1,0 +1,167 @@
+package source
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+
+	"github.com/airlock-dev/airlock/bundle"
+	"github.com/airlock-dev/airlock/pack"
+)
+
+// PullOptions configures a Puller. The zero value pulls over TLS with the
+// Docker config's credentials.
+type PullOptions struct {
+	// InsecureRegistries lists registry hosts (host[:port]) reached over plain
+	// HTTP. go-containerregistry already allows HTTP for localhost and 127.0.0.1.
+	InsecureRegistries []string
+	// Keychain supplies credentials; nil means authn.DefaultKeychain (the
+	// Docker config file and its credential helpers).
+	Keychain authn.Keychain
+	// Transport carries requests; nil means remote.DefaultTransport.
+	Transport http.RoundTripper
+	// UserAgent is sent with every request; "" means go-containerregistry's.
+	UserAgent string
+}
+
+// Puller resolves image references for `airlock pack`. It implements
+// pack.ImageResolver and is safe for concurrent use.
+type Puller struct {
+	opts PullOptions
+}
+
+// NewPuller returns a Puller with opts.
+func NewPuller(opts PullOptions) *Puller {
+	if opts.Keychain == nil {
+		opts.Keychain = authn.DefaultKeychain
+	}
+	return &Puller{opts: opts}
+}
+
+var _ pack.ImageResolver = (*Puller)(nil)
+
+// Resolve implements pack.ImageResolver for registry references,
+// "oci:PATH[:TAG|@DIGEST]" and "docker-archive:PATH".
+func (p *Puller) Resolve(ctx context.Context, ref string) (pack.ImageSource, error) {
+	switch {
+	case strings.HasPrefix(ref, "oci:"):
+		return openLayout(ref)
+	case strings.HasPrefix(ref, "docker-archive:"):
+		return openArchive(ref)
+	}
+	return p.resolveRemote(ctx, ref)
+}
+
+func (p *Puller) remoteOptions(ctx context.Context) []remote.Option {
+	opts := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(p.opts.Keychain)}
+	if p.opts.Transport != nil {
+		opts = append(opts, remote.WithTransport(p.opts.Transport))
+	}
+	if p.opts.UserAgent != "" {
+		opts = append(opts, remote.WithUserAgent(p.opts.UserAgent))
+	}
+	return opts
+}
+
+func (p *Puller) resolveRemote(ctx context.Context, ref string) (pack.ImageSource, error) {
+	var nameOpts []name.Option
+	if r, err := name.ParseReference(ref); err == nil && slices.Contains(p.opts.InsecureRegistries, r.Context().RegistryStr()) {
+		nameOpts = append(nameOpts, name.Insecure)
+	}
+	r, err := name.ParseReference(ref, nameOpts...)
+	if err != nil {
+		return nil, &SourceError{Ref: ref, Err: err, Hint: "write host/repository:tag or host/repository@sha256:..."}
+	}
+	desc, err := remote.Get(r, p.remoteOptions(ctx)...)
+	if err != nil {
+		return nil, classify(ref, r.Context().RegistryStr(), err)
+	}
+	return &remoteSource{
+		p:    p,
+		repo: r.Context(),
+		ref:  ref,
+		root: bundle.Descriptor{MediaType: string(desc.MediaType), Digest: desc.Digest.String(), Size: desc.Size},
+		raw:  desc.Manifest,
+	}, nil
+}
+
+// classify turns registry errors into errors that say what to do.
+func classify(ref, host string, err error) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	var te *transport.Error
+	if errors.As(err, &te) {
+		switch te.StatusCode {
+		case http.StatusNotFound:
+			return &SourceError{Ref: ref, Err: fmt.Errorf("%w: %v", ErrNotFound, err), Hint: "check the repository and tag exist in " + host}
+		case http.StatusUnauthorized, http.StatusForbidden:
+			return &SourceError{Ref: ref, Err: fmt.Errorf("%w: %v", ErrUnauthorized, err), Hint: "log in with `docker login " + host + "` or check the credential helper"}
+		}
+		for _, d := range te.Errors {
+			if d.Code == transport.ManifestUnknownErrorCode || d.Code == transport.NameUnknownErrorCode {
+				return &SourceError{Ref: ref, Err: fmt.Errorf("%w: %v", ErrNotFound, err), Hint: "check the repository and tag exist in " + host}
+			}
+		}
+	}
+	var netErr net.Error
+	var opErr *net.OpError
+	if errors.As(err, &opErr) || errors.As(err, &netErr) {
+		return &SourceError{Ref: ref, Err: fmt.Errorf("%w: %v", ErrUnreachable, err), Hint: "check the address and network; for a plain-HTTP registry add --insecure-registry " + host}
+	}
+	if strings.Contains(err.Error(), "http: server gave HTTP response to HTTPS client") {
+		return &SourceError{Ref: ref, Err: fmt.Errorf("%w: %v", ErrUnreachable, err), Hint: "the registry speaks plain HTTP; add --insecure-registry " + host}
+	}
+	return &SourceError{Ref: ref, Err: err}
+}
+
+type remoteSource struct {
+	p    *Puller
+	repo name.Repository
+	ref  string
+	root bundle.Descriptor
+	raw  []byte
+}
+
+func (s *remoteSource) Root() (bundle.Descriptor, []byte) { return s.root, s.raw }
+func (s *remoteSource) Repository() string                { return s.repo.Name() }
+func (s *remoteSource) Staged() bool                      { return true }
+
+func (s *remoteSource) Manifest(ctx context.Context, d bundle.Descriptor) ([]byte, error) {
+	desc, err := remote.Get(s.repo.Digest(d.Digest), s.p.remoteOptions(ctx)...)
+	if err != nil {
+		return nil, classify(s.ref, s.repo.RegistryStr(), err)
+	}
+	return desc.Manifest, nil
+}
+
+func (s *remoteSource) Blob(ctx context.Context, d bundle.Descriptor) (io.ReadCloser, error) {
+	h, err := v1.NewHash(d.Digest)
+	if err != nil {
+		return nil, err
+	}
+	l, err := remote.Layer(s.repo.Digest(h.String()), s.p.remoteOptions(ctx)...)
+	if err != nil {
+		return nil, classify(s.ref, s.repo.RegistryStr(), err)
+	}
+	rc, err := l.Compressed()
+	if err != nil {
+		return nil, classify(s.ref, s.repo.RegistryStr(), err)
+	}
+	return rc, nil
+}
+
+// bytesSource is shared by local sources that hold their root in memory.
+func readCloser(b []byte) io.ReadCloser { return io.NopCloser(bytes.NewReader(b)) }
