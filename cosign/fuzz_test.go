@@ -4,8 +4,8 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/airlock-dev/airlock/internal/checked"
 	"github.com/airlock-dev/airlock/cosign"
+	"github.com/airlock-dev/airlock/internal/checked"
 )
 
 // FuzzParse: no panics; every refusal is a *ParseError wrapping exactly one

@@ -2,57 +2,28 @@ package cosign_test
 
 import (
 	"bytes"
-	"context"
 	"crypto"
 	"errors"
 	"flag"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
 	"github.com/sigstore/sigstore/pkg/signature"
 
-	"github.com/airlock-dev/airlock/internal/checked"
 	"github.com/airlock-dev/airlock/cosign"
+	"github.com/airlock-dev/airlock/internal/checked"
 	"github.com/airlock-dev/airlock/internal/sample"
-	"github.com/airlock-dev/airlock/internal/testregistry"
+	"github.com/airlock-dev/airlock/internal/testkit"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/ from signatures made by the real cosign")
 
 // cosignDir is where .ci/run installs the pinned cosign.
-const cosignDir = "/var/cache/airlock-ci/bin"
-
-const cosignHint = "go install github.com/sigstore/cosign/v2/cmd/cosign@v2.6.5 (or run .ci/run)"
-
-// cosignTool puts the CI cosign first in PATH and returns cosign's path, or
-// skips (fails under CI=true) when it is missing.
-func cosignTool(t *testing.T) string {
-	t.Helper()
-	t.Setenv("PATH", cosignDir+string(os.PathListSeparator)+os.Getenv("PATH"))
-	return testregistry.RequireTool(t, "cosign", cosignHint)
-}
-
-// runCosign runs cosign in dir with the key password "x" and a private HOME.
-func runCosign(t *testing.T, bin, dir string, args ...string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "COSIGN_PASSWORD=x", "HOME="+dir)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("cosign %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-}
-
 // loadVerifier reads a PEM public key as cosign writes it.
 func loadVerifier(t testing.TB, pemBytes []byte) signature.Verifier {
 	t.Helper()
@@ -110,17 +81,17 @@ func fetchSignature(t *testing.T, repo name.Repository, subject string) fetched 
 // registry, and checks that Parse and Verify accept exactly what cosign
 // made. With -update it rewrites testdata/ from these signatures.
 func TestCosignInterop(t *testing.T) {
-	bin := cosignTool(t) // t.Setenv: not parallel
-	reg := testregistry.Start(t)
+	cs := testkit.NewCosign(t) // t.Setenv: not parallel
+	reg := testkit.Start(t)
 	imgs := sampleImages(t)
 	if err := sample.Push(t.Context(), reg.Host, imgs); err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	runCosign(t, bin, dir, "generate-key-pair")
+	dir := cs.Dir
+	cs.MustRun(t, "generate-key-pair")
 	worker, legacy := digestOf(t, imgs, "demo/worker"), digestOf(t, imgs, "demo/legacy")
 	for _, ref := range []string{reg.Host + "/demo/worker@" + worker, reg.Host + "/demo/legacy@" + legacy} {
-		runCosign(t, bin, dir, "sign", "--key", "cosign.key", "--tlog-upload=false", "--allow-insecure-registry", "-y", ref)
+		cs.MustRun(t, "sign", "--key", "cosign.key", "--tlog-upload=false", "--allow-insecure-registry", "-y", ref)
 	}
 	pub, err := os.ReadFile(filepath.Join(dir, "cosign.pub"))
 	if err != nil {

@@ -16,8 +16,8 @@ import (
 
 	"github.com/sigstore/sigstore/pkg/signature"
 
-	"github.com/airlock-dev/airlock/internal/checked"
 	"github.com/airlock-dev/airlock/cosign"
+	"github.com/airlock-dev/airlock/internal/checked"
 	"github.com/airlock-dev/airlock/internal/sample"
 )
 

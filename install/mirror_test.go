@@ -16,7 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/airlock-dev/airlock/install"
-	"github.com/airlock-dev/airlock/internal/testregistry"
+	"github.com/airlock-dev/airlock/internal/testkit"
 	"github.com/airlock-dev/airlock/mirror"
 )
 
@@ -42,7 +42,7 @@ func newPusher(t *testing.T, host string) *mirror.Peer {
 // files are uploaded from staging (BlobFile).
 func TestInstallMirrorsInTheSamePass(t *testing.T) {
 	t.Parallel()
-	reg := testregistry.StartInProcess(t)
+	reg := testkit.StartInProcess(t)
 	root := t.TempDir()
 	peer := newPusher(t, reg.Host)
 	mustInstall(t, root, pack(t, release{version: "1.0.0", seq: 10}), func(o *install.Options) { o.Mirror = peer })

@@ -26,7 +26,7 @@ import (
 	"github.com/airlock-dev/airlock/bundle"
 	"github.com/airlock-dev/airlock/internal/keys"
 	"github.com/airlock-dev/airlock/internal/sample"
-	"github.com/airlock-dev/airlock/internal/testregistry"
+	"github.com/airlock-dev/airlock/internal/testkit"
 	"github.com/airlock-dev/airlock/internal/transport"
 	"github.com/airlock-dev/airlock/pack"
 	"github.com/airlock-dev/airlock/policy"
@@ -54,7 +54,7 @@ func (k testSigner) Sign(_ context.Context, m []byte) ([]byte, error) {
 func newPushFixture(t *testing.T) *pushFixture {
 	t.Helper()
 	ctx := context.Background()
-	src := testregistry.StartInProcess(t)
+	src := testkit.StartInProcess(t)
 	imgs, err := sample.Images()
 	if err != nil {
 		t.Fatal(err)
@@ -261,7 +261,7 @@ func checkComplete(t *testing.T, repo name.Repository, ref name.Reference) {
 func TestMirrorFaults(t *testing.T) {
 	t.Parallel()
 	f := newPushFixture(t)
-	backend := testregistry.Start(t).Host
+	backend := testkit.Start(t).Host
 
 	t.Run("5xx and 429 are retried", func(t *testing.T) {
 		t.Parallel()

@@ -39,7 +39,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 
 	"github.com/airlock-dev/airlock/internal/sample"
-	"github.com/airlock-dev/airlock/internal/testregistry"
+	"github.com/airlock-dev/airlock/internal/testkit"
 	"github.com/airlock-dev/airlock/registry"
 )
 
@@ -462,7 +462,7 @@ func TestServeRegistry(t *testing.T) {
 	})
 
 	t.Run("Skopeo", func(t *testing.T) {
-		skopeo := testregistry.RequireTool(t, "skopeo", "apt-get install skopeo")
+		skopeo := testkit.RequireTool(t, "skopeo", "apt-get install skopeo")
 		sctx, cancel := context.WithTimeout(ctx, time.Minute)
 		defer cancel()
 		raw, err := exec.CommandContext(sctx, skopeo, "inspect", "--raw", "--tls-verify=false", "docker://"+host+"/demo/api:1.0").Output()

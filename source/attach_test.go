@@ -10,13 +10,11 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -31,15 +29,10 @@ import (
 	"github.com/airlock-dev/airlock/cosign"
 	"github.com/airlock-dev/airlock/internal/checked"
 	"github.com/airlock-dev/airlock/internal/sample"
-	"github.com/airlock-dev/airlock/internal/testregistry"
-	"github.com/airlock-dev/airlock/source"
+	"github.com/airlock-dev/airlock/internal/testkit"
 	"github.com/airlock-dev/airlock/pack"
+	"github.com/airlock-dev/airlock/source"
 )
-
-// cosignDir is where .ci/run installs the pinned cosign.
-const cosignDir = "/var/cache/airlock-ci/bin"
-
-const cosignHint = "go install github.com/sigstore/cosign/v2/cmd/cosign@v2.6.5 (or run .ci/run)"
 
 // Media types of the hand-made SBOM referrer.
 const (
@@ -193,20 +186,6 @@ func tagDigest(t *testing.T, repo name.Repository, tag string) string {
 
 func cosignTagOf(digest, suffix string) string { return strings.Replace(digest, ":", "-", 1) + suffix }
 
-// runCosign runs cosign in dir with the key password "x" and a private HOME.
-func runCosign(t *testing.T, bin, dir string, env []string, args ...string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Dir = dir
-	cmd.Env = append(append(os.Environ(), "COSIGN_PASSWORD=x", "HOME="+dir), env...)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("cosign %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-}
-
 func loadVerifier(t *testing.T, path string) signature.Verifier {
 	t.Helper()
 	b, err := os.ReadFile(path)
@@ -252,9 +231,8 @@ func verifySig(t *testing.T, src pack.ImageSource, raw []byte, subject string, v
 // registry and OCI layout sources return what cosign attached, with exact
 // digests, and that cosignsig accepts the signatures.
 func TestAttachmentsCosign(t *testing.T) {
-	t.Setenv("PATH", cosignDir+string(os.PathListSeparator)+os.Getenv("PATH")) // not parallel
-	bin := testregistry.RequireTool(t, "cosign", cosignHint)
-	reg := testregistry.Start(t)
+	cs := testkit.NewCosign(t) // t.Setenv: not parallel
+	reg := testkit.Start(t)
 	imgs := sampleImages(t)
 	if err := sample.Push(t.Context(), reg.Host, imgs); err != nil {
 		t.Fatal(err)
@@ -267,21 +245,21 @@ func TestAttachmentsCosign(t *testing.T) {
 	apiSrc, apiAS := resolve(t, p, reg.Host+"/demo/api:1.0")
 	api, apiRaw := apiSrc.Root()
 
-	dir := t.TempDir()
+	dir := cs.Dir
 	sbomFile := filepath.Join(dir, "sbom.spdx.json")
 	sbom := `{"spdxVersion":"SPDX-2.3","SPDXID":"SPDXRef-DOCUMENT","name":"worker","dataLicense":"CC0-1.0","documentNamespace":"https://example.invalid/worker","creationInfo":{"created":"2024-01-01T00:00:00Z","creators":["Tool: airlock-test"]},"packages":[]}`
 	if err := os.WriteFile(sbomFile, []byte(sbom), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	workerRef := reg.Host + "/demo/worker@" + worker.Digest
-	runCosign(t, bin, dir, nil, "generate-key-pair")
-	runCosign(t, bin, dir, nil, "sign", "--key", "cosign.key", "--tlog-upload=false", "--allow-insecure-registry", "-y", workerRef)
-	runCosign(t, bin, dir, nil, "attest", "--key", "cosign.key", "--type", "spdxjson", "--predicate", sbomFile, "--tlog-upload=false", "--allow-insecure-registry", "-y", workerRef)
-	runCosign(t, bin, dir, nil, "attach", "sbom", "--sbom", sbomFile, "--type", "spdx", "--allow-insecure-registry", workerRef)
-	runCosign(t, bin, dir, nil, "sign", "--key", "cosign.key", "--tlog-upload=false", "--allow-insecure-registry", "-y", reg.Host+"/demo/api@"+api.Digest)
+	cs.MustRun(t, "generate-key-pair")
+	cs.MustRun(t, "sign", "--key", "cosign.key", "--tlog-upload=false", "--allow-insecure-registry", "-y", workerRef)
+	cs.MustRun(t, "attest", "--key", "cosign.key", "--type", "spdxjson", "--predicate", sbomFile, "--tlog-upload=false", "--allow-insecure-registry", "-y", workerRef)
+	cs.MustRun(t, "attach", "sbom", "--sbom", sbomFile, "--type", "spdx", "--allow-insecure-registry", workerRef)
+	cs.MustRun(t, "sign", "--key", "cosign.key", "--tlog-upload=false", "--allow-insecure-registry", "-y", reg.Host+"/demo/api@"+api.Digest)
 	// cosign as an OCI 1.1 referrer: with no Referrers API, cosign (through
 	// go-containerregistry) maintains the referrers tag sha256-<hex>.
-	runCosign(t, bin, dir, []string{"COSIGN_EXPERIMENTAL=1"}, "sign", "--key", "cosign.key", "--tlog-upload=false", "--allow-insecure-registry", "--registry-referrers-mode=oci-1-1", "-y", reg.Host+"/demo/legacy@"+legacy.Digest)
+	(&testkit.Cosign{Bin: cs.Bin, Dir: cs.Dir, Password: cs.Password, Env: []string{"COSIGN_EXPERIMENTAL=1"}}).MustRun(t, "sign", "--key", "cosign.key", "--tlog-upload=false", "--allow-insecure-registry", "--registry-referrers-mode=oci-1-1", "-y", reg.Host+"/demo/legacy@"+legacy.Digest)
 	v := loadVerifier(t, filepath.Join(dir, "cosign.pub"))
 
 	workerRepo, legacyRepo, apiRepo := repoOf(t, reg.Host+"/demo/worker"), repoOf(t, reg.Host+"/demo/legacy"), repoOf(t, reg.Host+"/demo/api")
@@ -362,7 +340,7 @@ func TestAttachmentsCosign(t *testing.T) {
 
 	t.Run("cosign save layout", func(t *testing.T) {
 		saved := filepath.Join(dir, "saved")
-		runCosign(t, bin, dir, nil, "save", "--allow-insecure-registry", "--dir", saved, workerRef)
+		cs.MustRun(t, "save", "--allow-insecure-registry", "--dir", saved, workerRef)
 		src, as := resolve(t, p, "oci:"+saved+"@"+worker.Digest)
 		got := attachments(t, as, worker)
 		checkAttachments(t, got, []want{
@@ -539,7 +517,7 @@ func TestAttachmentsRefused(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			reg := testregistry.StartInProcess(t)
+			reg := testkit.StartInProcess(t)
 			if err := sample.Push(t.Context(), reg.Host, []sample.Image{worker}); err != nil {
 				t.Fatal(err)
 			}
@@ -570,7 +548,7 @@ func TestAttachmentsRefused(t *testing.T) {
 // attached".
 func TestAttachmentsRegistryErrors(t *testing.T) {
 	t.Parallel()
-	reg := testregistry.StartInProcess(t)
+	reg := testkit.StartInProcess(t)
 	imgs := sampleImages(t)
 	if err := sample.Push(t.Context(), reg.Host, imgs[1:2]); err != nil {
 		t.Fatal(err)

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"github.com/airlock-dev/airlock/internal/errclass"
-
 )
 
 var (

@@ -25,7 +25,7 @@ import (
 
 	"github.com/airlock-dev/airlock/bundle"
 	"github.com/airlock-dev/airlock/internal/sample"
-	"github.com/airlock-dev/airlock/internal/testregistry"
+	"github.com/airlock-dev/airlock/internal/testkit"
 )
 
 // badWrite writes files (slash path -> content) below dir.
@@ -322,7 +322,7 @@ func flipByte(b []byte) []byte {
 
 func TestPackBadRegistry(t *testing.T) {
 	t.Parallel()
-	reg := testregistry.StartInProcess(t)
+	reg := testkit.StartInProcess(t)
 	imgs, err := sample.Images()
 	if err != nil {
 		t.Fatal(err)

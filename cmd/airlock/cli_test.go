@@ -11,7 +11,7 @@ import (
 
 	"github.com/airlock-dev/airlock/bundle"
 	"github.com/airlock-dev/airlock/internal/sample"
-	"github.com/airlock-dev/airlock/internal/testregistry"
+	"github.com/airlock-dev/airlock/internal/testkit"
 )
 
 // runCLI runs airlock in-process and returns its exit code, stdout and stderr.
@@ -30,7 +30,7 @@ func runCLI(t *testing.T, environ map[string]string, args ...string) (int, strin
 // writes the sample release pointing at it.
 func sampleRelease(t *testing.T) (dir string) {
 	t.Helper()
-	reg := testregistry.StartInProcess(t)
+	reg := testkit.StartInProcess(t)
 	imgs, err := sample.Images()
 	if err != nil {
 		t.Fatal(err)

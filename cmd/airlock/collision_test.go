@@ -10,7 +10,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/airlock-dev/airlock/internal/sample"
-	"github.com/airlock-dev/airlock/internal/testregistry"
+	"github.com/airlock-dev/airlock/internal/testkit"
 )
 
 // TestMirrorRefusesTagCollision: two source registries hold different
@@ -19,7 +19,7 @@ import (
 // pushing anything and says how to avoid it.
 func TestMirrorRefusesTagCollision(t *testing.T) {
 	t.Parallel()
-	a, b := testregistry.StartInProcess(t), testregistry.StartInProcess(t)
+	a, b := testkit.StartInProcess(t), testkit.StartInProcess(t)
 	imgs, err := sample.Images()
 	if err != nil {
 		t.Fatal(err)
@@ -54,7 +54,7 @@ func TestMirrorRefusesTagCollision(t *testing.T) {
 	if code, _, stderr := runCLI(t, env, "pack", "-q", "-f", filepath.Join(dir, "airlock.yaml"), "-o", out, "--key", filepath.Join(dir, "k1.key")); code != 0 {
 		t.Fatal(stderr)
 	}
-	dest := testregistry.StartInProcess(t)
+	dest := testkit.StartInProcess(t)
 	code, _, stderr := runCLI(t, nil, "mirror", out, "--to", dest.Host+"/site", "--policy", pol, "-q")
 	if code != exitError || !strings.Contains(stderr, "--keep-registry-host") {
 		t.Fatalf("collision: exit %d: %s", code, stderr)

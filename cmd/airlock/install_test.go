@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/airlock-dev/airlock/install"
-	"github.com/airlock-dev/airlock/internal/testregistry"
+	"github.com/airlock-dev/airlock/internal/testkit"
 )
 
 // runCmd runs one command built by its constructor, as `airlock NAME args`
@@ -90,7 +90,7 @@ func TestInstallStatusRollbackCheckPruneCLI(t *testing.T) {
 	}
 
 	// Upgrade, mirroring images and models into a registry in the same run.
-	reg := testregistry.StartInProcess(t)
+	reg := testkit.StartInProcess(t)
 	code, out, stderr = runCmd(t, installCommand(), v2, "--root", root, "--policy", f.policy, "--registry", reg.Host+"/mirror", "-q")
 	if code != exitOK || !strings.Contains(out, "installed demo 1.1.0") || !strings.Contains(out, "Mirrored into "+reg.Host+"/mirror") || !strings.Contains(out, "(was 1.0.0)") {
 		t.Fatalf("install v2 --registry: exit %d\n%s%s", code, out, stderr)

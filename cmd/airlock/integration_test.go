@@ -3,7 +3,7 @@ package main
 // Integration tests: airlock pack against the real CNCF distribution
 // registry, and the bundle read back by real GNU tar and real skopeo. The
 // tools are required under CI=true and skipped otherwise (see
-// testregistry.RequireTool).
+// testkit.RequireTool).
 
 import (
 	"bytes"
@@ -29,7 +29,7 @@ import (
 
 	"github.com/airlock-dev/airlock/bundle"
 	"github.com/airlock-dev/airlock/internal/sample"
-	"github.com/airlock-dev/airlock/internal/testregistry"
+	"github.com/airlock-dev/airlock/internal/testkit"
 )
 
 // itgEpoch is the SOURCE_DATE_EPOCH of every reproducible pack here.
@@ -43,11 +43,11 @@ type itgTools struct {
 func itgRequireTools(t *testing.T) itgTools {
 	t.Helper()
 	tools := itgTools{
-		tar:    testregistry.RequireTool(t, "tar", "apt-get install tar"),
-		skopeo: testregistry.RequireTool(t, "skopeo", "apt-get install skopeo"),
+		tar:    testkit.RequireTool(t, "tar", "apt-get install tar"),
+		skopeo: testkit.RequireTool(t, "skopeo", "apt-get install skopeo"),
 	}
 	// GNU tar runs the zstd binary for --zstd.
-	testregistry.RequireTool(t, "zstd", "apt-get install zstd")
+	testkit.RequireTool(t, "zstd", "apt-get install zstd")
 	return tools
 }
 
@@ -208,7 +208,7 @@ func itgPlatformChild(t *testing.T, raw []byte, goos, arch string) v1.Hash {
 func TestIntegrationRealRegistry(t *testing.T) {
 	t.Parallel()
 	tools := itgRequireTools(t)
-	reg := testregistry.Start(t)
+	reg := testkit.Start(t)
 	imgs, err := sample.Images()
 	if err != nil {
 		t.Fatal(err)

@@ -20,7 +20,7 @@ import (
 
 	"github.com/airlock-dev/airlock/bundle"
 	"github.com/airlock-dev/airlock/internal/sample"
-	"github.com/airlock-dev/airlock/internal/testregistry"
+	"github.com/airlock-dev/airlock/internal/testkit"
 	"github.com/airlock-dev/airlock/mirror"
 	"github.com/airlock-dev/airlock/registry"
 )
@@ -167,8 +167,8 @@ func findArtifact(t *testing.T, ins bundle.Inspection, kind, suffix string) bund
 // that a second run pushes nothing.
 func TestMirrorIntoRegistry(t *testing.T) {
 	t.Parallel()
-	skopeo := testregistry.RequireTool(t, "skopeo", "apt-get install skopeo")
-	reg := testregistry.Start(t)
+	skopeo := testkit.RequireTool(t, "skopeo", "apt-get install skopeo")
+	reg := testkit.Start(t)
 	_, b, pol, _ := verifiedRelease(t)
 	ins := inspectBundle(t, b)
 	out := t.TempDir()
@@ -476,7 +476,7 @@ func contains(list []string, s string) bool {
 // leaves nothing of itself tagged and no manifest in the registry.
 func TestMirrorRefusesUnverifiedBundle(t *testing.T) {
 	t.Parallel()
-	reg := testregistry.Start(t)
+	reg := testkit.Start(t)
 	dir, b, pol, env := signedRelease(t)
 	ins := inspectBundle(t, b)
 
@@ -588,14 +588,14 @@ func mustRegistry(t *testing.T, host string) name.Registry {
 func TestMirrorCosignInterop(t *testing.T) {
 	cs := newCosign(t)
 	src := sampleRegistry(t)
-	dir := cs.dir
-	cosignRun := cs.run
+	dir := cs.Dir
+	cosignRun := func(args ...string) error { _, err := cs.Run(args...); return err }
 	workerDesc, err := remote.Head(repoOf(t, src.Host+"/demo/worker").Tag("1.0"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	worker := workerDesc.Digest.String()
-	cs.signImage(t, src.Host+"/demo/worker@"+worker)
+	signImage(t, cs, src.Host+"/demo/worker@"+worker)
 
 	env := map[string]string{"AIRLOCK_PASSWORD": testPassword}
 	for _, k := range []string{"release", "security", "site"} {
@@ -624,7 +624,7 @@ func TestMirrorCosignInterop(t *testing.T) {
 		t.Fatal("the bundle changed the worker's digest")
 	}
 
-	dst := testregistry.Start(t)
+	dst := testkit.Start(t)
 	dest := dst.Host + "/site"
 	code, res, stderr := mirrorCLI(t, env, b, dest, pol, "--sign-key", filepath.Join(dir, "site.key"))
 	if code != 0 {

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/airlock-dev/airlock/internal/testregistry"
+	"github.com/airlock-dev/airlock/internal/testkit"
 	"github.com/airlock-dev/airlock/verify"
 )
 
@@ -105,8 +105,8 @@ func TestSignThenVerifyCLI(t *testing.T) {
 // by `cosign generate-key-pair` signs bundles too.
 func TestCosignChecksBundleSignatures(t *testing.T) {
 	t.Setenv("PATH", "/var/cache/airlock-ci/bin:"+os.Getenv("PATH"))
-	cosign := testregistry.RequireTool(t, "cosign", "go install github.com/sigstore/cosign/v2/cmd/cosign@v2.6.5 (or run .ci/run)")
-	tarBin := testregistry.RequireTool(t, "tar", "apt-get install tar zstd")
+	cosign := testkit.RequireTool(t, "cosign", "go install github.com/sigstore/cosign/v2/cmd/cosign@v2.6.5 (or run .ci/run)")
+	tarBin := testkit.RequireTool(t, "tar", "apt-get install tar zstd")
 	dir, b, _, env := signedRelease(t)
 
 	cosignEnv := append(os.Environ(), "COSIGN_PASSWORD="+testPassword, "HOME="+dir, "TUF_ROOT="+filepath.Join(dir, "tuf"))

@@ -20,14 +20,14 @@ import (
 func TestPackCarriesAndChecksCosignSignatures(t *testing.T) {
 	cs := newCosign(t)
 	reg := sampleRegistry(t)
-	dir := cs.dir
+	dir := cs.Dir
 	worker := reg.Host + "/demo/worker:1.0"
 	ref, _ := name.ParseReference(worker)
 	desc, err := remote.Head(ref)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cs.signImage(t, reg.Host+"/demo/worker@"+desc.Digest.String())
+	signImage(t, cs, reg.Host+"/demo/worker@"+desc.Digest.String())
 
 	write := func(verifyAPI bool) string {
 		spec := "name: up\nversion: 1.0.0\nimages:\n  - ref: " + worker + "\n    verify: { key: cosign.pub }\n"

@@ -27,7 +27,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
-	"github.com/airlock-dev/airlock/internal/testregistry"
+	"github.com/airlock-dev/airlock/internal/testkit"
 )
 
 // Settings and targets of BenchmarkMirrorVsCrane.
@@ -335,7 +335,7 @@ func BenchmarkMirrorVsCrane(b *testing.B) {
 	if _, err := os.Stat(gnuTime); err != nil {
 		b.Skipf("needs GNU time at %s to read peak RSS (apt-get install time)", gnuTime)
 	}
-	testregistry.RequireTool(b, "docker-registry", "apt-get install docker-registry")
+	testkit.RequireTool(b, "docker-registry", "apt-get install docker-registry")
 	requireFree(b, 10<<30)
 	// The registries keep their storage in the system temporary directory
 	// (b.TempDir), one full copy at a time.
@@ -409,7 +409,7 @@ func BenchmarkMirrorVsCrane(b *testing.B) {
 	}
 	// dropStorage empties a registry that is no longer needed; it keeps
 	// running, idle, until the benchmark ends.
-	dropStorage := func(reg *testregistry.Registry) {
+	dropStorage := func(reg *testkit.Registry) {
 		b.StopTimer()
 		defer b.StartTimer()
 		os.RemoveAll(reg.Dir)
@@ -429,7 +429,7 @@ func BenchmarkMirrorVsCrane(b *testing.B) {
 		oursRuns, peers = oursRuns[:0], peers[:0]
 
 		// Counted runs: each path through a proxy that counts the bytes.
-		reg := testregistry.Start(b)
+		reg := testkit.Start(b)
 		proxy := startCountingProxy(b, reg.Host)
 		counted = ours(in.big, proxy.host)
 		upOurs = proxy.up.Load()
@@ -441,7 +441,7 @@ func BenchmarkMirrorVsCrane(b *testing.B) {
 		upSecond, downSecond = proxy.up.Load()-up0, proxy.down.Load()-down0
 		dropStorage(reg)
 
-		reg = testregistry.Start(b)
+		reg = testkit.Start(b)
 		proxy = startCountingProxy(b, reg.Host)
 		countedPeer = peer(proxy.host, 1)
 		upPeer = proxy.up.Load()
@@ -452,20 +452,20 @@ func BenchmarkMirrorVsCrane(b *testing.B) {
 
 		// Timed runs, straight to the registry, alternating.
 		for range mirrorRounds {
-			reg := testregistry.Start(b)
+			reg := testkit.Start(b)
 			oursRuns = append(oursRuns, ours(in.big, reg.Host))
 			dropStorage(reg)
-			reg = testregistry.Start(b)
+			reg = testkit.Start(b)
 			peers = append(peers, peer(reg.Host, 1))
 			dropStorage(reg)
 		}
 
 		// A faster peer: four crane pushes at a time.
-		reg = testregistry.Start(b)
+		reg = testkit.Start(b)
 		parallelPeer = peer(reg.Host, parallelPushes)
 		dropStorage(reg)
 
-		reg = testregistry.Start(b)
+		reg = testkit.Start(b)
 		small = ours(in.small, reg.Host)
 		dropStorage(reg)
 

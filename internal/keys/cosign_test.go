@@ -4,56 +4,20 @@ import (
 	"bytes"
 	"encoding/base64"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/airlock-dev/airlock/internal/testregistry"
+	"github.com/airlock-dev/airlock/internal/testkit"
 )
-
-const cosignHint = "go install github.com/sigstore/cosign/v2/cmd/cosign@v2.6.5 (or run .ci/run)"
-
-// cosignTool finds the real cosign: .ci/run builds it into
-// $TOOLS_CACHE/bin (default /var/cache/airlock-ci/bin), which is put first
-// in PATH here as the Makefile does. t.Setenv rules out t.Parallel.
-func cosignTool(t *testing.T) string {
-	t.Helper()
-	cache := os.Getenv("TOOLS_CACHE")
-	if cache == "" {
-		cache = "/var/cache/airlock-ci"
-	}
-	t.Setenv("PATH", filepath.Join(cache, "bin")+string(os.PathListSeparator)+os.Getenv("PATH"))
-	return testregistry.RequireTool(t, "cosign", cosignHint)
-}
-
-// cosignRun runs cosign in dir with COSIGN_PASSWORD set and its TUF cache in
-// a temporary directory; it returns the combined output and whether cosign
-// exited 0.
-func cosignRun(t *testing.T, bin, dir, password string, args ...string) (string, bool) {
-	t.Helper()
-	cmd := exec.Command(bin, args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "COSIGN_PASSWORD="+password, "TUF_ROOT="+filepath.Join(dir, ".tuf"), "HOME="+dir)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		shown := out
-		if len(shown) > 2000 {
-			shown = shown[:2000]
-		}
-		t.Logf("cosign %s: %v\n%s", strings.Join(args, " "), err, shown)
-	} else {
-		t.Logf("cosign %s: ok", strings.Join(args, " "))
-	}
-	return string(out), err == nil
-}
 
 // TestCosignMadeKeys: a key pair from `cosign generate-key-pair` loads in
 // airlock, and what airlock signs with it verifies with `cosign verify-blob`.
 func TestCosignMadeKeys(t *testing.T) {
-	bin := cosignTool(t)
+	bin := testkit.NewCosign(t).Bin
 	dir := t.TempDir()
-	if _, ok := cosignRun(t, bin, dir, "cosign pw", "generate-key-pair"); !ok {
+	if _, err := (&testkit.Cosign{Bin: bin, Dir: dir, Password: "cosign pw"}).Run("generate-key-pair"); err != nil {
+		t.Log(err)
 		t.Fatal("cosign generate-key-pair failed")
 	}
 	s, err := LoadSigner(filepath.Join(dir, "cosign.key"), staticPass("cosign pw"))
@@ -79,14 +43,15 @@ func TestCosignMadeKeys(t *testing.T) {
 	if err := os.WriteFile(sigFile, []byte(base64.StdEncoding.EncodeToString(sig)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := cosignRun(t, bin, dir, "", "verify-blob", "--key", "cosign.pub", "--signature", "blob.sig", "--insecure-ignore-tlog=true", "blob"); !ok {
+	if _, err := (&testkit.Cosign{Bin: bin, Dir: dir, Password: ""}).Run("verify-blob", "--key", "cosign.pub", "--signature", "blob.sig", "--insecure-ignore-tlog=true", "blob"); err != nil {
+		t.Log(err)
 		t.Fatal("cosign verify-blob rejected airlock's signature made with cosign.key")
 	}
 	// A changed blob must not verify, or the check above proves nothing.
 	if err := os.WriteFile(filepath.Join(dir, "blob"), append(blob, '!'), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := cosignRun(t, bin, dir, "", "verify-blob", "--key", "cosign.pub", "--signature", "blob.sig", "--insecure-ignore-tlog=true", "blob"); ok {
+	if _, err := (&testkit.Cosign{Bin: bin, Dir: dir, Password: ""}).Run("verify-blob", "--key", "cosign.pub", "--signature", "blob.sig", "--insecure-ignore-tlog=true", "blob"); err == nil {
 		t.Fatal("cosign verify-blob accepted a changed blob")
 	}
 }
@@ -95,7 +60,7 @@ func TestCosignMadeKeys(t *testing.T) {
 // `cosign sign-blob`, and the signature verifies in airlock; airlock's own
 // signature verifies with `cosign verify-blob`.
 func TestAirlockMadeKeysInCosign(t *testing.T) {
-	bin := cosignTool(t)
+	bin := testkit.NewCosign(t).Bin
 	for _, alg := range []string{"ecdsa-p256", "ed25519", "rsa-3072"} {
 		t.Run(alg, func(t *testing.T) {
 			dir := t.TempDir()
@@ -122,12 +87,14 @@ func TestAirlockMadeKeysInCosign(t *testing.T) {
 			if err := os.WriteFile(filepath.Join(dir, "airlock.sig"), []byte(base64.StdEncoding.EncodeToString(sig)), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			if _, ok := cosignRun(t, bin, dir, "", "verify-blob", "--key", "release.pub", "--signature", "airlock.sig", "--insecure-ignore-tlog=true", "blob"); !ok {
+			if _, err := (&testkit.Cosign{Bin: bin, Dir: dir, Password: ""}).Run("verify-blob", "--key", "release.pub", "--signature", "airlock.sig", "--insecure-ignore-tlog=true", "blob"); err != nil {
+				t.Log(err)
 				t.Fatal("cosign verify-blob rejected airlock's signature")
 			}
 
 			// cosign signs, airlock verifies.
-			out, ok := cosignRun(t, bin, dir, password, "sign-blob", "--key", "release.key", "--tlog-upload=false", "--output-signature", "cosign.sig", "blob")
+			out, err := (&testkit.Cosign{Bin: bin, Dir: dir, Password: password}).Run("sign-blob", "--key", "release.key", "--tlog-upload=false", "--output-signature", "cosign.sig", "blob")
+			ok := err == nil
 			if !ok {
 				if alg == "ed25519" && strings.Contains(out, "requested hash function #0 is unavailable") {
 					// cosign v2.6.5 panics when signing with an Ed25519 key and

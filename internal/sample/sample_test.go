@@ -28,7 +28,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/airlock-dev/airlock/internal/sample"
-	"github.com/airlock-dev/airlock/internal/testregistry"
+	"github.com/airlock-dev/airlock/internal/testkit"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/sample from sample.WriteRelease")
@@ -286,7 +286,7 @@ func readLayer(t *testing.T, l v1.Layer) map[string][]byte {
 
 func TestPush(t *testing.T) {
 	t.Parallel()
-	reg := testregistry.StartInProcess(t)
+	reg := testkit.StartInProcess(t)
 	imgs := mustImages(t)
 	if err := sample.Push(t.Context(), reg.Host, imgs); err != nil {
 		t.Fatalf("Push: %v", err)
@@ -371,7 +371,7 @@ func TestWriteOCILayout(t *testing.T) {
 	// skopeo reads the layout by reference name and sees the same manifest.
 	// It only looks at index.json entries with OCI media types, so the
 	// Docker-typed demo/legacy is left out.
-	skopeo := testregistry.RequireTool(t, "skopeo", "apt-get install skopeo")
+	skopeo := testkit.RequireTool(t, "skopeo", "apt-get install skopeo")
 	for _, si := range imgs[:2] {
 		out, err := exec.CommandContext(t.Context(), skopeo, "inspect", "--raw", "oci:"+dir+":"+si.Ref()).Output()
 		if err != nil {
@@ -429,7 +429,7 @@ func TestWriteDockerArchive(t *testing.T) {
 	}
 
 	// skopeo reads it as a docker-archive with the same config.
-	skopeo := testregistry.RequireTool(t, "skopeo", "apt-get install skopeo")
+	skopeo := testkit.RequireTool(t, "skopeo", "apt-get install skopeo")
 	out, err := exec.CommandContext(t.Context(), skopeo, "inspect", "--raw", "docker-archive:"+path).Output()
 	if err != nil {
 		t.Fatalf("skopeo inspect: %v\n%s", err, stderrOf(err))

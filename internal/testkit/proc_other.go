@@ -1,6 +1,6 @@
 //go:build !linux
 
-package testregistry
+package testkit
 
 import "syscall"
 

@@ -1,4 +1,4 @@
-package testregistry
+package testkit
 
 import (
 	"bytes"
@@ -52,30 +52,30 @@ func Start(t testing.TB) *Registry {
 	dir := t.TempDir()
 	storage := filepath.Join(dir, "storage")
 	if err := os.Mkdir(storage, 0o755); err != nil {
-		t.Fatalf("testregistry: %v", err)
+		t.Fatalf("testkit: %v", err)
 	}
 	var lastOut string
 	for range bindAttempts {
 		host, err := freeHost()
 		if err != nil {
-			t.Fatalf("testregistry: find a free port: %v", err)
+			t.Fatalf("testkit: find a free port: %v", err)
 		}
 		config := filepath.Join(dir, "config.yml")
 		if err := os.WriteFile(config, []byte(configYAML(storage, host)), 0o644); err != nil {
-			t.Fatalf("testregistry: write config: %v", err)
+			t.Fatalf("testkit: write config: %v", err)
 		}
 		p, err := start(bin, config)
 		if err != nil {
-			t.Fatalf("testregistry: start %s: %v", bin, err)
+			t.Fatalf("testkit: start %s: %v", bin, err)
 		}
 		err = p.waitReady(host)
 		if err == nil {
 			t.Cleanup(func() {
 				if err := p.stop(); err != nil {
-					t.Errorf("testregistry: stop registry at %s: %v", host, err)
+					t.Errorf("testkit: stop registry at %s: %v", host, err)
 				}
 				if t.Failed() {
-					t.Logf("testregistry: output of the registry at %s:\n%s", host, p.out.String())
+					t.Logf("testkit: output of the registry at %s:\n%s", host, p.out.String())
 				}
 			})
 			return &Registry{Host: host, Dir: storage}
@@ -83,10 +83,10 @@ func Start(t testing.TB) *Registry {
 		_ = p.stop()
 		lastOut = p.out.String()
 		if !errors.Is(err, errExited) || !strings.Contains(lastOut, "address already in use") {
-			t.Fatalf("testregistry: registry at %s: %v; output:\n%s", host, err, lastOut)
+			t.Fatalf("testkit: registry at %s: %v; output:\n%s", host, err, lastOut)
 		}
 	}
-	t.Fatalf("testregistry: no free port after %d attempts; last output:\n%s", bindAttempts, lastOut)
+	t.Fatalf("testkit: no free port after %d attempts; last output:\n%s", bindAttempts, lastOut)
 	return nil
 }
 
@@ -258,9 +258,9 @@ func RequireTool(t testing.TB, name, installHint string) string {
 	}
 	msg := fmt.Sprintf("%s not found in PATH or /usr/local/bin, /usr/bin, /usr/sbin; install it with: %s", name, installHint)
 	if os.Getenv("CI") == "true" {
-		t.Fatalf("testregistry: %s (required because CI=true)", msg)
+		t.Fatalf("testkit: %s (required because CI=true)", msg)
 	}
-	t.Skipf("testregistry: %s (the test fails instead of skipping when CI=true)", msg)
+	t.Skipf("testkit: %s (the test fails instead of skipping when CI=true)", msg)
 	return ""
 }
 

@@ -1,4 +1,4 @@
-package testregistry
+package testkit
 
 import "syscall"
 

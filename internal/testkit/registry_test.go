@@ -1,4 +1,4 @@
-package testregistry_test
+package testkit_test
 
 import (
 	"net"
@@ -12,12 +12,12 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/airlock-dev/airlock/internal/sample"
-	"github.com/airlock-dev/airlock/internal/testregistry"
+	"github.com/airlock-dev/airlock/internal/testkit"
 )
 
 // pushAndCheck pushes the sample images to reg and reads every manifest
 // back, comparing digests.
-func pushAndCheck(t *testing.T, reg *testregistry.Registry) {
+func pushAndCheck(t *testing.T, reg *testkit.Registry) {
 	t.Helper()
 	imgs, err := sample.Images()
 	if err != nil {
@@ -54,7 +54,7 @@ func TestStart(t *testing.T) {
 	t.Parallel()
 	var host string
 	t.Run("serve", func(t *testing.T) {
-		reg := testregistry.Start(t)
+		reg := testkit.Start(t)
 		host = reg.Host
 		if h, _, err := net.SplitHostPort(reg.Host); err != nil || h != "127.0.0.1" {
 			t.Fatalf("Host %q is not 127.0.0.1:PORT", reg.Host)
@@ -78,7 +78,7 @@ func TestStart(t *testing.T) {
 
 func TestStartInProcess(t *testing.T) {
 	t.Parallel()
-	reg := testregistry.StartInProcess(t)
+	reg := testkit.StartInProcess(t)
 	if h, _, err := net.SplitHostPort(reg.Host); err != nil || h != "127.0.0.1" {
 		t.Fatalf("Host %q is not 127.0.0.1:PORT", reg.Host)
 	}
@@ -90,7 +90,7 @@ func TestStartInProcess(t *testing.T) {
 
 func TestRequireToolFound(t *testing.T) {
 	t.Parallel()
-	p := testregistry.RequireTool(t, "sh", "apt-get install dash")
+	p := testkit.RequireTool(t, "sh", "apt-get install dash")
 	if !filepath.IsAbs(p) {
 		t.Fatalf("RequireTool returned %q, not an absolute path", p)
 	}
@@ -105,7 +105,7 @@ func TestRequireToolMissingSkips(t *testing.T) {
 	var sub *testing.T
 	t.Run("missing", func(t *testing.T) {
 		sub = t
-		testregistry.RequireTool(t, "airlock-no-such-tool", "nothing to install")
+		testkit.RequireTool(t, "airlock-no-such-tool", "nothing to install")
 		t.Error("RequireTool returned for a missing tool")
 	})
 	if !sub.Skipped() {
