@@ -40,7 +40,7 @@ check-tools:
 	for t in docker-registry skopeo zstd tar cosign; do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" -eq 0 ]; then echo "make test: missing:$$missing; installing them (make tools)"; $(MAKE) --no-print-directory tools || exit 1; \
-	  else echo "make test: missing:$$missing. Install them with: sudo make tools" >&2; exit 1; fi; \
+	  else echo "make test: missing:$$missing. Install what is missing with: sudo make tools" >&2; exit 1; fi; \
 	fi
 
 # CI=true makes every test that needs an external tool fail instead of skipping.
