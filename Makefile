@@ -10,7 +10,13 @@ COSIGN_VERSION := v2.6.5
 # Debian packages the tests run for real.
 DEB_PACKAGES := docker-registry skopeo zstd tar
 
-.PHONY: all build test demo bench lint tools check-tools clean
+.PHONY: all build test demo bench lint tools tools-conformance check-tools clean
+
+# The OCI distribution-spec conformance program, pinned (registry/serve_conformance_test.go
+# pins the same version and runs it against airlock serve).
+OCI_CONFORMANCE_MODULE  := github.com/opencontainers/distribution-spec/conformance
+OCI_CONFORMANCE_VERSION := v0.0.0-20260831232431-97274622c111
+OCI_CONFORMANCE_BIN     := $(TOOLS_CACHE)/bin/oci-conformance
 
 all: build
 
@@ -32,16 +38,30 @@ tools:
 	  echo "make tools: building cosign $(COSIGN_VERSION) into $(TOOLS_CACHE)/bin (once; about 10 minutes on 2 cores)"; \
 	  GOBIN=$(TOOLS_CACHE)/bin $(GO) install github.com/sigstore/cosign/v2/cmd/cosign@$(COSIGN_VERSION) || exit 1; \
 	fi
+	@$(MAKE) --no-print-directory tools-conformance
 
-# check-tools: as root, install what is missing; as anyone else, stop at
-# once naming the one command that installs it.
+# check-tools: as root, install what is missing (make tools: quick when
+# everything is there); as anyone else, stop at once naming the one command
+# that installs it.
 check-tools:
-	@missing=""; \
-	for t in docker-registry skopeo zstd tar cosign; do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
-	if [ -n "$$missing" ]; then \
-	  if [ "$$(id -u)" -eq 0 ]; then echo "make test: missing:$$missing; installing them (make tools)"; $(MAKE) --no-print-directory tools || exit 1; \
-	  else echo "make test: missing:$$missing. Install what is missing with: sudo make tools" >&2; exit 1; fi; \
-	fi
+	@if [ "$$(id -u)" -eq 0 ]; then $(MAKE) --no-print-directory tools || exit 1; exit 0; fi; \
+	missing=""; \
+	for t in docker-registry skopeo zstd tar cosign oci-conformance; do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then echo "make test: missing:$$missing. Install what is missing with: sudo make tools" >&2; exit 1; fi
+
+# Build the pinned conformance program into the tools cache, unless the binary
+# there already is that version. The module's main package is built with
+# go install into a temporary directory next to the target, then renamed.
+tools-conformance:
+	@if $(GO) version -m "$(OCI_CONFORMANCE_BIN)" 2>/dev/null | grep -Eq "^[[:space:]]+mod[[:space:]]+$(OCI_CONFORMANCE_MODULE)[[:space:]]+$(OCI_CONFORMANCE_VERSION)[[:space:]]"; then \
+		exit 0; \
+	fi; \
+	echo "building $(OCI_CONFORMANCE_MODULE)@$(OCI_CONFORMANCE_VERSION) into $(OCI_CONFORMANCE_BIN)"; \
+	mkdir -p "$(TOOLS_CACHE)/bin" && \
+	tmp=$$(mktemp -d "$(TOOLS_CACHE)/bin/.oci-conformance.XXXXXX") && \
+	trap 'rm -rf "$$tmp"' EXIT && \
+	GOBIN="$$tmp" $(GO) install -trimpath $(OCI_CONFORMANCE_MODULE)@$(OCI_CONFORMANCE_VERSION) && \
+	mv "$$tmp/conformance" "$(OCI_CONFORMANCE_BIN)"
 
 # CI=true makes every test that needs an external tool fail instead of skipping.
 test: check-tools lint

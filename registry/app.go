@@ -28,14 +28,18 @@ const (
 	// fsMaxThreads bounds concurrent filesystem operations (the
 	// distribution default).
 	fsMaxThreads = 100
+	// foreignLayerURLs is the rule the URLs of a non-distributable layer
+	// must match; the library also requires http or https and no fragment.
+	foreignLayerURLs = `(?i)^https?://`
 )
 
 // registryHandler is the distribution registry application with the
 // referrers API and the OCI-Subject response header added in front of it.
 type registryHandler struct {
-	app  *handlers.App
-	refs *referrers
-	log  *slog.Logger
+	app   *handlers.App
+	front http.Handler // foreignURLCheck, monolithicPost, aliasHandler, then app
+	refs  *referrers
+	log   *slog.Logger
 }
 
 // newRegistryHandler builds the distribution application on filesystem
@@ -61,6 +65,10 @@ func newRegistryHandler(data string, log *slog.Logger) (h *registryHandler, err 
 	conf.HTTP.Secret = hex.EncodeToString(secret)
 	conf.HTTP.Headers = http.Header{"X-Content-Type-Options": {"nosniff"}}
 	conf.Catalog.MaxEntries = catalogMaxEntries
+	// Accept non-distributable (foreign) layers that name http(s) URLs, as
+	// the image spec allows; the library never fetches them. Without a rule
+	// it refuses every such manifest.
+	conf.Validation.Manifests.URLs.Allow = []string{foreignLayerURLs}
 
 	// NewApp reports configuration problems by panicking; ours is fixed,
 	// but a panic must still not escape.
@@ -79,7 +87,8 @@ func newRegistryHandler(data string, log *slog.Logger) (h *registryHandler, err 
 		_ = app.Shutdown()
 		return nil, fmt.Errorf("open the registry storage in %s: %w", data, err)
 	}
-	return &registryHandler{app: app, refs: newReferrers(ns, log), log: log}, nil
+	front := foreignURLCheck{next: monolithicPost{next: &aliasHandler{next: app, driver: driver, ns: ns, log: log}}}
+	return &registryHandler{app: app, front: front, refs: newReferrers(ns, log), log: log}, nil
 }
 
 // close stops the application's background work (the upload purger).
@@ -104,7 +113,7 @@ func (h *registryHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				}
 			}
 		}
-		h.app.ServeHTTP(rw, r)
+		h.front.ServeHTTP(rw, r)
 	}
 	status := rw.status
 	if status == 0 {

@@ -148,10 +148,17 @@ func (rf *referrers) list(ctx context.Context, named reference.Named, subject di
 	if !ok {
 		return nil, errors.New("the manifest store cannot list manifests")
 	}
+	// A manifest pushed by a sha512 digest has a second revision link (its
+	// alias) that names the same sha256 revision: list it once.
+	seen := map[digest.Digest]bool{}
 	err = en.Enumerate(ctx, func(d digest.Digest) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		if seen[d] {
+			return nil
+		}
+		seen[d] = true
 		info, ok, err := rf.info(ctx, ms, d)
 		if err != nil || !ok {
 			return err

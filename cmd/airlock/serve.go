@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"strings"
 
 	"github.com/sirupsen/logrus"
 	"github.com/spf13/pflag"
@@ -136,6 +137,17 @@ func routeDistributionLogs(logger *slog.Logger) (restore func()) {
 	}
 }
 
+// libraryClientErrors are the starts of the library's log messages that
+// report a client's mistake (answered with 4xx) or normal traffic, without
+// the status field the hook filters on.
+var libraryClientErrors = []string{
+	"looking up blob with canonical target",       // every read of a blob by its sha512 name
+	"canonical digest does match provided digest", // an upload whose content is not its digest (400)
+	"error canceling upload after error",          // follows the one above
+	"payload digest does not match",               // a manifest pushed by a digest it does not have (400)
+	"error closing blobwriter: already closed",    // every cancelled upload (DELETE of an upload)
+}
+
 // slogHook forwards logrus entries to a slog logger.
 type slogHook struct{ logger *slog.Logger }
 
@@ -148,6 +160,11 @@ func (h slogHook) Fire(entry *logrus.Entry) error {
 	// not sent yet is a 404) as an error; those are normal traffic.
 	if status, ok := entry.Data["http.response.status"].(int); ok && status < 500 {
 		return nil
+	}
+	for _, prefix := range libraryClientErrors {
+		if strings.HasPrefix(entry.Message, prefix) {
+			return nil
+		}
 	}
 	level := slog.LevelWarn
 	if entry.Level <= logrus.ErrorLevel {
