@@ -286,16 +286,16 @@ func (m *mirrorer) plan(ctx context.Context, h *bundle.Head) error {
 		var pl placement
 		var err error
 		kind := a.Kind
-		switch a.Kind {
-		case bundle.KindImage:
+		switch a.Info().Placement {
+		case bundle.PlaceByRef:
 			pl, err = m.opts.To.placeImage(a, names[i], m.opts.KeepRegistryHost)
 			imagePlace[a.Ref] = pl
-		case bundle.KindModel:
+		case bundle.PlaceModel:
 			if m.opts.ImagesOnly {
 				continue
 			}
 			pl, err = m.opts.To.placeModel(a, h.Manifest.Version)
-		case bundle.KindAttachment, bundle.KindSBOM:
+		case bundle.PlaceWithSubject:
 			img, ok := imagePlace[a.Subject]
 			if a.Subject == "" || !ok {
 				continue // an SBOM without a subject stays in the bundle (install)
@@ -606,7 +606,7 @@ func (m *mirrorer) pushTags(ctx context.Context) error {
 			target += ":" + j.place.tag
 		}
 		mp := Mapping{Kind: j.kind, Source: j.place.source, Target: target + "@" + root.Digest, Digest: root.Digest}
-		if j.kind == bundle.KindAttachment || j.kind == bundle.KindSBOM {
+		if k, _ := bundle.KindOf(j.kind); k.Placement == bundle.PlaceWithSubject {
 			mp.Subject = j.artifact.Subject
 			mp.Source = attachmentSource(j.artifact)
 		}

@@ -24,7 +24,7 @@ const signerAnnotation = "dev.airlock.signer"
 // the site's layer is appended.
 func (m *mirrorer) signImages(ctx context.Context) error {
 	for _, j := range m.jobs {
-		if j.kind != bundle.KindImage {
+		if k, _ := bundle.KindOf(j.kind); k.Placement != bundle.PlaceByRef {
 			continue
 		}
 		root := j.content.Manifests[len(j.content.Manifests)-1]

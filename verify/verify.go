@@ -9,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/sigstore/sigstore/pkg/signature"
@@ -236,27 +235,21 @@ func checkSignatures(env *bundle.Envelope, pol *policy.Policy, rule *policy.Rule
 	return verified, infos, nil
 }
 
-// imageFacts lists every image with its platforms and whether an SBOM describes it.
+// imageFacts lists every artifact the image rules of the policy apply to
+// (the kind table's ImagePolicy), with its platforms and whether an SBOM
+// describes it.
 func imageFacts(h *bundle.Head) []policy.ImageFacts {
 	described := map[string]bool{}
 	for _, a := range h.Manifest.Artifacts {
-		if a.SubjectDigest != "" && isSBOM(a) {
+		if a.SubjectDigest != "" && a.IsSBOM() {
 			described[a.SubjectDigest] = true
 		}
 	}
 	var out []policy.ImageFacts
 	for _, a := range h.Manifest.Artifacts {
-		if a.Kind == bundle.KindImage {
+		if a.Info().ImagePolicy {
 			out = append(out, policy.ImageFacts{Ref: a.Ref, Platforms: a.Platforms, HasSBOM: described[a.Digest]})
 		}
 	}
 	return out
-}
-
-func isSBOM(a bundle.Artifact) bool {
-	if a.Kind == bundle.KindSBOM {
-		return true
-	}
-	t := a.ArtifactType
-	return strings.Contains(t, "spdx") || strings.Contains(t, "cyclonedx")
 }
