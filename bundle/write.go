@@ -14,6 +14,7 @@ import (
 	godigest "github.com/opencontainers/go-digest"
 
 	"github.com/airlock-dev/airlock/internal/checked"
+	"github.com/airlock-dev/airlock/internal/ctxio"
 )
 
 // Level is a compression level.
@@ -162,8 +163,8 @@ func writeBlob(ctx context.Context, tw *tar.Writer, b *BodyBlob, mtime time.Time
 	var cr *checked.Reader
 	if b.Verified {
 		// Already checked in this run: copy exactly Size bytes.
-		src = io.LimitReader(contextReader(ctx, rc), b.Size)
-	} else if cr, err = checked.NewReader(contextReader(ctx, rc), b.Digest, b.Size); err != nil {
+		src = io.LimitReader(ctxio.Reader(ctx, rc), b.Size)
+	} else if cr, err = checked.NewReader(ctxio.Reader(ctx, rc), b.Digest, b.Size); err != nil {
 		return &BlobError{Label: b.Label, Digest: b.Digest, Err: err}
 	} else {
 		src = cr
@@ -191,19 +192,4 @@ func wrapIntegrity(err error) error {
 		return fmt.Errorf("%w: %w", ErrIntegrity, err)
 	}
 	return err
-}
-
-// contextReader stops a copy when ctx is cancelled.
-func contextReader(ctx context.Context, r io.Reader) io.Reader { return &ctxReader{ctx: ctx, r: r} }
-
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c *ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/airlock-dev/airlock/bundle"
+	"github.com/airlock-dev/airlock/internal/ctxio"
 	"github.com/airlock-dev/airlock/verify"
 )
 
@@ -215,7 +216,7 @@ func (in *installer) blob(ctx context.Context, e *bundle.BodyEntry) error {
 		if in.opts.Mirror != nil {
 			return in.opts.Mirror.Blob(ctx, e)
 		}
-		_, err := io.Copy(io.Discard, ctxReader{ctx: ctx, r: r})
+		_, err := io.Copy(io.Discard, ctxio.Reader(ctx, r))
 		return err
 	}
 	f := &in.plan.files[idx[0]]

@@ -15,6 +15,7 @@ import (
 	"syscall"
 
 	"github.com/airlock-dev/airlock/bundle"
+	"github.com/airlock-dev/airlock/internal/ctxio"
 )
 
 // copyBufferSize is the buffer staged files are written with.
@@ -105,7 +106,7 @@ func (in *installer) writeFile(ctx context.Context, f *planFile, r io.Reader) er
 	if in.opts.WrapWriter != nil {
 		w = in.opts.WrapWriter(w)
 	}
-	n, err := pipeCopy(w, ctxReader{ctx: ctx, r: r}, in.bufs)
+	n, err := pipeCopy(w, ctxio.Reader(ctx, r), in.bufs)
 	if err == nil && n != f.size {
 		err = fmt.Errorf("%s: wrote %d bytes, expected %d", f.target, n, f.size)
 	}
@@ -255,16 +256,4 @@ func fill(r io.Reader, b []byte) (int, error) {
 		}
 	}
 	return n, nil
-}
-
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }

@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	"github.com/airlock-dev/airlock/bundle"
+	"github.com/airlock-dev/airlock/internal/ctxio"
 	"github.com/airlock-dev/airlock/internal/safepath"
 	"github.com/airlock-dev/airlock/internal/sbom"
 )
@@ -68,10 +69,10 @@ func hashFile(ctx context.Context, artifact, p string, prog bundle.Progress) (bu
 		id := "hash " + p
 		prog.Start(id, "hash "+filepath.Base(p), before.size)
 		defer prog.Done(id)
-		n, err := io.Copy(h, bundle.WithProgress(readerCtx(ctx, f), prog, id))
+		n, err := io.Copy(h, bundle.WithProgress(ctxio.Reader(ctx, f), prog, id))
 		return finishHash(artifact, p, f, h.Sum(nil), n, err, before)
 	}
-	n, err := io.Copy(h, readerCtx(ctx, f))
+	n, err := io.Copy(h, ctxio.Reader(ctx, f))
 	return finishHash(artifact, p, f, h.Sum(nil), n, err, before)
 }
 
@@ -174,19 +175,4 @@ func summarizeSBOM(artifact, p string) (*bundle.SBOMSummary, string, error) {
 		return nil, "", &SourceError{Artifact: artifact, Err: err}
 	}
 	return &bundle.SBOMSummary{Format: string(s.Format), SpecVersion: s.SpecVersion, Name: s.Name, Packages: s.Packages}, s.Format.MediaType(), nil
-}
-
-// readerCtx stops a copy when ctx is cancelled.
-func readerCtx(ctx context.Context, r io.Reader) io.Reader { return &ctxReader{ctx: ctx, r: r} }
-
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c *ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/airlock-dev/airlock/bundle"
 	"github.com/airlock-dev/airlock/internal/checked"
+	"github.com/airlock-dev/airlock/internal/ctxio"
 )
 
 // Options configures Pack. The zero value packs with default settings
@@ -586,7 +587,7 @@ func stageBlob(ctx context.Context, b *bundle.BodyBlob, dst string, prog bundle.
 		return &SourceError{Artifact: b.Label, Err: fmt.Errorf("blob %s: %w", b.Digest, err)}
 	}
 	defer rc.Close()
-	cr, err := checked.NewReader(readerCtx(ctx, rc), b.Digest, b.Size)
+	cr, err := checked.NewReader(ctxio.Reader(ctx, rc), b.Digest, b.Size)
 	if err != nil {
 		return &SourceError{Artifact: b.Label, Err: err}
 	}
