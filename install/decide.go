@@ -57,7 +57,7 @@ func decide(b *BundleState, id identity, now time.Time, allowFlag, ruleAllows bo
 		limit = base + MaxSequenceJump
 	}
 	if id.sequence > limit {
-		return refuse(ErrSequenceJump, "the sequence lies more than 10 years (%d) above both the highest accepted sequence and the current time (%d); a bundle like this would block every later update, so it is refused (was it signed with a wrong --sequence, or with a leaked key?)", MaxSequenceJump, now.Unix())
+		return refuse(ErrSequenceJump, "the sequence lies more than 10 years (%d) above both the highest accepted sequence and the current time (%d); a bundle like this would block every later update, so it is refused (was it signed with a wrong sequence, or with a leaked key?)", MaxSequenceJump, now.Unix())
 	}
 	if b == nil {
 		return decision{act: actFresh}, nil
@@ -72,7 +72,7 @@ func decide(b *BundleState, id identity, now time.Time, allowFlag, ruleAllows bo
 			return err
 		}
 		if !ruleAllows {
-			_, err := refuse(ErrDowngradeNotAllowed, "--allow-downgrade was given, but the policy rule for %s does not set allowDowngrade: true", id.name)
+			_, err := refuse(ErrDowngradeNotAllowed, "a downgrade was requested, but the policy rule for %s does not set allowDowngrade: true", id.name)
 			return err
 		}
 		return nil

@@ -218,7 +218,7 @@ func checkListenAddr(addr string, allowRemote bool) error {
 	return &OptionsError{
 		Option: "Addr", Value: addr, Err: ErrRemoteListen,
 		Hint: "the registry has no authentication, so anyone who can reach it can read, overwrite and delete images; " +
-			"listen on 127.0.0.1, or pass --allow-remote (Options.AllowRemote) if that is intended",
+			"listen on a loopback address, or set AllowRemote if that is intended",
 	}
 }
 
@@ -242,9 +242,9 @@ func loadTLS(certFile, keyFile string) (*tls.Config, error) {
 	case certFile == "" && keyFile == "":
 		return nil, nil
 	case keyFile == "":
-		return nil, &OptionsError{Option: "TLSKey", Value: "", Hint: "a TLS certificate needs its private key: pass --tls-key too", Err: ErrOptions}
+		return nil, &OptionsError{Option: "TLSKey", Value: "", Hint: "a TLS certificate needs its private key", Err: ErrOptions}
 	case certFile == "":
-		return nil, &OptionsError{Option: "TLSCert", Value: "", Hint: "a TLS key needs its certificate: pass --tls-cert too", Err: ErrOptions}
+		return nil, &OptionsError{Option: "TLSCert", Value: "", Hint: "a TLS key needs its certificate", Err: ErrOptions}
 	}
 	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {
@@ -257,7 +257,7 @@ func loadTLS(certFile, keyFile string) (*tls.Config, error) {
 // we can write to.
 func prepareDataDir(dir string) error {
 	if dir == "" {
-		return &OptionsError{Option: "Data", Value: dir, Hint: "name the storage directory with --data", Err: fmt.Errorf("%w: no directory given", ErrDataDir)}
+		return &OptionsError{Option: "Data", Value: dir, Hint: "name the storage directory", Err: fmt.Errorf("%w: no directory given", ErrDataDir)}
 	}
 	fail := func(err error) error {
 		return &OptionsError{Option: "Data", Value: dir, Hint: "use a writable directory", Err: fmt.Errorf("%w: %w", ErrDataDir, err)}

@@ -93,12 +93,8 @@ func runServe(ctx context.Context, e *env, f *serveFlags) error {
 		AllowRemote: f.allowRemote,
 		Logger:      logger,
 	})
-	var oe *registry.OptionsError
-	switch {
-	case errors.Is(err, registry.ErrRemoteListen), errors.As(err, &oe) && oe.Option == "Addr":
-		return usagef("--addr: %v", err)
-	case err != nil:
-		return err
+	if err != nil {
+		return serveOptionError(err)
 	}
 	data, err := filepath.Abs(f.data)
 	if err != nil {
@@ -181,3 +177,43 @@ func (h slogHook) Fire(entry *logrus.Entry) error {
 	h.logger.Log(context.Background(), level, entry.Message, attrs...)
 	return nil
 }
+
+// serveFlags names the flag behind each registry.Options field.
+var serveOptionFlags = map[string]string{"Addr": "--addr", "Data": "--data", "TLSCert": "--tls-cert", "TLSKey": "--tls-key", "AllowRemote": "--allow-remote"}
+
+// serveOptionError turns the library's option error (facts: field, value,
+// cause) into one that names the flag and says what to do.
+func serveOptionError(err error) error {
+	var oe *registry.OptionsError
+	if !errors.As(err, &oe) {
+		return err
+	}
+	flag := serveOptionFlags[oe.Option]
+	hint := oe.Hint
+	switch {
+	case errors.Is(err, registry.ErrRemoteListen):
+		hint = "the registry has no authentication, so anyone who can reach it can read, overwrite and delete images; listen on 127.0.0.1, or pass --allow-remote if that is intended"
+	case oe.Option == "TLSKey" && oe.Value == "":
+		hint += ": pass --tls-key too"
+	case oe.Option == "TLSCert" && oe.Value == "":
+		hint += ": pass --tls-cert too"
+	}
+	msg := fmt.Sprintf("%s %q: %v", flag, oe.Value, oe.Err)
+	if hint != "" {
+		msg += " (" + hint + ")"
+	}
+	if oe.Option == "Addr" {
+		return usagef("%s", msg)
+	}
+	return &hintedError{msg: msg, err: err}
+}
+
+// hintedError is a library error retold by the CLI with its flag and what
+// to do; its class and sentinels stay those of the library error.
+type hintedError struct {
+	msg string
+	err error
+}
+
+func (e *hintedError) Error() string { return e.msg }
+func (e *hintedError) Unwrap() error { return e.err }

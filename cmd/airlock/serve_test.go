@@ -155,7 +155,7 @@ func TestServeCommandErrors(t *testing.T) {
 		{"key without cert", []string{"--data", tmp, "--tls-key", aFile}, exitUsage, "--tls-cert"},
 		{"unknown flag", []string{"--data", tmp, "--nope"}, exitUsage, "unknown flag"},
 		{"data is a file", []string{"--data", aFile, "--addr", "127.0.0.1:0"}, exitError, "not a directory"},
-		{"bad key pair", []string{"--data", tmp, "--addr", "127.0.0.1:0", "--tls-cert", aFile, "--tls-key", aFile}, exitError, "TLSCert"},
+		{"bad key pair", []string{"--data", tmp, "--addr", "127.0.0.1:0", "--tls-cert", aFile, "--tls-key", aFile}, exitError, "--tls-cert"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

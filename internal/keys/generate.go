@@ -113,7 +113,7 @@ func refuseExisting(paths ...string) error {
 	for _, p := range paths {
 		_, err := os.Lstat(p)
 		if err == nil {
-			return keyErr(p, ErrExists, "refusing to overwrite it; choose another --output or move the old key away")
+			return keyErr(p, ErrExists, "refusing to overwrite it; choose another path or move the old key away")
 		}
 		if !errors.Is(err, fs.ErrNotExist) {
 			return &KeyError{Source: p, Err: err}
