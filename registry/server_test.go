@@ -21,7 +21,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -462,22 +461,19 @@ func TestServeRegistry(t *testing.T) {
 	})
 
 	t.Run("Skopeo", func(t *testing.T) {
-		skopeo := testkit.RequireTool(t, "skopeo", "apt-get install skopeo")
-		sctx, cancel := context.WithTimeout(ctx, time.Minute)
-		defer cancel()
-		raw, err := exec.CommandContext(sctx, skopeo, "inspect", "--raw", "--tls-verify=false", "docker://"+host+"/demo/api:1.0").Output()
+		skopeo := testkit.NewSkopeo(t)
+		raw, err := skopeo.Raw(ctx, "docker://"+host+"/demo/api:1.0")
 		if err != nil {
-			t.Fatalf("skopeo inspect: %v: %s", err, srvStderr(err))
+			t.Fatal(err)
 		}
 		if got := srvSHA256(raw); got != roots["demo/api:1.0"] {
 			t.Errorf("skopeo inspect --raw: digest %s, want %s", got, roots["demo/api:1.0"])
 		}
 		out := filepath.Join(t.TempDir(), "out")
-		cmd := exec.CommandContext(sctx, skopeo, "copy", "--src-tls-verify=false",
+		if _, err := skopeo.Run(ctx, "copy", "--src-tls-verify=false",
 			"--override-os", "linux", "--override-arch", "amd64",
-			"docker://"+host+"/demo/worker:1.0", "dir:"+out)
-		if b, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("skopeo copy: %v: %s", err, b)
+			"docker://"+host+"/demo/worker:1.0", "dir:"+out); err != nil {
+			t.Fatal(err)
 		}
 		m, err := os.ReadFile(filepath.Join(out, "manifest.json"))
 		if err != nil {
@@ -504,14 +500,6 @@ func srvJSON(t *testing.T, v any) []byte {
 		t.Fatal(err)
 	}
 	return b
-}
-
-func srvStderr(err error) []byte {
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		return ee.Stderr
-	}
-	return nil
 }
 
 // srvBlob is one stored blob and its bytes.
@@ -679,8 +667,8 @@ func TestNewServerListenAddress(t *testing.T) {
 				t.Fatalf("New(%q) = %v, want ErrRemoteListen", tc.addr, err)
 			}
 			var oe *registry.OptionsError
-			if !errors.As(err, &oe) || oe.Option != "Addr" || oe.Value != tc.addr || !strings.Contains(oe.Hint, "--allow-remote") {
-				t.Errorf("error %#v does not name the address and the flag", err)
+			if !errors.As(err, &oe) || oe.Option != "Addr" || oe.Value != tc.addr || !strings.Contains(oe.Hint, "AllowRemote") {
+				t.Errorf("error %#v does not name the address and the AllowRemote option (the CLI names the flag)", err)
 			}
 			if _, err := registry.New(registry.Options{Data: t.TempDir(), Addr: tc.addr, AllowRemote: true}); err != nil {
 				t.Errorf("New(%q, AllowRemote): %v", tc.addr, err)

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -90,22 +89,14 @@ func sha256Hex(b []byte) string {
 }
 
 // skopeoRaw returns the digest of the exact manifest bytes skopeo reads at ref.
-func skopeoRaw(t *testing.T, skopeo, ref string) string {
+func skopeoRaw(t *testing.T, skopeo *testkit.Skopeo, ref string) string {
 	t.Helper()
-	out, err := exec.Command(skopeo, "inspect", "--raw", "--tls-verify=false", "docker://"+ref).Output()
+	out, err := skopeo.Raw(t.Context(), "docker://"+ref)
 	if err != nil {
-		t.Errorf("skopeo inspect --raw %s: %v %s", ref, err, stderrOf(err))
+		t.Error(err)
 		return ""
 	}
 	return sha256Hex(out)
-}
-
-func stderrOf(err error) string {
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		return string(ee.Stderr)
-	}
-	return ""
 }
 
 func repoOf(t *testing.T, s string) name.Repository {
@@ -167,7 +158,7 @@ func findArtifact(t *testing.T, ins bundle.Inspection, kind, suffix string) bund
 // that a second run pushes nothing.
 func TestMirrorIntoRegistry(t *testing.T) {
 	t.Parallel()
-	skopeo := testkit.RequireTool(t, "skopeo", "apt-get install skopeo")
+	skopeo := testkit.NewSkopeo(t)
 	reg := testkit.Start(t)
 	_, b, pol, _ := verifiedRelease(t)
 	ins := inspectBundle(t, b)
@@ -214,9 +205,8 @@ func TestMirrorIntoRegistry(t *testing.T) {
 	// One image copies out completely; skopeo checks every blob's digest.
 	worker := findArtifact(t, ins, bundle.KindImage, "/demo/worker:1.0")
 	copyDir := filepath.Join(out, "worker")
-	cmd := exec.Command(skopeo, "--insecure-policy", "copy", "--src-tls-verify=false", "docker://"+dest+"/demo/worker:1.0", "dir:"+copyDir)
-	if o, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("skopeo copy: %v\n%s", err, o)
+	if _, err := skopeo.Run(t.Context(), "--insecure-policy", "copy", "--src-tls-verify=false", "docker://"+dest+"/demo/worker:1.0", "dir:"+copyDir); err != nil {
+		t.Fatal(err)
 	}
 	raw, err := os.ReadFile(filepath.Join(copyDir, "manifest.json"))
 	if err != nil {
