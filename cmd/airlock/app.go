@@ -16,6 +16,7 @@ import (
 
 	"github.com/airlock-dev/airlock/bundle"
 	"github.com/airlock-dev/airlock/internal/meter"
+	"github.com/airlock-dev/airlock/internal/suggest"
 )
 
 // Exit codes, stable across releases and documented in `airlock help`.
@@ -98,7 +99,15 @@ func run(ctx context.Context, args []string, e *env) int {
 			return runCommand(ctx, c, args[1:], e)
 		}
 	}
-	fmt.Fprintf(e.stderr, "airlock: unknown command %q\nRun 'airlock help' for the list of commands.\n", name)
+	names := make([]string, 0, len(cmds)+1)
+	for _, c := range cmds {
+		names = append(names, c.name)
+	}
+	fmt.Fprintf(e.stderr, "airlock: unknown command %q\n", name)
+	if near := suggest.Nearest(name, append(names, "help")); near != "" {
+		fmt.Fprintf(e.stderr, "Did you mean 'airlock %s'?\n", near)
+	}
+	fmt.Fprintf(e.stderr, "Run 'airlock help' for the list of commands.\n")
 	return exitUsage
 }
 
@@ -109,7 +118,11 @@ func runCommand(ctx context.Context, c command, args []string, e *env) int {
 	exec := c.setup(fs)
 	help := fs.BoolP("help", "h", false, "show this help")
 	if err := fs.Parse(args); err != nil {
-		fmt.Fprintf(e.stderr, "airlock %s: %v\nRun 'airlock %s --help' for usage.\n", c.name, err, c.name)
+		fmt.Fprintf(e.stderr, "airlock %s: %v\n", c.name, err)
+		if near := nearestFlag(fs, err); near != "" {
+			fmt.Fprintf(e.stderr, "Did you mean --%s?\n", near)
+		}
+		fmt.Fprintf(e.stderr, "Run 'airlock %s --help' for usage.\n", c.name)
 		return exitUsage
 	}
 	if *help {
@@ -139,6 +152,21 @@ var exitCodes = map[errclass.Class]int{
 
 // exitCode maps an error to its exit code through its class.
 func exitCode(err error) int { return exitCodes[errclass.Of(err)] }
+
+// nearestFlag returns the flag of fs closest to the unknown one a parse
+// error names, or "".
+func nearestFlag(fs *pflag.FlagSet, err error) string {
+	bad, ok := strings.CutPrefix(err.Error(), "unknown flag: --")
+	if !ok {
+		return ""
+	}
+	if i := strings.IndexByte(bad, '='); i >= 0 {
+		bad = bad[:i]
+	}
+	var names []string
+	fs.VisitAll(func(f *pflag.Flag) { names = append(names, f.Name) })
+	return suggest.Nearest(bad, names)
+}
 
 func printMainHelp(w io.Writer, cmds []command) {
 	fmt.Fprintf(w, "airlock carries software releases across an air gap and proves, on the far side,\nthat what arrived is exactly what a trusted team shipped.\n\nUsage:\n  airlock COMMAND [flags]\n\nCommands:\n")

@@ -89,3 +89,27 @@ func TestPackInspect(t *testing.T) {
 		t.Fatalf("bundles differ: %d vs %d bytes", len(a), len(b))
 	}
 }
+
+// TestSuggestions: a mistyped command or flag is answered with the nearest
+// known one, and the exit status stays the usage error's.
+func TestSuggestions(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"verfy", "x.airlock"}, "Did you mean 'airlock verify'?"},
+		{[]string{"instal"}, "Did you mean 'airlock install'?"},
+		{[]string{"verify", "--polcy", "p.yaml", "x.airlock"}, "Did you mean --policy?"},
+		{[]string{"pack", "--ouptut=x"}, "Did you mean --output?"},
+	}
+	for _, c := range cases {
+		code, _, stderr := runCLI(t, nil, c.args...)
+		if code != exitUsage || !strings.Contains(stderr, c.want) {
+			t.Errorf("airlock %v: exit %d, stderr %q; want exit %d and %q", c.args, code, stderr, exitUsage, c.want)
+		}
+	}
+	if code, _, stderr := runCLI(t, nil, "deploy"); code != exitUsage || strings.Contains(stderr, "Did you mean") {
+		t.Errorf("airlock deploy: exit %d, %q: no command is near, so none may be suggested", code, stderr)
+	}
+}

@@ -114,7 +114,7 @@ func TestKeyRefuses(t *testing.T) {
 		{"generate extra argument", pw, []string{"generate", "-o", filepath.Join(dir, "a"), "b"}, exitUsage, "unexpected argument"},
 		{"generate output with extension", pw, []string{"generate", "-o", filepath.Join(dir, "a.key")}, exitUsage, "without extension"},
 		{"generate bad algorithm", pw, []string{"generate", "-o", filepath.Join(dir, "b"), "--algorithm", "rsa-2048"}, exitUsage, "choose one of"},
-		{"generate no password", nil, []string{"generate", "-o", filepath.Join(dir, "c")}, exitError, "no password: set AIRLOCK_PASSWORD or run on a terminal"},
+		{"generate no password", nil, []string{"generate", "-o", filepath.Join(dir, "c")}, exitError, "no password: set AIRLOCK_PASSWORD (or COSIGN_PASSWORD) or run on a terminal"},
 		{"generate empty password", map[string]string{passwordEnv: ""}, []string{"generate", "-o", filepath.Join(dir, "d")}, exitError, "no password"},
 		{"generate over existing", pw, []string{"generate", "-o", existing}, exitError, "already exists"},
 		{"fingerprint no file", nil, []string{"fingerprint"}, exitUsage, "exactly one"},
@@ -179,5 +179,28 @@ func TestReadPasswordNoTerminal(t *testing.T) {
 	pw, err := passFunc(e, "x.key")(false)
 	if err != nil || string(pw) != "from env" {
 		t.Fatalf("passFunc: %q %v", pw, err)
+	}
+}
+
+// TestCosignPasswordFallback: COSIGN_PASSWORD unlocks a key when
+// AIRLOCK_PASSWORD is unset, and AIRLOCK_PASSWORD wins when both are set.
+func TestCosignPasswordFallback(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	key := filepath.Join(dir, "k")
+	if code, _, stderr := runCLI(t, map[string]string{"COSIGN_PASSWORD": "cosign-pw"}, "key", "generate", "-o", key); code != exitOK {
+		t.Fatalf("generate with COSIGN_PASSWORD: exit %d: %s", code, stderr)
+	}
+	b, _ := badValidBundle(t)
+	bundlePath := filepath.Join(dir, "b.airlock")
+	if err := os.WriteFile(bundlePath, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := runCLI(t, map[string]string{"COSIGN_PASSWORD": "cosign-pw"}, "sign", "--key", key+".key", bundlePath); code != exitOK {
+		t.Fatalf("sign with COSIGN_PASSWORD: exit %d: %s", code, stderr)
+	}
+	code, _, stderr := runCLI(t, map[string]string{"AIRLOCK_PASSWORD": "wrong", "COSIGN_PASSWORD": "cosign-pw"}, "sign", "--key", key+".key", bundlePath)
+	if code != exitError || !strings.Contains(stderr, "password") {
+		t.Fatalf("AIRLOCK_PASSWORD must win over COSIGN_PASSWORD: exit %d: %s", code, stderr)
 	}
 }
