@@ -17,6 +17,7 @@ import (
 	"github.com/airlock-dev/airlock/bundle"
 	"github.com/airlock-dev/airlock/internal/checked"
 	"github.com/airlock-dev/airlock/internal/safepath"
+	"github.com/airlock-dev/airlock/internal/suggest"
 )
 
 // SpecFileName is the conventional name of the release description.
@@ -137,11 +138,19 @@ func yamlError(path string, err error) error {
 		msg = te.Errors[0]
 	}
 	msg = strings.TrimPrefix(msg, "yaml: ")
+	line := 0
 	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
-		line, _ := strconv.Atoi(m[1])
-		return &SpecError{File: path, Line: line, Msg: m[2]}
+		line, _ = strconv.Atoi(m[1])
+		msg = m[2]
 	}
-	return &SpecError{File: path, Msg: msg}
+	if key, near, ok := suggest.UnknownYAMLField(msg, Spec{}); ok {
+		msg = fmt.Sprintf("unknown field %q", key)
+		if near != "" {
+			msg += fmt.Sprintf("; did you mean %q?", near)
+		}
+		msg += " (see docs/airlock-yaml.md for the fields)"
+	}
+	return &SpecError{File: path, Line: line, Msg: msg}
 }
 
 type specValidator struct {

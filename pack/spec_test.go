@@ -129,3 +129,26 @@ func TestParseOCIRef(t *testing.T) {
 		}
 	}
 }
+
+// TestParseSpecUnknownFieldSuggests: a mistyped key is named as written in
+// the YAML, with its line, and the nearest known key of that level is
+// suggested (never a Go type name).
+func TestParseSpecUnknownFieldSuggests(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		yaml, want string
+		line       int
+	}{
+		{"name: a\nversion: 1.0.0\nimage:\n  - ref: r.io/a:1\n", `unknown field "image"; did you mean "images"?`, 3},
+		{"name: a\nversion: 1.0.0\nfiles:\n  - source: a\n    targt: b\n", `unknown field "targt"; did you mean "target"?`, 5},
+		{"name: a\nversion: 1.0.0\nimages:\n  - ref: r.io/a:1\n    platform: [linux/amd64]\n", `unknown field "platform"; did you mean "platforms"?`, 5},
+		{"name: a\nversion: 1.0.0\nzzzzzz: 1\n", `unknown field "zzzzzz" (see`, 3},
+	}
+	for _, c := range cases {
+		_, err := ParseSpec("airlock.yaml", []byte(c.yaml))
+		var se *SpecError
+		if !errors.As(err, &se) || se.Line != c.line || !strings.Contains(se.Msg, c.want) || strings.Contains(se.Msg, "pack.") {
+			t.Errorf("%q: %v; want line %d and %q", c.yaml, err, c.line, c.want)
+		}
+	}
+}

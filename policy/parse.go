@@ -16,6 +16,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/airlock-dev/airlock/internal/keys"
+	"github.com/airlock-dev/airlock/internal/suggest"
 )
 
 // The policy file as written; validated into Policy.
@@ -133,10 +134,7 @@ func checkTree(file string, n *yaml.Node) error {
 	return nil
 }
 
-var (
-	yamlLineRE    = regexp.MustCompile(`line (\d+): (.*)`)
-	yamlUnknownRE = regexp.MustCompile(`^field (\S+) not found in type \S+$`)
-)
+var yamlLineRE = regexp.MustCompile(`line (\d+): (.*)`)
 
 // yamlError turns a yaml.v3 error into an *Error with the line it names.
 func yamlError(file string, err error) error {
@@ -151,8 +149,12 @@ func yamlError(file string, err error) error {
 		line, _ = strconv.Atoi(m[1])
 		msg = m[2]
 	}
-	if m := yamlUnknownRE.FindStringSubmatch(msg); m != nil {
-		msg = fmt.Sprintf("unknown field %q (see docs/policy.md for the fields)", m[1])
+	if key, near, ok := suggest.UnknownYAMLField(msg, fileDoc{}); ok {
+		msg = fmt.Sprintf("unknown field %q", key)
+		if near != "" {
+			msg += fmt.Sprintf("; did you mean %q?", near)
+		}
+		msg += " (see docs/policy.md for the fields)"
 	}
 	return &Error{File: file, Line: line, Msg: msg}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io/fs"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -152,5 +153,16 @@ func TestParseAccepts(t *testing.T) {
 	// A nil readFile cannot read keys: an error, not a panic.
 	if _, err := Parse(fixture, []byte(okKeys+okRule), nil); !errors.Is(err, ErrInvalidPolicy) {
 		t.Fatalf("nil readFile: %v", err)
+	}
+}
+
+// TestParseUnknownFieldSuggests: a mistyped policy key is named as written,
+// with its line, and the nearest known key is suggested.
+func TestParseUnknownFieldSuggests(t *testing.T) {
+	t.Parallel()
+	_, err := Parse("policy.yaml", []byte("keys:\n  a: {publicKey: a.pub}\nbundle:\n  - match: x\n"), nil)
+	var pe *Error
+	if !errors.As(err, &pe) || pe.Line != 3 || !strings.Contains(pe.Msg, `unknown field "bundle"; did you mean "bundles"?`) {
+		t.Fatalf("got %v", err)
 	}
 }

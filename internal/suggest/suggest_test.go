@@ -25,3 +25,25 @@ func TestNearest(t *testing.T) {
 		t.Error("distance")
 	}
 }
+
+func TestUnknownYAMLField(t *testing.T) {
+	type inner struct {
+		Target string `yaml:"target"`
+		Source string `yaml:"source"`
+	}
+	type doc struct {
+		Name  string  `yaml:"name"`
+		Files []inner `yaml:"files"`
+		Skip  string  `yaml:"-"`
+	}
+	key, near, ok := UnknownYAMLField("field targt not found in type suggest.inner", doc{})
+	if !ok || key != "targt" || near != "target" {
+		t.Errorf("got %q %q %v", key, near, ok)
+	}
+	if _, near, ok := UnknownYAMLField("field fils not found in type suggest.doc", doc{}); !ok || near != "files" {
+		t.Errorf("top level: %q %v", near, ok)
+	}
+	if _, _, ok := UnknownYAMLField("cannot unmarshal !!str into int", doc{}); ok {
+		t.Error("matched another message")
+	}
+}
