@@ -13,6 +13,7 @@ import (
 
 	"github.com/airlock-dev/airlock/internal/atomicfile"
 	"github.com/airlock-dev/airlock/internal/checked"
+	"github.com/airlock-dev/airlock/internal/errclass"
 	"github.com/airlock-dev/airlock/internal/meter"
 )
 
@@ -200,9 +201,14 @@ func (w *Writer) Body() []*BodyBlob { return w.body }
 // Sign builds the signed statement from o and signs it with signers; with
 // no signers the bundle is written unsigned (sign it later with Sign).
 func (w *Writer) Sign(ctx context.Context, o StatementOptions, signers []Signer) error {
+	if len(signers) > MaxSignatures {
+		return errclass.Mark(errclass.Usage, overLimit("%d signers exceed %d", len(signers), MaxSignatures))
+	}
 	st, err := newStatement(w.manifest, w.manifestDigest, int64(len(w.manifestRaw)), o)
 	if err != nil {
-		return err
+		// The options the caller gave are wrong (channel, expiry,
+		// sequence): a usage error, not a rejected bundle.
+		return errclass.Mark(errclass.Usage, err)
 	}
 	env, err := newEnvelope(st)
 	if err != nil {
@@ -282,7 +288,8 @@ func (w *Writer) WriteFile(ctx context.Context, out string, opts WriteOptions) (
 	// Re-read what was produced before it replaces anything.
 	again, err := ReadHeadFile(f.TempName())
 	if err != nil {
-		return 0, fmt.Errorf("re-reading the new bundle: %w", err)
+		// The writer's own output failed its reader: not a judged input.
+		return 0, errclass.Mark(errclass.CouldNotRun, fmt.Errorf("re-reading the new bundle: %w", err))
 	}
 	if again.ManifestDigest != w.manifestDigest {
 		return 0, fmt.Errorf("re-reading the new bundle: manifest %s, expected %s", again.ManifestDigest, w.manifestDigest)

@@ -15,6 +15,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/airlock-dev/airlock/bundle"
 	"github.com/airlock-dev/airlock/internal/keys"
 	"github.com/airlock-dev/airlock/internal/suggest"
 )
@@ -46,7 +47,6 @@ type fileRequire struct {
 
 var (
 	keyNameRE  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`)
-	channelRE  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$`)
 	platformRE = regexp.MustCompile(`^[a-z0-9_]+/[a-z0-9_]+(/[a-z0-9_]+)?$`)
 	ageRE      = regexp.MustCompile(`^([0-9]{1,6})([dhm])$`)
 )
@@ -331,7 +331,7 @@ func (v *validator) rules(f *fileDoc, p *Policy) {
 			r.Threshold = *fr.Threshold
 		}
 
-		if fr.Channel != "" && !channelRE.MatchString(fr.Channel) {
+		if fr.Channel != "" && !bundle.ValidChannel(fr.Channel) {
 			v.fail(field+".channel", append(at, "channel"), nil, "%q must be letters, digits, '.', '_', '-' or '/' (at most 128, starting with a letter or digit)", fr.Channel)
 		}
 		if fr.MaxAge != "" {

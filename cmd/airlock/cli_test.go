@@ -10,8 +10,10 @@ import (
 	"testing"
 
 	"github.com/airlock-dev/airlock/bundle"
+	"github.com/airlock-dev/airlock/internal/keys"
 	"github.com/airlock-dev/airlock/internal/sample"
 	"github.com/airlock-dev/airlock/internal/testkit"
+	"github.com/airlock-dev/airlock/policy"
 )
 
 // runCLI runs airlock in-process and returns its exit code, stdout and stderr.
@@ -112,4 +114,49 @@ func TestSuggestions(t *testing.T) {
 	if code, _, stderr := runCLI(t, nil, "deploy"); code != exitUsage || strings.Contains(stderr, "Did you mean") {
 		t.Errorf("airlock deploy: exit %d, %q: no command is near, so none may be suggested", code, stderr)
 	}
+}
+
+// TestChannelRuleAsDocumented: pack and the policy share one channel rule,
+// and the examples docs/commands/pack.md and docs/policy.md give behave as
+// written: prod, Prod and site/eu-1 are valid; a space is a usage error
+// found before anything is packed.
+func TestChannelRuleAsDocumented(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	badWrite(t, dir, map[string]string{"airlock.yaml": badFileYAML, "a.txt": "x\n"})
+	for _, ch := range []string{"prod", "Prod", "site/eu-1", "a.b_c-d"} {
+		out := filepath.Join(t.TempDir(), "b.airlock")
+		if code, _, stderr := runCLI(t, nil, "pack", "-q", "-f", filepath.Join(dir, "airlock.yaml"), "-o", out, "--channel", ch); code != exitOK {
+			t.Errorf("pack --channel %q: exit %d: %s", ch, code, stderr)
+		}
+		pol := "keys:\n  k: {publicKey: k.pub}\nbundles:\n  - match: demo\n    signers: [k]\n    threshold: 1\n    channel: " + ch + "\n"
+		if err := policyChannelOK(t, pol); err != nil {
+			t.Errorf("policy channel %q: %v", ch, err)
+		}
+	}
+	for _, ch := range []string{"Prod Stage", "-prod", strings.Repeat("a", 129)} {
+		out := filepath.Join(t.TempDir(), "b.airlock")
+		code, _, stderr := runCLI(t, nil, "pack", "-q", "-f", filepath.Join(dir, "airlock.yaml"), "-o", out, "--channel", ch)
+		if code != exitUsage || !strings.Contains(stderr, "--channel") {
+			t.Errorf("pack --channel %q: exit %d, %q; want a usage error naming --channel", ch, code, stderr)
+		}
+		if _, err := os.Stat(out); err == nil {
+			t.Errorf("pack --channel %q left a bundle", ch)
+		}
+	}
+}
+
+// policyChannelOK loads pol (which names the key file k.pub) with a real key.
+func policyChannelOK(t *testing.T, pol string) error {
+	t.Helper()
+	dir := t.TempDir()
+	if _, err := keys.Generate(filepath.Join(dir, "k"), "ecdsa-p256", []byte("pw")); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, "policy.yaml")
+	if err := os.WriteFile(p, []byte(pol), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := policy.Load(p)
+	return err
 }

@@ -65,18 +65,11 @@ func (e *classed) Error() string { return e.err.Error() }
 func (e *classed) Unwrap() error { return e.err }
 func (e *classed) Class() Class  { return e.class }
 
-// Reject marks err as a rejection of the input; nil stays nil.
-func Reject(err error) error {
+// Mark gives err the class c, whatever the errors it wraps say; nil stays
+// nil. errors.Is and errors.As still see everything err wraps.
+func Mark(c Class, err error) error {
 	if err == nil {
 		return nil
 	}
-	return &classed{err: err, class: Rejected}
-}
-
-// AsUsage marks err as a usage error; nil stays nil.
-func AsUsage(err error) error {
-	if err == nil {
-		return nil
-	}
-	return &classed{err: err, class: Usage}
+	return &classed{err: err, class: c}
 }

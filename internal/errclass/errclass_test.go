@@ -17,8 +17,9 @@ func TestOf(t *testing.T) {
 		{errors.New("plain"), CouldNotRun},
 		{errBad, Rejected},
 		{fmt.Errorf("reading entry x: %w", errBad), Rejected},
-		{Reject(errors.New("refused")), Rejected},
-		{AsUsage(errors.New("flag")), Usage},
+		{Mark(Rejected, errors.New("refused")), Rejected},
+		{Mark(Usage, errors.New("flag")), Usage},
+		{Mark(CouldNotRun, fmt.Errorf("re-read: %w", errBad)), CouldNotRun},
 		// The first classed error in the tree decides: a source problem that
 		// wraps an integrity error is still a source problem.
 		{fmt.Errorf("%w: %w", errIO, errBad), CouldNotRun},
@@ -32,7 +33,7 @@ func TestOf(t *testing.T) {
 	if !errors.Is(fmt.Errorf("x: %w", errBad), errBad) {
 		t.Error("errors.Is does not find a sentinel")
 	}
-	if Reject(nil) != nil || AsUsage(nil) != nil {
+	if Mark(Rejected, nil) != nil {
 		t.Error("nil is classed")
 	}
 }
