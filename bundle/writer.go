@@ -3,12 +3,14 @@ package bundle
 import (
 	"archive/tar"
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/airlock-dev/airlock/internal/atomicfile"
@@ -234,52 +236,14 @@ type WriteOptions struct {
 // file to out. On error nothing is left at out. It returns the size of the
 // bundle. Sign must have been called.
 func (w *Writer) WriteFile(ctx context.Context, out string, opts WriteOptions) (int64, error) {
-	if w.signatures == nil {
-		return 0, errors.New("bundle writer: Sign was not called")
-	}
-	enc, err := newEncoders(opts.Level)
-	if err != nil {
-		return 0, err
-	}
-	defer enc.close()
-	head, err := headBytes(w)
-	if err != nil {
-		return 0, err
-	}
 	f, err := atomicfile.Create(out, 0o644)
 	if err != nil {
 		return 0, fmt.Errorf("create %s: %w", out, err)
 	}
 	defer f.Abort()
 	bw := bufio.NewWriterSize(atomicfile.NewWriteback(f.File), 1<<20)
-	cw := &meter.Writer{W: bw}
-	if _, err := cw.Write(enc.head.EncodeAll(head, nil)); err != nil {
-		return 0, err
-	}
-	if _, err := cw.Write(paddingFrame(HeadPadding)); err != nil {
-		return 0, err
-	}
-	zw, err := enc.body(cw)
+	n, err := w.write(ctx, bw, "write "+out, opts)
 	if err != nil {
-		return 0, err
-	}
-	defer zw.Close()
-	tw := tar.NewWriter(zw)
-	prog := opts.Progress
-	const writeID = "write"
-	if prog != nil {
-		prog.Start(writeID, "write "+out, w.manifest.Totals.BodyBytes)
-		defer prog.Done(writeID)
-	}
-	for _, b := range w.body {
-		if err := writeBlob(ctx, tw, b, w.manifest.Created, prog, writeID); err != nil {
-			return 0, err
-		}
-	}
-	if err := tw.Close(); err != nil {
-		return 0, err
-	}
-	if err := zw.Close(); err != nil {
 		return 0, err
 	}
 	if err := bw.Flush(); err != nil {
@@ -297,5 +261,92 @@ func (w *Writer) WriteFile(ctx context.Context, out string, opts WriteOptions) (
 	if err := f.Commit(); err != nil {
 		return 0, err
 	}
+	return n, nil
+}
+
+// WriteStream writes the bundle to out as it is made (a pipe, standard
+// output), byte for byte what WriteFile would write. The head is decoded
+// and checked before it is sent; the body cannot be re-read, and a failure
+// part-way leaves out with a partial bundle that every reader refuses (it
+// has no end). Sign must have been called.
+func (w *Writer) WriteStream(ctx context.Context, out io.Writer, opts WriteOptions) (int64, error) {
+	bw := bufio.NewWriterSize(out, 1<<20)
+	n, err := w.write(ctx, bw, "write to stream", opts)
+	if err != nil {
+		return n, err
+	}
+	return n, bw.Flush()
+}
+
+// write lays out the head frame, the padding frame and the body frame on out.
+func (w *Writer) write(ctx context.Context, out io.Writer, label string, opts WriteOptions) (int64, error) {
+	if w.signatures == nil {
+		return 0, errors.New("bundle writer: Sign was not called")
+	}
+	enc, err := newEncoders(opts.Level)
+	if err != nil {
+		return 0, err
+	}
+	defer enc.close()
+	head, err := headBytes(w)
+	if err != nil {
+		return 0, err
+	}
+	frame := enc.head.EncodeAll(head, nil)
+	if err := checkOwnHead(frame, w.manifestDigest); err != nil {
+		return 0, errclass.Mark(errclass.CouldNotRun, fmt.Errorf("re-reading the new head: %w", err))
+	}
+	cw := &meter.Writer{W: out}
+	if _, err := cw.Write(frame); err != nil {
+		return cw.N, err
+	}
+	if _, err := cw.Write(paddingFrame(HeadPadding)); err != nil {
+		return cw.N, err
+	}
+	zw, err := enc.body(cw)
+	if err != nil {
+		return cw.N, err
+	}
+	defer zw.Close()
+	tw := tar.NewWriter(zw)
+	prog := opts.Progress
+	const writeID = "write"
+	if prog != nil {
+		prog.Start(writeID, label, w.manifest.Totals.BodyBytes)
+		defer prog.Done(writeID)
+	}
+	for _, b := range w.body {
+		if err := writeBlob(ctx, tw, b, w.manifest.Created, prog, writeID); err != nil {
+			return cw.N, err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return cw.N, err
+	}
+	if err := zw.Close(); err != nil {
+		return cw.N, err
+	}
 	return cw.N, nil
+}
+
+// checkOwnHead decodes an encoded head frame and parses it as a reader
+// would, expecting the bundle manifest digest want.
+func checkOwnHead(frame []byte, want string) error {
+	dec, err := zstd.NewReader(bytes.NewReader(frame), zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(MaxHeadSize), zstd.WithDecoderMaxMemory(MaxHeadSize))
+	if err != nil {
+		return err
+	}
+	defer dec.Close()
+	raw, err := io.ReadAll(io.LimitReader(dec, MaxHeadSize+1))
+	if err != nil {
+		return err
+	}
+	h, err := parseHead(raw)
+	if err != nil {
+		return err
+	}
+	if h.ManifestDigest != want {
+		return fmt.Errorf("manifest %s, expected %s", h.ManifestDigest, want)
+	}
+	return nil
 }

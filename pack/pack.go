@@ -23,8 +23,13 @@ import (
 // Options configures Pack. The zero value packs with default settings
 // into Output, which is required.
 type Options struct {
-	// Output is the path of the bundle to write. Required.
+	// Output is the path of the bundle to write. Required unless Stream is set.
 	Output string
+	// Stream, when set, receives the bundle as it is written (a pipe,
+	// standard output) instead of Output; staging then uses TempDir or the
+	// system temporary directory. A failure part-way leaves a partial
+	// bundle on Stream that every reader refuses.
+	Stream io.Writer
 	// Images resolves image references. Required when the spec lists images.
 	Images ImageResolver
 	// TempDir holds staged blobs; "" means the directory of Output.
@@ -86,7 +91,7 @@ type packArtifact struct {
 // On error nothing is left at opts.Output and temporary files are removed.
 func Pack(ctx context.Context, spec *Spec, opts Options) (*Result, error) {
 	start := time.Now()
-	if opts.Output == "" {
+	if opts.Output == "" && opts.Stream == nil {
 		return nil, errors.New("no output path")
 	}
 	if len(spec.Images) > 0 && opts.Images == nil {
@@ -103,8 +108,10 @@ func Pack(ctx context.Context, spec *Spec, opts Options) (*Result, error) {
 		created = time.Now()
 	}
 	created = created.UTC().Truncate(time.Second)
-	if err := checkOutput(opts.Output); err != nil {
-		return nil, err
+	if opts.Stream == nil {
+		if err := checkOutput(opts.Output); err != nil {
+			return nil, err
+		}
 	}
 	arts, err := collect(ctx, spec, opts)
 	if err != nil {
@@ -123,7 +130,11 @@ func Pack(ctx context.Context, spec *Spec, opts Options) (*Result, error) {
 	}
 
 	tmpParent := opts.TempDir
-	if tmpParent == "" {
+	switch {
+	case tmpParent != "":
+	case opts.Stream != nil:
+		tmpParent = os.TempDir()
+	default:
 		tmpParent = filepath.Dir(opts.Output)
 	}
 	tmp, err := os.MkdirTemp(tmpParent, ".airlock-pack-")
@@ -134,7 +145,13 @@ func Pack(ctx context.Context, spec *Spec, opts Options) (*Result, error) {
 	if err := stage(ctx, w.Body(), stagedSources(arts), tmp, opts); err != nil {
 		return nil, err
 	}
-	size, err := w.WriteFile(ctx, opts.Output, bundle.WriteOptions{Level: opts.Level, Progress: opts.Progress})
+	wo := bundle.WriteOptions{Level: opts.Level, Progress: opts.Progress}
+	var size int64
+	if opts.Stream != nil {
+		size, err = w.WriteStream(ctx, opts.Stream, wo)
+	} else {
+		size, err = w.WriteFile(ctx, opts.Output, wo)
+	}
 	if err != nil {
 		var be *bundle.BlobError
 		if errors.As(err, &be) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -44,7 +43,7 @@ func runInspect(e *env, path string, asJSON bool, policyPath string) error {
 			return err
 		}
 	}
-	f, err := os.Open(path)
+	f, size, err := openBundle(e, path)
 	if err != nil {
 		return err
 	}
@@ -62,8 +61,7 @@ func runInspect(e *env, path string, asJSON bool, policyPath string) error {
 	if asJSON {
 		return writeJSON(e.stdout, ins)
 	}
-	st, _ := f.Stat()
-	renderInspection(e.stdout, ins, st.Size())
+	renderInspection(e.stdout, ins, size)
 	return nil
 }
 
@@ -135,7 +133,7 @@ func renderInspection(w io.Writer, ins *bundle.Inspection, fileSize int64) {
 	}
 	t := ins.Totals
 	fmt.Fprintf(w, "\nTotals:     %d artifacts, %d unique blobs, %s (body: %d blobs, %s)\n", t.Artifacts, t.Blobs, humanBytes(t.Bytes), t.BodyBlobs, humanBytes(t.BodyBytes))
-	fmt.Fprintf(w, "Head:       %d entries, %s compressed; bundle file %s\n", ins.Head.Entries, humanBytes(ins.Head.CompressedBytes), humanBytes(fileSize))
+	fmt.Fprintf(w, "Head:       %d entries, %s compressed%s\n", ins.Head.Entries, humanBytes(ins.Head.CompressedBytes), fileSizeText(fileSize))
 }
 
 // attachmentWhat names what an attachment is, from its tag or artifact type.
@@ -152,9 +150,11 @@ func attachmentWhat(a bundle.Artifact) string {
 }
 
 // withJournalHint adds what to do when an interrupted `airlock sign` left a journal.
-func withJournalHint(path string, err error) error {
-	if _, serr := os.Stat(path + bundle.JournalSuffix); serr == nil {
-		return fmt.Errorf("%w (an interrupted airlock sign left %s; run airlock sign %s --recover)", err, path+bundle.JournalSuffix, path)
+
+// fileSizeText is "; bundle file SIZE", or nothing for a pipe.
+func fileSizeText(n int64) string {
+	if n < 0 {
+		return ""
 	}
-	return err
+	return "; bundle file " + humanBytes(n)
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -80,7 +79,7 @@ func runInstall(ctx context.Context, e *env, f *installFlags, path string) error
 		return err
 	}
 	now := time.Now()
-	opts := install.Options{Root: f.root, Policy: pol, AllowDowngrade: f.allowDowngrade, Now: now, Path: path}
+	opts := install.Options{Root: f.root, Policy: pol, AllowDowngrade: f.allowDowngrade, Now: now, Path: reportPath(path)}
 	var peer *mirror.Peer
 	if f.registry != "" {
 		target, transport, err := destination("--registry", f.registry, f.insecure, f.caFile)
@@ -88,7 +87,7 @@ func runInstall(ctx context.Context, e *env, f *installFlags, path string) error
 			return err
 		}
 		pusher, err := mirror.NewPusher(ctx, mirror.MirrorOptions{
-			To: target, Policy: pol, Transport: transport, Now: now, Path: path, UserAgent: "airlock/" + version(),
+			To: target, Policy: pol, Transport: transport, Now: now, Path: reportPath(path), UserAgent: "airlock/" + version(),
 		})
 		if err != nil {
 			return err
@@ -97,7 +96,7 @@ func runInstall(ctx context.Context, e *env, f *installFlags, path string) error
 		peer = &mirror.Peer{Pusher: pusher}
 		opts.Mirror = peer
 	}
-	file, err := os.Open(path)
+	file, _, err := openBundle(e, path)
 	if err != nil {
 		return err
 	}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"slices"
 	"strings"
 	"time"
@@ -107,7 +106,7 @@ func runMirror(ctx context.Context, e *env, f *mirrorFlags, path string) error {
 		}
 		signer = signers[0]
 	}
-	file, err := os.Open(path)
+	file, _, err := openBundle(e, path)
 	if err != nil {
 		return err
 	}
@@ -115,7 +114,7 @@ func runMirror(ctx context.Context, e *env, f *mirrorFlags, path string) error {
 	prog := newProgress(e, f.quiet || f.asJSON)
 	res, merr := mirror.Mirror(ctx, file, mirror.MirrorOptions{
 		To: target, Policy: pol, KeepRegistryHost: f.keepHost, ImagesOnly: f.imagesOnly, Jobs: f.jobs,
-		Transport: transport, TempDir: f.tmpDir, Path: path, SiteSigner: signer, Now: time.Now(),
+		Transport: transport, TempDir: f.tmpDir, Path: reportPath(path), SiteSigner: signer, Now: time.Now(),
 		Progress: prog.bundleProgress(), UserAgent: "airlock/" + version(),
 	})
 	prog.wait()

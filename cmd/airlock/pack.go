@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -32,7 +33,7 @@ type packFlags struct {
 
 func (f *packFlags) register(fs *pflag.FlagSet) {
 	fs.StringVarP(&f.file, "file", "f", pack.SpecFileName, "release description to pack")
-	fs.StringVarP(&f.output, "output", "o", "", "bundle to write (default NAME-VERSION.airlock in the current directory)")
+	fs.StringVarP(&f.output, "output", "o", "", "bundle to write, or - for standard output (default NAME-VERSION.airlock in the current directory)")
 	fs.IntVar(&f.jobs, "jobs", 4, "concurrent pulls and hashes")
 	fs.StringVar(&f.level, "level", "default", "compression level: fastest, default or better")
 	fs.StringVar(&f.tmpDir, "tmp-dir", "", "directory for staged blobs (default: next to the output)")
@@ -171,8 +172,16 @@ func runPack(ctx context.Context, e *env, f *packFlags) error {
 		return usagef("--expires %s is not after the creation time %s", f.expires, created.Format(time.RFC3339))
 	}
 	prog := newProgress(e, f.quiet || f.json)
+	// With -o -, the bundle goes to standard output and the report to
+	// standard error.
+	var stream io.Writer
+	report := e.stdout
+	if out == stdinPath {
+		stream, report = e.stdout, e.stderr
+	}
 	res, err := pack.Pack(ctx, spec, pack.Options{
 		Output:   out,
+		Stream:   stream,
 		Images:   source.NewPuller(source.PullOptions{InsecureRegistries: f.insecure, UserAgent: "airlock/" + version()}),
 		TempDir:  f.tmpDir,
 		Jobs:     f.jobs,
@@ -199,14 +208,21 @@ func runPack(ctx context.Context, e *env, f *packFlags) error {
 	}
 	if f.json {
 		abs, _ := filepath.Abs(res.Path)
-		return writeJSON(e.stdout, packSummary{
+		if stream != nil {
+			abs = "-"
+		}
+		return writeJSON(report, packSummary{
 			Bundle: abs, Name: m.Name, Version: m.Version, Root: m.Root.Digest, ManifestDigest: res.ManifestDigest,
 			Artifacts: m.Totals.Artifacts, Blobs: m.Totals.Blobs, BytesIn: res.BytesIn, BytesOut: res.BytesOut,
 			Ratio: ratio, Seconds: res.Duration.Seconds(),
 		})
 	}
-	fmt.Fprintf(e.stdout, "packed %s %s -> %s: %s, %s, %s in, %s out (ratio %.2f), %s\n",
-		m.Name, m.Version, res.Path, plural(m.Totals.Artifacts, "artifact"), plural(m.Totals.Blobs, "unique blob"), humanBytes(res.BytesIn), humanBytes(res.BytesOut), ratio, res.Duration.Round(time.Millisecond))
+	where := res.Path
+	if stream != nil {
+		where = "standard output"
+	}
+	fmt.Fprintf(report, "packed %s %s -> %s: %s, %s, %s in, %s out (ratio %.2f), %s\n",
+		m.Name, m.Version, where, plural(m.Totals.Artifacts, "artifact"), plural(m.Totals.Blobs, "unique blob"), humanBytes(res.BytesIn), humanBytes(res.BytesOut), ratio, res.Duration.Round(time.Millisecond))
 	return nil
 }
 

@@ -25,6 +25,9 @@ func (f *signFlags) validate(args []string) error {
 	if len(args) != 1 {
 		return usagef("sign takes exactly one bundle path")
 	}
+	if args[0] == stdinPath {
+		return usagef("sign rewrites the bundle's head in place, so it needs a file, not standard input")
+	}
 	if len(f.keys) == 0 && !f.recover {
 		return usagef("--key is required")
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
@@ -62,13 +61,13 @@ func runVerify(ctx context.Context, e *env, f *verifyFlags, path string) error {
 	if err != nil {
 		return err
 	}
-	file, err := os.Open(path)
+	file, _, err := openBundle(e, path)
 	if err != nil {
 		return err
 	}
 	defer file.Close()
 	prog := newProgress(e, f.quiet || f.asJSON)
-	rep, verr := verify.Verify(ctx, file, verify.Options{Policy: pol, Path: path, Progress: prog.bundleProgress(), Now: time.Now()})
+	rep, verr := verify.Verify(ctx, file, verify.Options{Policy: pol, Path: reportPath(path), Progress: prog.bundleProgress(), Now: time.Now()})
 	prog.wait()
 	if verr != nil {
 		verr = withJournalHint(path, verr)
