@@ -10,7 +10,7 @@ COSIGN_VERSION := v2.6.5
 # Debian packages the tests run for real.
 DEB_PACKAGES := docker-registry skopeo zstd tar
 
-.PHONY: all build test demo bench lint tools tools-conformance check-tools clean
+.PHONY: all build test demo bench fuzz lint tools tools-conformance check-tools clean
 
 # The OCI distribution-spec conformance program, pinned (registry/serve_conformance_test.go
 # pins the same version and runs it against airlock serve).
@@ -72,6 +72,22 @@ demo: build
 
 bench: build
 	AIRLOCK_BIN=$(CURDIR)/$(BIN) $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./internal/benchmark/
+
+# Every fuzz target, FUZZTIME each (make fuzz FUZZTIME=60s). A short
+# -fuzzminimizetime keeps the engine fuzzing instead of spending the run
+# minimizing one new input; seeds are in each package's testdata/fuzz.
+FUZZTIME ?= 10s
+FUZZMINIMIZETIME ?= 2s
+FUZZPARALLEL ?= 2
+FUZZ_TARGETS := ./bundle:FuzzReader ./pack:FuzzParseSpec ./install:FuzzState ./internal/sbom:FuzzSummarize \
+	./policy:FuzzParse ./internal/strictjson:FuzzUnmarshal ./internal/strictjson:FuzzCheck \
+	./cosign:FuzzParse ./cosign:FuzzVerify ./internal/keys:FuzzParsePublic ./registry:FuzzServeParseReferrer
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; fn=$${t##*:}; \
+		echo "== $$fn ($$pkg) for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME) -parallel $(FUZZPARALLEL) $$pkg; \
+	done
 
 # lint: gofmt, go vet, and go.mod/go.sum exactly as go mod tidy leaves them.
 lint:

@@ -1,6 +1,7 @@
 package bundle
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/airlock-dev/airlock/internal/errclass"
@@ -24,13 +25,28 @@ var (
 	ErrUnsupportedMediaType = errclass.New(errclass.Rejected, "unsupported media type")
 )
 
-// EntryError names the bundle entry (tar name) or digest a problem was found in.
+// EntryError names the bundle entry (tar name) or digest a problem was found
+// in, the artifact it belongs to when known, and the stage of reading.
 type EntryError struct {
+	// Stage is "head" or "body" ("" when the error did not come from a Reader).
+	Stage string
 	Entry string // tar entry name, e.g. blobs/sha256/ab12...
-	Err   error  // wraps one of the sentinels
+	// Artifact describes the artifact, e.g. `artifact 2 (model m)`; "" when
+	// the entry belongs to none or it is not known.
+	Artifact string
+	Err      error // wraps one of the sentinels
 }
 
-func (e *EntryError) Error() string { return fmt.Sprintf("bundle entry %s: %v", e.Entry, e.Err) }
+func (e *EntryError) Error() string {
+	s := "bundle entry " + e.Entry
+	if e.Stage != "" {
+		s = e.Stage + ": " + s
+	}
+	if e.Artifact != "" {
+		s += " of " + e.Artifact
+	}
+	return fmt.Sprintf("%s: %v", s, e.Err)
+}
 
 func (e *EntryError) Unwrap() error { return e.Err }
 
@@ -64,3 +80,26 @@ type BlobError struct {
 func (e *BlobError) Error() string { return fmt.Sprintf("%s: blob %s: %v", e.Label, e.Digest, e.Err) }
 
 func (e *BlobError) Unwrap() error { return e.Err }
+
+// withStage records the stage of reading in an *EntryError err carries
+// (the outermost one), and returns err.
+func withStage(err error, stage string) error {
+	var ee *EntryError
+	if errors.As(err, &ee) && ee.Stage == "" {
+		ee.Stage = stage
+	}
+	return err
+}
+
+// withArtifact names the artifact in the entry error err carries, or wraps
+// err in one naming entry and the artifact.
+func withArtifact(err error, artifact, entry string) error {
+	var ee *EntryError
+	if errors.As(err, &ee) {
+		if ee.Artifact == "" {
+			ee.Artifact = artifact
+		}
+		return err
+	}
+	return &EntryError{Entry: entry, Artifact: artifact, Err: err}
+}

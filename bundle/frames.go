@@ -73,7 +73,7 @@ func (s *frameScanner) Read(p []byte) (int, error) {
 			s.offset += int64(n)
 			switch {
 			case err == io.EOF || err == io.ErrUnexpectedEOF:
-				s.err = s.fail("truncated block")
+				s.err = s.fail("truncated block (truncated copy?)")
 			case err != nil:
 				s.err = err // an I/O error of the underlying reader
 			}
@@ -88,13 +88,17 @@ func (s *frameScanner) Read(p []byte) (int, error) {
 }
 
 func (s *frameScanner) fail(format string, args ...any) error {
-	return malformed("zstd stream at byte %d: %s", s.offset, fmt.Sprintf(format, args...))
+	frame := "head"
+	if s.frames > 1 || s.frames == 1 && s.state == stFrameStart {
+		frame = "body"
+	}
+	return malformed("%s: zstd stream at byte %d: %s", frame, s.offset, fmt.Sprintf(format, args...))
 }
 
 // truncated reports a short read as malformed and other read errors as they are.
 func (s *frameScanner) truncated(what string, err error) error {
 	if err == io.EOF || err == io.ErrUnexpectedEOF {
-		return s.fail("truncated %s", what)
+		return s.fail("truncated %s (truncated copy?)", what)
 	}
 	return err
 }
@@ -167,7 +171,7 @@ func (s *frameScanner) frameHeader() error {
 		return io.EOF
 	}
 	if len(magic) < 4 {
-		return s.fail("%v: %d stray bytes", errTrailing, len(magic))
+		return s.fail("%v: %d stray bytes, a frame header cut short (truncated copy?)", errTrailing, len(magic))
 	}
 	m := binary.LittleEndian.Uint32(magic)
 	if m&skippableMask == skippableMagic {

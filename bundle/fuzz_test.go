@@ -2,13 +2,16 @@ package bundle
 
 import (
 	"bytes"
+	"encoding/binary"
 	"testing"
 )
 
 // FuzzReader: no input panics the bundle reader or makes it accept a bundle
 // whose head it cannot read on its own.
 func FuzzReader(f *testing.F) {
-	b := packTiny(f)
+	// Without its 64 KiB zero padding frame the seed is 1.7 KiB: small
+	// inputs keep the engine at thousands of executions a second.
+	b := unpad(packTiny(f))
 	f.Add(b)
 	f.Add(b[:len(b)/2])
 	f.Add([]byte{0x28, 0xB5, 0x2F, 0xFD, 0x00, 0xF8, 0x01, 0x00, 0x00})
@@ -32,4 +35,19 @@ func packTiny(t testing.TB) []byte {
 	}
 	it.Open = files.open
 	return writeTest(t, "tiny", "0.1.0", []Item{*it})
+}
+
+// unpad empties the padding frame after the head (its size field set to 0).
+func unpad(b []byte) []byte {
+	magic := []byte{0x50, 0x2A, 0x4D, 0x18}
+	i := bytes.Index(b, magic)
+	if i < 0 || i+8 > len(b) {
+		return b
+	}
+	n := int(binary.LittleEndian.Uint32(b[i+4:]))
+	if i+8+n > len(b) {
+		return b
+	}
+	out := append(append([]byte(nil), b[:i+4]...), 0, 0, 0, 0)
+	return append(out, b[i+8+n:]...)
 }

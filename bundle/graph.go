@@ -132,8 +132,11 @@ func parseNode(d Descriptor, raw []byte) (*ociNode, error) {
 	if err := json.Unmarshal(raw, &n); err != nil {
 		return nil, malformed("manifest %s: %v", d.Digest, err)
 	}
-	if n.MediaType != "" && n.MediaType != d.MediaType {
-		return nil, malformed("manifest %s: mediaType %q inside differs from %q in its descriptor", d.Digest, n.MediaType, d.MediaType)
+	if n.MediaType == "" {
+		return nil, malformed("manifest %s: no mediaType member (its descriptor says %q; a manifest must state its own media type)", d.Digest, d.MediaType)
+	}
+	if n.MediaType != d.MediaType {
+		return nil, malformed("manifest %s: mediaType %q inside differs from %q in its descriptor", d.Digest, clip(n.MediaType), d.MediaType)
 	}
 	if n.SchemaVersion != 2 {
 		return nil, fmt.Errorf("manifest %s: %w: schemaVersion %d (only schema 2 is carried)", d.Digest, ErrUnsupportedMediaType, n.SchemaVersion)
@@ -159,8 +162,9 @@ func Walk(ctx context.Context, root Descriptor, raw []byte, src ContentSource, f
 	g.Root = root
 	seen := map[string]bool{}
 	plats := map[string]bool{}
-	var visit func(d Descriptor, raw []byte, depth int) error
-	visit = func(d Descriptor, raw []byte, depth int) error {
+	// plat is the platform the parent index claims for d, nil for none.
+	var visit func(d Descriptor, raw []byte, depth int, plat *ociPlatform) error
+	visit = func(d Descriptor, raw []byte, depth int, plat *ociPlatform) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -198,7 +202,7 @@ func Walk(ctx context.Context, root Descriptor, raw []byte, src ContentSource, f
 				if err != nil {
 					return err
 				}
-				if err := visit(cd, child, depth+1); err != nil {
+				if err := visit(cd, child, depth+1, c.Platform); err != nil {
 					return err
 				}
 			}
@@ -224,6 +228,9 @@ func Walk(ctx context.Context, root Descriptor, raw []byte, src ContentSource, f
 				seen[cd.Digest] = true
 				g.Configs = append(g.Configs, Blob{Descriptor: cd, Data: cfg})
 			}
+			if err := samePlatform(d.Digest, plat, cfg); err != nil {
+				return err
+			}
 			if depth == 0 {
 				if p := imagePlatform(cfg); p != "" {
 					plats[p] = true
@@ -240,7 +247,7 @@ func Walk(ctx context.Context, root Descriptor, raw []byte, src ContentSource, f
 		}
 		return nil
 	}
-	if err := visit(root, raw, 0); err != nil {
+	if err := visit(root, raw, 0, nil); err != nil {
 		return nil, err
 	}
 	for p := range plats {
@@ -250,6 +257,25 @@ func Walk(ctx context.Context, root Descriptor, raw []byte, src ContentSource, f
 	}
 	sort.Strings(g.Platforms)
 	return g, nil
+}
+
+// samePlatform refuses a manifest whose image config names another
+// platform than the index entry that points at it: the platform an index
+// offers is a fact about the content, not a label. A config without os and
+// architecture (an attestation, a non-image artifact) is not compared; a
+// variant is compared when both name one.
+func samePlatform(digest string, claimed *ociPlatform, cfg []byte) error {
+	if claimed == nil {
+		return nil
+	}
+	var p configPlatform
+	if json.Unmarshal(cfg, &p) != nil || p.OS == "" || p.Architecture == "" {
+		return nil
+	}
+	if p.OS != claimed.OS || p.Architecture != claimed.Architecture || (p.Variant != "" && claimed.Variant != "" && p.Variant != claimed.Variant) {
+		return malformed("manifest %s: its index entry says platform %s, its image config says %s", digest, claimed, (&ociPlatform{OS: p.OS, Architecture: p.Architecture, Variant: p.Variant}).String())
+	}
+	return nil
 }
 
 // imagePlatform reads os/arch[/variant] from an image config, "" when absent.

@@ -40,6 +40,10 @@ type Head struct {
 	Blobs map[string][]byte
 	// Body lists the blobs the body must contain, each exactly once.
 	Body []Descriptor
+	// Files lists every file the file and model artifacts install, derived
+	// from their manifests and checked (safe, unique after case folding and
+	// Unicode NFC normalisation), in artifact and layer order.
+	Files []InstallFile
 	// HeadSize is the compressed size of the head frame in bytes.
 	HeadSize int64
 	// Entries counts the tar entries in the head.
@@ -98,7 +102,7 @@ func readHead(r io.Reader) (*Head, *frameScanner, error) {
 	}
 	h, err := parseHead(raw)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, withStage(err, "head")
 	}
 	h.HeadSize = int64(len(frame))
 	h.PaddingSize = s.padding
@@ -231,6 +235,9 @@ func parseHead(raw []byte) (*Head, error) {
 			if h.ManifestBytes, err = read(hdr, MaxBundleManifestSize); err != nil {
 				return nil, err
 			}
+			if err := checkStamps(EntryManifest, h.ManifestBytes, "created"); err != nil {
+				return nil, &EntryError{Entry: hdr.Name, Err: err}
+			}
 			if err := strictjson.Unmarshal(h.ManifestBytes, &h.Manifest); err != nil {
 				return nil, &EntryError{Entry: hdr.Name, Err: malformed("%v", err)}
 			}
@@ -302,29 +309,44 @@ func (h *Head) checkTree() error {
 	inBody := map[string]bool{}
 	imageManifests := map[string]map[string]bool{} // image ref -> digests of its manifests
 	var totals Totals
-	var targets []string
+	targets, files := safepath.NewSet(), safepath.NewSet()
 	for i, a := range m.Artifacts {
 		e := idx.Manifests[i]
 		where := fmt.Sprintf("artifact %d (%s)", i, a.Describe())
 		if e.Digest != a.Digest || e.Size != a.Size || e.MediaType != a.MediaType || e.Annotations[AnnotationKind] != a.Kind {
-			return &EntryError{Entry: EntryIndex, Err: malformed("%s: index entry does not match %s", where, EntryManifest)}
+			return &EntryError{Entry: EntryIndex, Artifact: where, Err: malformed("index entry does not match %s", EntryManifest)}
 		}
-		if err := checkArtifact(a, &targets); err != nil {
-			return &EntryError{Entry: EntryManifest, Err: fmt.Errorf("%s: %w", where, err)}
+		if err := checkArtifact(a, targets); err != nil {
+			return &EntryError{Entry: EntryManifest, Artifact: where, Err: err}
 		}
 		raw, ok := h.Blobs[a.Digest]
 		if !ok {
-			return malformed("%s: manifest %s is not in the head", where, a.Digest)
+			return &EntryError{Entry: blobName(a.Digest), Artifact: where, Err: malformed("the artifact's manifest is not in the head")}
 		}
 		if int64(len(raw)) != a.Size {
-			return &EntryError{Entry: blobName(a.Digest), Err: fmt.Errorf("%w: %d bytes, the artifact says %d", ErrIntegrity, len(raw), a.Size)}
+			return &EntryError{Entry: blobName(a.Digest), Artifact: where, Err: fmt.Errorf("%w: %d bytes, the artifact says %d", ErrIntegrity, len(raw), a.Size)}
 		}
 		if err := checkSubject(a, raw, m.Artifacts, imageManifests); err != nil {
-			return &EntryError{Entry: blobName(a.Digest), Err: fmt.Errorf("%s: %w", where, err)}
+			return &EntryError{Entry: blobName(a.Digest), Artifact: where, Err: err}
 		}
 		g, err := Walk(context.Background(), a.Descriptor, raw, headContent(h.Blobs), nil)
 		if err != nil {
-			return fmt.Errorf("%s: %w", where, err)
+			return withArtifact(err, where, blobName(a.Digest))
+		}
+		if err := checkClaims(a, g, e.Annotations[AnnotationRefName]); err != nil {
+			return &EntryError{Entry: EntryManifest, Artifact: where, Err: err}
+		}
+		if a.Kind == KindFile || a.Kind == KindModel {
+			fs, err := installFiles(i, a, raw)
+			if err != nil {
+				return &EntryError{Entry: blobName(a.Digest), Artifact: where, Err: err}
+			}
+			for _, f := range fs {
+				if err := files.Add(f.Path); err != nil {
+					return &EntryError{Entry: blobName(a.Digest), Artifact: where, Err: fmt.Errorf("%w: %w", ErrMalformed, err)}
+				}
+			}
+			h.Files = append(h.Files, fs...)
 		}
 		if a.Kind == KindImage {
 			set := map[string]bool{}
@@ -334,7 +356,7 @@ func (h *Head) checkTree() error {
 			imageManifests[a.Ref] = set
 		}
 		if err := checkAnnotations(a, g.Manifests[0].Data); err != nil {
-			return &EntryError{Entry: blobName(a.Digest), Err: fmt.Errorf("%s: %w", where, err)}
+			return &EntryError{Entry: blobName(a.Digest), Artifact: where, Err: err}
 		}
 		seen := map[string]bool{}
 		blobs, bytes := 0, int64(0)
@@ -373,7 +395,7 @@ func (h *Head) checkTree() error {
 			}
 		}
 		if blobs != a.Blobs || bytes != a.Bytes {
-			return &EntryError{Entry: EntryManifest, Err: malformed("%s: blob count or bytes do not match its content", where)}
+			return &EntryError{Entry: EntryManifest, Artifact: where, Err: claimError("%d blobs of %d bytes, its content has %d of %d", a.Blobs, a.Bytes, blobs, bytes)}
 		}
 	}
 	for d := range h.Blobs {
@@ -414,7 +436,7 @@ func (c headContent) get(d Descriptor) ([]byte, error) {
 }
 
 // checkArtifact validates one bundle.json artifact record on its own.
-func checkArtifact(a Artifact, targets *[]string) error {
+func checkArtifact(a Artifact, targets *safepath.Set) error {
 	if !validDigest(a.Digest) || a.Size < 0 || a.Size > MaxManifestSize {
 		return malformed("bad descriptor")
 	}
@@ -427,14 +449,11 @@ func checkArtifact(a Artifact, targets *[]string) error {
 		if err := safepath.Check(a.Target); err != nil {
 			return fmt.Errorf("%w: %w", ErrMalformed, err)
 		}
-		for _, t := range *targets {
-			if safepath.Overlaps(t, a.Target) {
-				return malformed("target %q collides with %q", a.Target, t)
-			}
+		if err := targets.Add(a.Target); err != nil {
+			return fmt.Errorf("%w: %w", ErrMalformed, err)
 		}
-		*targets = append(*targets, a.Target)
-		if a.Kind == KindFile && !ValidMode(a.Mode) {
-			return malformed("file mode %q", clip(a.Mode))
+		if a.Kind == KindFile && !recordModeRE.MatchString(a.Mode) {
+			return malformed("file mode %q: bundle.json records exactly four octal digits starting with 0, such as \"0640\" (no setuid, setgid or sticky bits)", clip(a.Mode))
 		}
 	case KindSBOM:
 		if a.SBOM == nil {

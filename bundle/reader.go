@@ -55,6 +55,7 @@ type Reader struct {
 	want     map[string]Descriptor
 	seen     map[string]bool
 	cur      *BodyEntry
+	last     string // the name of the last body entry started
 	findings []Finding
 	err      error
 }
@@ -117,13 +118,16 @@ func (r *Reader) Close() error {
 func (r *Reader) record(e *BodyEntry, err error) error {
 	var me *checked.MismatchError
 	if !errors.As(err, &me) {
-		return classify(err)
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			err = fmt.Errorf("%w: the entry ends before its %d bytes (truncated copy?)", ErrMalformed, e.Size)
+		}
+		return withStage(withArtifact(classify(err), "", blobName(e.Digest)), "body")
 	}
 	if !e.recorded {
 		e.recorded = true
 		r.findings = append(r.findings, Finding{Entry: blobName(e.Digest), Digest: e.Digest, Expected: me.Expected, Actual: me.Actual})
 	}
-	return &EntryError{Entry: blobName(e.Digest), Err: fmt.Errorf("%w: %w", ErrIntegrity, err)}
+	return &EntryError{Stage: "body", Entry: blobName(e.Digest), Err: fmt.Errorf("%w: %w", ErrIntegrity, err)}
 }
 
 // Findings returns the integrity problems found so far.
@@ -142,6 +146,9 @@ func (r *Reader) Next() (*BodyEntry, error) {
 	}
 	e, err := r.next()
 	if err != nil {
+		if err != io.EOF {
+			err = withStage(err, "body")
+		}
 		r.err = err
 	}
 	return e, err
@@ -157,6 +164,17 @@ func (r *Reader) next() (*BodyEntry, error) {
 	}
 	before := r.count.N
 	hdr, err := r.tr.Next()
+	if err != nil && err != io.EOF {
+		// Name where the stream broke: after the last good entry.
+		after := "the head"
+		if r.last != "" {
+			after = r.last
+		}
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			err = fmt.Errorf("%w: the body ends inside a tar header (truncated copy?)", ErrMalformed)
+		}
+		return nil, withStage(&EntryError{Entry: "after " + after, Err: classify(err)}, "body")
+	}
 	if err == io.EOF {
 		// archive/tar also reports a clean EOF when the stream is cut at an
 		// entry boundary; only a real end-of-archive marker (two zero blocks
@@ -170,8 +188,9 @@ func (r *Reader) next() (*BodyEntry, error) {
 		return nil, classify(err)
 	}
 	if err := checkHeader(hdr); err != nil {
-		return nil, err
+		return nil, withStage(err, "body")
 	}
+	r.last = hdr.Name
 	d, ok := r.want[strings.Replace(hdr.Name, "blobs/sha256/", "sha256:", 1)]
 	if !ok || !strings.HasPrefix(hdr.Name, "blobs/") {
 		return nil, &EntryError{Entry: hdr.Name, Err: malformed("not listed in the signed metadata")}

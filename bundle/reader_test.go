@@ -448,3 +448,30 @@ func TestReadHeadDoesNotReadBody(t *testing.T) {
 func rejected(err error) bool {
 	return errors.Is(err, ErrMalformed) || errors.Is(err, ErrIntegrity) || errors.Is(err, ErrNotBundle) || errors.Is(err, ErrLimit) || errors.Is(err, ErrUnsupportedVersion)
 }
+
+// TestReaderTruncatedSaysWhere (issue 10): every cut of the bundle is
+// refused with the stage, and a cut inside the body names the entry (or the
+// entry after which the stream broke) and says "(truncated copy?)".
+func TestReaderTruncatedSaysWhere(t *testing.T) {
+	t.Parallel()
+	b := valid(t)
+	h, err := ReadHead(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bodyStart := int(h.HeadSize + h.PaddingSize)
+	step := (len(b)-bodyStart)/97 + 1
+	for cut := bodyStart + 1; cut < len(b); cut += step {
+		err := readAll(b[:cut])
+		if !rejected(err) {
+			t.Fatalf("cut at %d: err = %v", cut, err)
+		}
+		msg := err.Error()
+		if !strings.Contains(msg, "body") || !strings.Contains(msg, "(truncated copy?)") {
+			t.Fatalf("cut at %d of %d: %q does not name the stage and give the hint", cut, len(b), msg)
+		}
+		if strings.Contains(msg, "unexpected EOF") && !strings.Contains(msg, "bundle entry") {
+			t.Fatalf("cut at %d: %q does not name the entry", cut, msg)
+		}
+	}
+}

@@ -3,8 +3,8 @@ package bundle
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
-	"github.com/airlock-dev/airlock/internal/errclass"
 	"regexp"
 	"sort"
 	"strings"
@@ -12,6 +12,7 @@ import (
 
 	"github.com/secure-systems-lab/go-securesystemslib/dsse"
 
+	"github.com/airlock-dev/airlock/internal/errclass"
 	"github.com/airlock-dev/airlock/internal/strictjson"
 )
 
@@ -224,10 +225,21 @@ func (e *Envelope) Statement(h *Head) (*Statement, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: payload is not base64", ErrStatement)
 	}
+	// The times first: a spelling encoding/json cannot parse is refused
+	// with the same message as one it parses leniently.
+	var top struct {
+		Predicate json.RawMessage `json:"predicate"`
+	}
+	if err := json.Unmarshal(payload, &top); err == nil && top.Predicate != nil {
+		if err := checkStamps("statement predicate", top.Predicate, "created", "expires"); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrStatement, err)
+		}
+	}
 	var st Statement
 	if err := strictjson.Unmarshal(payload, &st); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrStatement, err)
 	}
+
 	p := st.Predicate
 	m := &h.Manifest
 	switch {

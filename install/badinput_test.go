@@ -1,11 +1,13 @@
 package install_test
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/airlock-dev/airlock/bundle"
 	"github.com/airlock-dev/airlock/install"
@@ -52,8 +54,8 @@ func expectUnchanged(t *testing.T, root, canary string, wantFailure bool, want e
 }
 
 // TestBadBundles crafts validly signed bundles with hostile install paths.
-// Artifact targets are refused by the bundle reader; model file paths come
-// from layer annotations and are refused by install.
+// The bundle reader refuses all of them (artifact targets and model file
+// paths from layer annotations alike), so verify refuses them first.
 func TestBadBundles(t *testing.T) {
 	t.Parallel()
 	unsigned := pack(t, release{version: "2.0.0", seq: 20, unsigned: true})
@@ -86,42 +88,106 @@ func TestBadBundles(t *testing.T) {
 		}, bundle.ErrMalformed},
 		{"model file path with ..", func(m *bundle.Manifest, ms map[int]map[string]any) {
 			setPath(ms[model(m)], 0, "../../../escape")
-		}, install.ErrUnsafeTarget},
+		}, bundle.ErrMalformed},
 		{"model file path absolute", func(m *bundle.Manifest, ms map[int]map[string]any) {
 			setPath(ms[model(m)], 0, "/etc/passwd")
-		}, install.ErrUnsafeTarget},
+		}, bundle.ErrMalformed},
 		{"model file path with a backslash", func(m *bundle.Manifest, ms map[int]map[string]any) {
 			setPath(ms[model(m)], 0, `..\..\escape`)
-		}, install.ErrUnsafeTarget},
+		}, bundle.ErrMalformed},
 		{"model file path empty", func(m *bundle.Manifest, ms map[int]map[string]any) {
 			setPath(ms[model(m)], 0, "")
-		}, install.ErrUnsafeTarget},
+		}, bundle.ErrMalformed},
 		{"model file path missing", func(m *bundle.Manifest, ms map[int]map[string]any) {
 			delete(layers(ms[model(m)])[0]["annotations"].(map[string]any), bundle.AnnotationFilepath)
-		}, install.ErrUnsafeTarget},
+		}, bundle.ErrMalformed},
 		{"two model files, same path", func(m *bundle.Manifest, ms map[int]map[string]any) {
 			setPath(ms[model(m)], 1, layers(ms[model(m)])[0]["annotations"].(map[string]any)[bundle.AnnotationFilepath].(string))
-		}, install.ErrUnsafeTarget},
+		}, bundle.ErrMalformed},
 		{"a model file where another needs a directory", func(m *bundle.Manifest, ms map[int]map[string]any) {
 			setPath(ms[model(m)], 0, "tokenizer")
-		}, install.ErrUnsafeTarget},
+		}, bundle.ErrMalformed},
 		{"a file artifact with two layers", func(m *bundle.Manifest, ms map[int]map[string]any) {
 			i := artifactIndex(m, bundle.KindFile, "etc/app.yaml")
 			ls := ms[i]["layers"].([]any)
 			ms[i]["layers"] = append(ls, ls[0])
-		}, nil},
+		}, bundle.ErrMalformed},
+		// Issue 10: verify must refuse every path install refuses.
+		{"model file path ../../../outside/x", func(m *bundle.Manifest, ms map[int]map[string]any) {
+			setPath(ms[model(m)], 0, "../../../outside/x")
+		}, bundle.ErrMalformed},
+		{"model file path a/../../x", func(m *bundle.Manifest, ms map[int]map[string]any) {
+			setPath(ms[model(m)], 0, "a/../../x")
+		}, bundle.ErrMalformed},
+		{"model file path sub/../config.json", func(m *bundle.Manifest, ms map[int]map[string]any) {
+			setPath(ms[model(m)], 0, "sub/../config.json")
+		}, bundle.ErrMalformed},
+		{"two model files differing only in case", func(m *bundle.Manifest, ms map[int]map[string]any) {
+			setPath(ms[model(m)], 0, "Weights.bin")
+			setPath(ms[model(m)], 1, "weights.bin")
+		}, bundle.ErrMalformed},
+		{"two targets differing only in case", func(m *bundle.Manifest, ms map[int]map[string]any) {
+			setTarget(m, ms, artifactIndex(m, bundle.KindFile, "bin/run.sh"), "etc/App.yaml")
+		}, bundle.ErrMalformed},
+		{"two targets differing only in Unicode normalisation", func(m *bundle.Manifest, ms map[int]map[string]any) {
+			setTarget(m, ms, artifactIndex(m, bundle.KindFile, "etc/app.yaml"), "etc/caf\u00e9.yaml")
+			setTarget(m, ms, artifactIndex(m, bundle.KindFile, "bin/run.sh"), "etc/cafe\u0301.yaml")
+		}, bundle.ErrMalformed},
+		{"a target inside another, differing in case", func(m *bundle.Manifest, ms map[int]map[string]any) {
+			setTarget(m, ms, artifactIndex(m, bundle.KindFile, "bin/run.sh"), "Models/M/extra.json")
+		}, bundle.ErrMalformed},
+		{"mode of three digits", func(m *bundle.Manifest, ms map[int]map[string]any) {
+			i := artifactIndex(m, bundle.KindFile, "bin/run.sh")
+			m.Artifacts[i].Mode = "755"
+			ms[i]["annotations"].(map[string]any)[bundle.AnnotationMode] = "755"
+		}, bundle.ErrMalformed},
+		{"manifest without mediaType", func(m *bundle.Manifest, ms map[int]map[string]any) {
+			delete(ms[artifactIndex(m, bundle.KindFile, "etc/app.yaml")], "mediaType")
+		}, bundle.ErrMalformed},
+		{"a file artifact claiming the model artifact type", func(m *bundle.Manifest, ms map[int]map[string]any) {
+			ms[artifactIndex(m, bundle.KindFile, "etc/app.yaml")]["artifactType"] = bundle.ArtifactTypeModel
+		}, bundle.ErrMalformed},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			root, canary := badRoot(t)
 			b := craft(t, unsigned, tc.edit)
+			var installErr error
 			expectUnchanged(t, root, canary, true, tc.want, func() error {
-				_, err := installFile(t, root, b, loadPolicy(t, "default"))
-				return err
+				_, installErr = installFile(t, root, b, loadPolicy(t, "default"))
+				return installErr
 			})
+			// verify refuses it first, with the same message.
+			f, err := os.Open(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			_, verr := verify.Verify(context.Background(), f, verify.Options{Policy: loadPolicy(t, "default"), Now: created.Add(time.Hour)})
+			if verr == nil || !verify.IsFailure(verr) {
+				t.Fatalf("verify accepted what install refuses (%v)", installErr)
+			}
+			if verr.Error() != installErr.Error() {
+				t.Fatalf("verify and install disagree:\nverify:  %v\ninstall: %v", verr, installErr)
+			}
+			// Strictness rules say which form is expected.
+			if want := expectedForm[tc.name]; want != "" && !strings.Contains(verr.Error(), want) {
+				t.Fatalf("the message does not say %q: %v", want, verr)
+			}
 		})
 	}
+}
+
+// expectedForm is what the refusal of a strictness case of TestBadBundles
+// must say about the accepted form.
+var expectedForm = map[string]string{
+	"mode of three digits":                                `exactly four octal digits starting with 0, such as "0640"`,
+	"two targets differing only in case":                  "differs only in case or Unicode normalisation",
+	"two targets differing only in Unicode normalisation": "differs only in case or Unicode normalisation",
+	"two model files differing only in case":              "differs only in case or Unicode normalisation",
+	"manifest without mediaType":                          "a manifest must state its own media type",
+	"model file path a/../../x":                           "artifact 0 (model m)",
 }
 
 // TestBadBundleBytes: tampered or cut bundles fail in the body, after files
@@ -300,5 +366,200 @@ func TestLeftoverInRootIsNotFollowed(t *testing.T) {
 	}
 	if _, err := install.Check(t.Context(), root); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestReplayAfterStateLoss (issue 10): deleting state.json, or restoring an
+// older copy, must not re-enable an older bundle. Every command that changes
+// the root refuses until Repair rebuilds the state from the release
+// records, and the rebuilt state refuses the replay.
+func TestReplayAfterStateLoss(t *testing.T) {
+	t.Parallel()
+	v1 := pack(t, release{version: "1.0.0", seq: 10})
+	v2 := pack(t, release{version: "2.0.0", seq: 20})
+	v3 := pack(t, release{version: "3.0.0", seq: 30})
+	ctx := context.Background()
+
+	t.Run("state deleted", func(t *testing.T) {
+		t.Parallel()
+		root := filepath.Join(t.TempDir(), "root")
+		mustInstall(t, root, v1)
+		mustInstall(t, root, v2)
+		if err := os.Remove(install.StatePath(root)); err != nil {
+			t.Fatal(err)
+		}
+		canary := t.TempDir()
+		expectUnchanged(t, root, canary, false, install.ErrStateBehind, func() error {
+			_, err := installFile(t, root, v1, loadPolicy(t, "default"))
+			return err
+		})
+		if _, err := install.Check(ctx, root); !errors.Is(err, install.ErrStateBehind) {
+			t.Fatalf("check with the state deleted: err = %v, want the state behind the records", err)
+		}
+		done, err := install.Repair(ctx, root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("repaired: %q", done)
+		st, err := install.ReadStatus(ctx, root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := st.Bundles[0]
+		if b.HighestSequence != 20 || b.Current != "2.0.0" || len(b.Releases) != 2 {
+			t.Fatalf("rebuilt: highest %d, current %q, %d releases; want 20, 2.0.0, 2", b.HighestSequence, b.Current, len(b.Releases))
+		}
+		expectUnchanged(t, root, canary, true, install.ErrReplay, func() error {
+			_, err := installFile(t, root, pack(t, release{version: "1.5.0", seq: 15}), loadPolicy(t, "default"))
+			return err
+		})
+		mustInstall(t, root, v3)
+		if _, err := install.Check(ctx, root); err != nil {
+			t.Fatalf("check after the repair: %v", err)
+		}
+	})
+
+	t.Run("older state restored", func(t *testing.T) {
+		t.Parallel()
+		root := filepath.Join(t.TempDir(), "root")
+		mustInstall(t, root, v1)
+		old := mustRead(t, install.StatePath(root))
+		mustInstall(t, root, v2)
+		if err := os.WriteFile(install.StatePath(root), old, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		expectUnchanged(t, root, t.TempDir(), false, install.ErrStateBehind, func() error {
+			_, err := installFile(t, root, pack(t, release{version: "1.5.0", seq: 15}), loadPolicy(t, "default"))
+			return err
+		})
+	})
+
+	t.Run("highest release pruned, then state deleted", func(t *testing.T) {
+		t.Parallel()
+		root := filepath.Join(t.TempDir(), "root")
+		mustInstall(t, root, v1)
+		mustInstall(t, root, v2)
+		if _, err := install.Rollback(ctx, root, "demo", install.RollbackOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := install.Prune(ctx, root, 1, install.PruneOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		os.Remove(install.StatePath(root))
+		if _, err := install.Repair(ctx, root); err != nil {
+			t.Fatal(err)
+		}
+		st, _ := install.ReadStatus(ctx, root)
+		if b := st.Bundles[0]; b.HighestSequence != 20 || b.Current != "1.0.0" {
+			t.Fatalf("rebuilt: highest %d, current %q; want 20 (from the pruned release's record), 1.0.0", b.HighestSequence, b.Current)
+		}
+		expectUnchanged(t, root, t.TempDir(), true, install.ErrReplay, func() error {
+			_, err := installFile(t, root, pack(t, release{version: "1.5.0", seq: 15}), loadPolicy(t, "default"))
+			return err
+		})
+	})
+
+	t.Run("whole .airlock directory deleted", func(t *testing.T) {
+		t.Parallel()
+		root := filepath.Join(t.TempDir(), "root")
+		mustInstall(t, root, v2)
+		os.RemoveAll(filepath.Join(root, ".airlock"))
+		_, err := installFile(t, root, v1, loadPolicy(t, "default"))
+		if !errors.Is(err, install.ErrStateBehind) {
+			t.Fatalf("err = %v, want the state to be behind the records", err)
+		}
+		if _, err := os.Stat(install.ReleaseDir(root, "demo", "2.0.0")); err != nil {
+			t.Fatalf("the installed release was touched: %v", err)
+		}
+	})
+}
+
+// TestInterruptedPruneRepair: a prune stopped after its state write leaves a
+// release directory; the repair names the prune, not an install.
+func TestInterruptedPruneRepair(t *testing.T) {
+	t.Parallel()
+	root := filepath.Join(t.TempDir(), "root")
+	mustInstall(t, root, pack(t, release{version: "1.0.0", seq: 10}))
+	mustInstall(t, root, pack(t, release{version: "2.0.0", seq: 20}))
+	func() {
+		defer func() { recover() }()
+		install.Prune(context.Background(), root, 1, install.PruneOptions{Failpoint: func(n string) {
+			if n == install.FailpointAfterState {
+				panic("stop")
+			}
+		}})
+	}()
+	st, err := install.ReadStatus(context.Background(), root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Repaired) != 1 || !strings.Contains(st.Repaired[0], "left by a prune that did not complete") {
+		t.Fatalf("repaired = %q", st.Repaired)
+	}
+}
+
+// TestCheckDuringMaintenance (issue 10): `check` running in a loop while a
+// prune and a rollback change the root must never report drift or fail on
+// a directory that vanished: it shares the root's lock with readers only.
+func TestCheckDuringMaintenance(t *testing.T) {
+	t.Parallel()
+	var bundles []string
+	for i, v := range []string{"1.0.0", "2.0.0", "3.0.0", "4.0.0"} {
+		bundles = append(bundles, pack(t, release{version: v, seq: uint64(10 * (i + 1)), big: 1 << 20}))
+	}
+	ctx := context.Background()
+	for round := 0; round < 4; round++ {
+		root := filepath.Join(t.TempDir(), "root")
+		for _, b := range bundles {
+			mustInstall(t, root, b)
+		}
+		stop := make(chan struct{})
+		errs := make(chan error, 1)
+		checks, locked := 0, 0
+		go func() {
+			defer close(errs)
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				_, err := install.Check(ctx, root)
+				checks++
+				if errors.Is(err, install.ErrLocked) {
+					locked++
+					continue
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+		for i := 0; i < 3; i++ {
+			for {
+				_, err := install.Rollback(ctx, root, "demo", install.RollbackOptions{})
+				if !errors.Is(err, install.ErrLocked) {
+					if err != nil {
+						t.Fatal(err)
+					}
+					break
+				}
+			}
+		}
+		for {
+			_, err := install.Prune(ctx, root, 1, install.PruneOptions{})
+			if !errors.Is(err, install.ErrLocked) {
+				if err != nil {
+					t.Fatal(err)
+				}
+				break
+			}
+		}
+		close(stop)
+		if err := <-errs; err != nil {
+			t.Fatalf("round %d: check during maintenance: %v", round, err)
+		}
+		t.Logf("round %d: %d checks, %d found the root locked", round, checks, locked)
 	}
 }

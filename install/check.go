@@ -52,7 +52,9 @@ type Finding struct {
 	Actual   string `json:"actual,omitempty"`
 }
 
-// Check re-hashes every installed file against the state and reports
+// Check takes the install root's lock shared (a *LockedError when an
+// install, rollback, prune or repair holds it), then re-hashes every
+// installed file against the state and reports
 // drift: modified, missing or extra files, wrong modes or types, and current
 // links that point elsewhere. It changes nothing and follows no link. It
 // returns the report in every case once the state was read; the error is a
@@ -73,8 +75,18 @@ func Check(ctx context.Context, root string) (*CheckReport, error) {
 		return nil, err
 	}
 	defer l.close()
+	// Shared with other readers, never overlapping a writer: a prune or a
+	// rollback in progress is not drift.
+	if err := l.acquireShared(); err != nil {
+		return nil, err
+	}
 	st, err := l.readState()
 	if err != nil {
+		return nil, err
+	}
+	// A state file deleted or restored from an older copy would hide
+	// releases from the check: say so instead (nothing is written).
+	if _, _, err := l.reconcile(st, false); err != nil {
 		return nil, err
 	}
 	buf := make([]byte, copyBufferSize)

@@ -92,7 +92,7 @@ func (e *LockedError) Error() string {
 	if h == "" {
 		h = "an unknown process"
 	}
-	return fmt.Sprintf("%s is held by %s: another airlock install, rollback or prune is running on this root; wait for it to finish", e.Path, h)
+	return fmt.Sprintf("%s is held by %s: another airlock process (an install, rollback, prune or repair, or a check while one of those waits) is using this root; wait for it to finish and run the command again", e.Path, h)
 }
 
 func (e *LockedError) Unwrap() error { return ErrLocked }

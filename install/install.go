@@ -69,6 +69,7 @@ type installer struct {
 	id       identity
 	dec      decision
 	previous string
+	envelope []byte // the head's signatures entry, recorded with the release
 	repaired []string
 	images   int
 
@@ -148,6 +149,7 @@ func (in *installer) trusted(ctx context.Context, h *bundle.Head) error {
 		return rejected(err)
 	}
 	in.plan = p
+	in.envelope = h.Signatures
 	for _, a := range h.Manifest.Artifacts {
 		if a.Kind == bundle.KindImage {
 			in.images++
@@ -303,6 +305,12 @@ func (in *installer) commit(ctx context.Context, rep *verify.Report, res *Result
 		return err
 	}
 	res.Outcome = OutcomeInstalled
+	// After the commit point: the record lets a lost state be rebuilt. If
+	// it cannot be written now, the next run under the lock writes it from
+	// the state (see reconcile), so the install still stands.
+	if err := in.l.writeRecord(name, &releaseRecord{Release: *b.release(version)}); err != nil {
+		in.log.Warn("release record not written; the next run writes it", "error", err)
+	}
 	return nil
 }
 
@@ -337,6 +345,7 @@ func (in *installer) release(rep *verify.Report) Release {
 		Version: in.plan.version, Sequence: in.id.sequence, Root: in.id.root,
 		ManifestDigest: rep.Bundle.ManifestDigest, Channel: rep.Bundle.Channel, Created: rep.Bundle.Created.UTC(),
 		Installed: in.now.UTC(), Bundle: in.opts.Path, Signers: []Signer{}, Files: in.plan.stateFiles(), Bytes: in.plan.bytes,
+		Envelope: in.envelope,
 	}
 	for _, s := range rep.Signers {
 		if s.Verified && s.Counted {

@@ -50,6 +50,8 @@ type layout struct {
 	rel  *os.Root // DIR/releases
 	cur  *os.Root // DIR/current
 	lock *lockFile
+	// shared is the lock file held with a shared lock (check), or nil.
+	shared *os.File
 }
 
 // precheck looks at DIR without changing anything: DIR, when it exists, is
@@ -184,6 +186,11 @@ func (l *layout) nameDir(name string, create bool) (*os.Root, error) {
 }
 
 func (l *layout) close() {
+	if l.shared != nil {
+		syscall.Flock(int(l.shared.Fd()), syscall.LOCK_UN)
+		l.shared.Close()
+		l.shared = nil
+	}
 	if l.lock != nil {
 		l.lock.release()
 		l.lock = nil
@@ -222,7 +229,7 @@ func (l *layout) acquireLock(now time.Time) error {
 		if errors.Is(err, syscall.EWOULDBLOCK) {
 			buf := make([]byte, 256)
 			n, _ := f.ReadAt(buf, 0)
-			return &LockedError{Path: p, Holder: strings.TrimSpace(strings.ToValidUTF8(string(buf[:n]), "?"))}
+			return &LockedError{Path: p, Holder: trimHolder(buf[:n])}
 		}
 		return fmt.Errorf("lock %s: %w", p, err)
 	}
@@ -232,6 +239,8 @@ func (l *layout) acquireLock(now time.Time) error {
 	l.lock = &lockFile{f: f}
 	return nil
 }
+
+func trimHolder(b []byte) string { return strings.TrimSpace(strings.ToValidUTF8(string(b), "?")) }
 
 // release empties the lock file (so an idle root's bytes do not depend on
 // who held it last) and unlocks it.

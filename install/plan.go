@@ -1,15 +1,10 @@
 package install
 
 import (
-	"encoding/json"
-	"fmt"
 	"io/fs"
 	"sort"
-	"strconv"
 
 	"github.com/airlock-dev/airlock/bundle"
-	"github.com/airlock-dev/airlock/internal/checked"
-	"github.com/airlock-dev/airlock/internal/safepath"
 )
 
 // planFile is one file to install.
@@ -31,11 +26,11 @@ type plan struct {
 	bytes         int64            // sum of file sizes (the signed sizes)
 }
 
-// makePlan lists the files of every file and model artifact and checks
-// every install path: relative, clean, inside the release directory, and
-// no path equal to or inside another. The bundle reader already checks
-// artifact targets; model file paths come from layer annotations and are
-// checked here.
+// makePlan lists the files of every file and model artifact. The bundle
+// reader derived them from the verified manifests and checked every path
+// (safe, inside the release directory, unique after case folding and
+// Unicode normalisation, no path inside another) and every mode, so verify
+// refuses whatever install would; install only takes the list.
 func makePlan(h *bundle.Head) (*plan, error) {
 	m := &h.Manifest
 	if !validName(m.Name) || !validVersion(m.Version) {
@@ -46,74 +41,21 @@ func makePlan(h *bundle.Head) (*plan, error) {
 	for _, d := range h.Body {
 		inBody[d.Digest] = true
 	}
-	for i, a := range m.Artifacts {
-		if a.Kind != bundle.KindFile && a.Kind != bundle.KindModel {
-			continue
+	for _, hf := range h.Files {
+		mode, err := parseMode(hf.Mode)
+		if err != nil {
+			return nil, &TargetError{Artifact: hf.What, Target: hf.Path, Reason: err.Error()}
 		}
-		what := a.Kind + " " + a.Target
-		if a.Kind == bundle.KindModel {
-			what = "model " + a.Name
-		}
-		if err := safepath.Check(a.Target); err != nil {
-			return nil, &TargetError{Artifact: what, Target: a.Target, Reason: err.Error()}
-		}
-		raw, ok := h.Blobs[a.Digest]
-		if !ok || a.MediaType != bundle.MediaTypeOCIManifest {
-			return nil, &TargetError{Artifact: what, Target: a.Target, Reason: "the artifact is not a single OCI manifest"}
-		}
-		var man struct {
-			Layers []struct {
-				Digest      string            `json:"digest"`
-				Size        int64             `json:"size"`
-				Annotations map[string]string `json:"annotations"`
-			} `json:"layers"`
-		}
-		if err := json.Unmarshal(raw, &man); err != nil {
-			return nil, &TargetError{Artifact: what, Target: a.Target, Reason: fmt.Sprintf("artifact %d manifest: %v", i, err)}
-		}
-		if a.Kind == bundle.KindFile && len(man.Layers) != 1 {
-			return nil, &TargetError{Artifact: what, Target: a.Target, Reason: fmt.Sprintf("a file artifact has exactly one layer, this one has %d", len(man.Layers))}
-		}
-		if len(man.Layers) == 0 {
-			return nil, &TargetError{Artifact: what, Target: a.Target, Reason: "the model has no files"}
-		}
-		mode := fs.FileMode(0o644)
-		if a.Kind == bundle.KindFile {
-			v, err := strconv.ParseUint(a.Mode, 8, 32)
-			if err != nil || v > 0o777 {
-				return nil, &TargetError{Artifact: what, Target: a.Target, Reason: fmt.Sprintf("mode %q is not an octal permission without setuid, setgid or sticky bits", a.Mode)}
+		f := planFile{artifact: hf.What, target: hf.Path, digest: hf.Digest, size: hf.Size, mode: mode}
+		if !inBody[hf.Digest] {
+			data, ok := h.Blobs[hf.Digest]
+			if !ok || int64(len(data)) != hf.Size {
+				return nil, &TargetError{Artifact: hf.What, Target: hf.Path, Reason: "layer " + hf.Digest + " is neither in the body nor in the head"}
 			}
-			mode = fs.FileMode(v)
+			f.head = data
 		}
-		for _, l := range man.Layers {
-			if !checked.ValidDigest(l.Digest) || l.Size < 0 {
-				return nil, &TargetError{Artifact: what, Target: a.Target, Reason: "a layer has an invalid digest or size"}
-			}
-			target := a.Target
-			if a.Kind == bundle.KindModel {
-				rel, ok := l.Annotations[bundle.AnnotationFilepath]
-				if !ok {
-					return nil, &TargetError{Artifact: what, Target: a.Target, Reason: "layer " + l.Digest + " has no " + bundle.AnnotationFilepath + " annotation"}
-				}
-				if err := safepath.Check(rel); err != nil {
-					return nil, &TargetError{Artifact: what, Target: rel, Reason: err.Error()}
-				}
-				target = a.Target + "/" + rel
-				if err := safepath.Check(target); err != nil {
-					return nil, &TargetError{Artifact: what, Target: target, Reason: err.Error()}
-				}
-			}
-			f := planFile{artifact: what, target: target, digest: l.Digest, size: l.Size, mode: mode}
-			if !inBody[l.Digest] {
-				data, ok := h.Blobs[l.Digest]
-				if !ok || int64(len(data)) != l.Size {
-					return nil, &TargetError{Artifact: what, Target: target, Reason: "layer " + l.Digest + " is neither in the body nor in the head"}
-				}
-				f.head = data
-			}
-			p.files = append(p.files, f)
-			p.bytes += l.Size
-		}
+		p.files = append(p.files, f)
+		p.bytes += hf.Size
 	}
 	sort.Slice(p.files, func(i, j int) bool { return p.files[i].target < p.files[j].target })
 	if err := checkOverlaps(p.files); err != nil {
@@ -128,8 +70,8 @@ func makePlan(h *bundle.Head) (*plan, error) {
 }
 
 // checkOverlaps refuses two files with the same path and a file whose path
-// is a directory of another (a target that is a file in one artifact and a
-// directory in another).
+// is a directory of another. The bundle reader refuses both already (and
+// more); this keeps the install's own invariant local.
 func checkOverlaps(files []planFile) error {
 	owner := make(map[string]string, len(files))
 	for _, f := range files {

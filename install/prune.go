@@ -76,6 +76,14 @@ func Prune(ctx context.Context, root string, keep int, opts PruneOptions) (*Prun
 			opts.Failpoint(n)
 		}
 	}
+	// Mark the records first: a crash before the state is written leaves
+	// records the state still lists (recover rewrites them unpruned); a
+	// crash after it leaves directories recover removes as a prune's.
+	for _, p := range res.Removed {
+		if err := l.markPruned(p.Name, *st.Bundles[p.Name].release(p.Version), time.Now()); err != nil {
+			return res, err
+		}
+	}
 	fp(FailpointBeforeState)
 	if err := l.writeState(next); err != nil {
 		return res, err

@@ -9,19 +9,27 @@ import (
 )
 
 // recover brings the root back in line with the state after a crash, under
-// the lock: it removes unfinished staging directories and temporary files,
+// the lock. First it compares the state with the release records (see
+// reconcile): a state that is missing or older than the records stops
+// everything with a *StateBehindError. Then it removes unfinished staging directories and temporary files,
 // removes release directories the state does not list (written by an
 // install that died before its commit point), and points every current
 // link at the state's current release (an install that died after its
 // commit point, before the switch). It returns what it did, one line each.
 func (l *layout) recover(st *State) ([]string, error) {
-	var done []string
 	if err := l.ensure(); err != nil {
 		return nil, err
 	}
+	done, pruned, err := l.reconcile(st, false)
+	if err != nil {
+		return done, err
+	}
+	if err := l.backfillRecords(st); err != nil {
+		return done, err
+	}
 	ents, err := readDirNames(l.air, ".")
 	if err != nil {
-		return nil, err
+		return done, err
 	}
 	for _, e := range ents {
 		n := e.Name()
@@ -68,6 +76,9 @@ func (l *layout) recover(st *State) ([]string, error) {
 			return done, err
 		}
 		for _, v := range vents {
+			if v.Name() == dirRecords {
+				continue
+			}
 			if b.release(v.Name()) != nil {
 				if !v.IsDir() {
 					nr.Close()
@@ -79,7 +90,11 @@ func (l *layout) recover(st *State) ([]string, error) {
 				nr.Close()
 				return done, err
 			}
-			done = append(done, "removed "+filepath.Join(p, v.Name())+", left by an install that did not complete")
+			if pruned[n][v.Name()] {
+				done = append(done, "removed "+filepath.Join(p, v.Name())+", left by a prune that did not complete")
+			} else {
+				done = append(done, "removed "+filepath.Join(p, v.Name())+", left by an install that did not complete")
+			}
 		}
 		nr.Close()
 	}

@@ -66,6 +66,9 @@ type Release struct {
 	Files []File `json:"files"`
 	// Bytes is the sum of the file sizes.
 	Bytes int64 `json:"bytes"`
+	// Envelope is the signed DSSE envelope (airlock/signatures.json) the
+	// release was installed from; absent in states older than issue 10.
+	Envelope []byte `json:"envelope,omitempty"`
 }
 
 // Signer is a key whose signature counted for the release.
@@ -135,6 +138,7 @@ func (s *State) clone() *State {
 		for i, r := range b.Releases {
 			r.Signers = slices.Clone(r.Signers)
 			r.Files = slices.Clone(r.Files)
+			r.Envelope = slices.Clone(r.Envelope)
 			nb.Releases[i] = r
 		}
 		nb.History = slices.Clone(b.History)

@@ -2,8 +2,6 @@ package policy
 
 import (
 	"fmt"
-	"io"
-	"os"
 	"path"
 	"path/filepath"
 	"sort"
@@ -62,30 +60,9 @@ type Require struct {
 
 // Load reads the policy file at path (at most MaxPolicySize bytes) and the
 // key files it names (at most keys.MaxKeyFileSize bytes each) and parses it.
-func Load(path string) (*Policy, error) {
-	data, err := readBounded(path, MaxPolicySize)
-	if err != nil {
-		return nil, &Error{File: path, Msg: fmt.Sprintf("cannot read the policy: %v", err), Err: err}
-	}
-	return Parse(path, data, func(p string) ([]byte, error) { return readBounded(p, keys.MaxKeyFileSize) })
-}
-
-// readBounded reads up to limit bytes of path and fails if there is more.
-func readBounded(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("%s is larger than %d bytes", path, limit)
-	}
-	return data, nil
-}
+// A policy or key file that group or others may write is refused with a
+// *PermissionError (see LoadWith to override).
+func Load(path string) (*Policy, error) { return LoadWith(path, LoadOptions{}) }
 
 // Match returns the first rule whose glob matches bundleName. When none does,
 // the bundle is denied: the error is a *Violation wrapping ErrNoRule and

@@ -3,6 +3,8 @@ package verify
 import (
 	"errors"
 	"fmt"
+	"strings"
+
 	"github.com/airlock-dev/airlock/internal/errclass"
 )
 
@@ -21,7 +23,11 @@ type Failure struct {
 	Err   error
 }
 
-func (f *Failure) Error() string { return fmt.Sprintf("verification failed (%s): %v", f.Stage, f.Err) }
+func (f *Failure) Error() string {
+	// The bundle reader names the stage too ("head: bundle entry ..."); say it once.
+	msg := strings.TrimPrefix(f.Err.Error(), f.Stage+": ")
+	return fmt.Sprintf("verification failed (%s): %s", f.Stage, msg)
+}
 
 func (f *Failure) Unwrap() error { return f.Err }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/sigstore/sigstore/pkg/signature"
 
 	"github.com/airlock-dev/airlock/bundle"
+	"github.com/airlock-dev/airlock/internal/keys"
 	"github.com/airlock-dev/airlock/internal/meter"
 	"github.com/airlock-dev/airlock/policy"
 )
@@ -199,8 +200,13 @@ func checkSignatures(env *bundle.Envelope, pol *policy.Policy, rule *policy.Rule
 			return nil, infos, fmt.Errorf("signature %d: %w", i, err)
 		}
 		info := SignerInfo{KeyID: s.KeyID}
+		var claimedErr error // why the key the signature names refused it
 		for _, kv := range vs {
-			if kv.v.VerifySignature(bytes.NewReader(sig), bytes.NewReader(pae)) == nil {
+			verr := kv.v.VerifySignature(bytes.NewReader(sig), bytes.NewReader(pae))
+			if verr != nil && kv.fp == s.KeyID {
+				claimedErr = verr
+			}
+			if verr == nil {
 				info.Verified, info.Name, info.Counted = true, kv.name, inRule[kv.name]
 				if info.KeyID != kv.fp {
 					info.Note = "key id in the envelope is " + s.KeyID + "; the signature verified with " + kv.fp
@@ -213,6 +219,9 @@ func checkSignatures(env *bundle.Envelope, pol *policy.Policy, rule *policy.Rule
 			if name := pol.KeyName(s.KeyID); name != "" {
 				info.Name = name
 				infos = append(infos, info)
+				if errors.Is(claimedErr, keys.ErrSignatureEncoding) {
+					return nil, infos, fmt.Errorf("%w: the signature for key %s (%s) is refused: %w", ErrUntrusted, name, s.KeyID, claimedErr)
+				}
 				return nil, infos, fmt.Errorf("%w: the signature for key %s (%s) does not verify: the bundle or its statement was altered after signing", ErrUntrusted, name, s.KeyID)
 			}
 			info.Note = "key not in the policy; not counted"

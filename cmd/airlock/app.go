@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/airlock-dev/airlock/internal/errclass"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"sort"
 	"strings"
@@ -15,8 +15,11 @@ import (
 	"golang.org/x/term"
 
 	"github.com/airlock-dev/airlock/bundle"
+	"github.com/airlock-dev/airlock/install"
+	"github.com/airlock-dev/airlock/internal/errclass"
 	"github.com/airlock-dev/airlock/internal/meter"
 	"github.com/airlock-dev/airlock/internal/suggest"
+	"github.com/airlock-dev/airlock/policy"
 )
 
 // Exit codes, stable across releases and documented in `airlock help`.
@@ -134,6 +137,14 @@ func runCommand(ctx context.Context, c command, args []string, e *env) int {
 		return exitOK
 	}
 	fmt.Fprintf(e.stderr, "airlock %s: %v\n", c.name, err)
+	var sb *install.StateBehindError
+	if errors.As(err, &sb) {
+		fmt.Fprintf(e.stderr, "Run 'airlock status --root %s --repair' to rebuild it from the release records.\n", filepath.Dir(filepath.Dir(sb.State)))
+	}
+	var pe *policy.PermissionError
+	if errors.As(err, &pe) {
+		fmt.Fprintf(e.stderr, "Run 'chmod %s %s' (as OpenSSH requires for keys), or pass --insecure-permissions to use it anyway.\n", pe.Fix, pe.Path)
+	}
 	var ue *usageError
 	if errors.As(err, &ue) {
 		fmt.Fprintf(e.stderr, "Run 'airlock %s --help' for usage.\n", c.name)

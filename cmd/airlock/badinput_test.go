@@ -651,3 +651,62 @@ func TestPackFailureKeepsPreviousBundle(t *testing.T) {
 	badLeftovers(t, outDir)
 	badLeftovers(t, dir)
 }
+
+// TestTrustFilePermissionsCLI (issue 10): a policy or key file that group
+// or others may write is refused with exit 1, naming the file and the
+// chmod to run; --insecure-permissions uses it anyway.
+func TestTrustFilePermissionsCLI(t *testing.T) {
+	t.Parallel()
+	f := newInstallFixture(t)
+	b := f.pack(t, "1.0.0", 100)
+	for _, file := range []string{f.policy, filepath.Join(f.dir, "security.pub")} {
+		if err := os.Chmod(file, 0o666); err != nil {
+			t.Fatal(err)
+		}
+		code, _, stderr := runCLI(t, nil, "verify", b, "--policy", f.policy, "-q")
+		if code != exitError || !strings.Contains(stderr, file) || !strings.Contains(stderr, "chmod go-w "+file) {
+			t.Fatalf("%s mode 0666: exit %d\n%s", file, code, stderr)
+		}
+		t.Log(stderr)
+		code, _, stderr = runCLI(t, nil, "verify", b, "--policy", f.policy, "-q", "--insecure-permissions")
+		if code != exitOK {
+			t.Fatalf("--insecure-permissions: exit %d\n%s", code, stderr)
+		}
+		code, _, stderr = runCmd(t, installCommand(), b, "--root", filepath.Join(t.TempDir(), "r"), "--policy", f.policy, "-q")
+		if code != exitError || !strings.Contains(stderr, "chmod go-w") {
+			t.Fatalf("install with %s mode 0666: exit %d\n%s", file, code, stderr)
+		}
+		os.Chmod(file, 0o644)
+	}
+}
+
+// TestStateLossCLI (issue 10): with state.json deleted, install refuses
+// with exit 1 and the hint to repair; status --repair rebuilds the state and
+// the older bundle is then refused as a replay (exit 3).
+func TestStateLossCLI(t *testing.T) {
+	t.Parallel()
+	f := newInstallFixture(t)
+	v1, v2 := f.pack(t, "1.0.0", 100), f.pack(t, "1.1.0", 200)
+	root := filepath.Join(t.TempDir(), "root")
+	for _, b := range []string{v1, v2} {
+		if code, out, stderr := runCmd(t, installCommand(), b, "--root", root, "--policy", f.policy, "-q"); code != exitOK {
+			t.Fatalf("install: exit %d\n%s%s", code, out, stderr)
+		}
+	}
+	if err := os.Remove(filepath.Join(root, ".airlock", "state.json")); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := runCmd(t, installCommand(), v1, "--root", root, "--policy", f.policy, "-q")
+	if code != exitError || !strings.Contains(stderr, "airlock status --root "+root+" --repair") {
+		t.Fatalf("install after losing the state: exit %d\n%s", code, stderr)
+	}
+	code, out, stderr := runCmd(t, statusCommand(), "--root", root, "--repair")
+	if code != exitOK || !strings.Contains(out, "repaired: ") || !strings.Contains(out, "demo: current 1.1.0 (highest sequence accepted: 200)") {
+		t.Fatalf("status --repair: exit %d\n%s%s", code, out, stderr)
+	}
+	t.Log(out)
+	code, _, stderr = runCmd(t, installCommand(), v1, "--root", root, "--policy", f.policy, "-q")
+	if code != exitRejected || !strings.Contains(stderr, "lower sequence") {
+		t.Fatalf("replay after the repair: exit %d\n%s", code, stderr)
+	}
+}

@@ -25,21 +25,22 @@ func inspectCommand() command {
 		setup: func(fs *pflag.FlagSet) func(context.Context, *env, []string) error {
 			asJSON := fs.Bool("json", false, "print the documented JSON report")
 			policyPath := fs.StringP("policy", "p", "", "name signers with the key names of this trust policy")
+			insecurePerms := fs.Bool("insecure-permissions", false, "use a policy or key file even when group or others may write it (refused by default, as OpenSSH refuses such keys)")
 			return func(_ context.Context, e *env, args []string) error {
 				if len(args) != 1 {
 					return usagef("inspect takes exactly one bundle path")
 				}
-				return runInspect(e, args[0], *asJSON, *policyPath)
+				return runInspect(e, args[0], *asJSON, *policyPath, *insecurePerms)
 			}
 		},
 	}
 }
 
-func runInspect(e *env, path string, asJSON bool, policyPath string) error {
+func runInspect(e *env, path string, asJSON bool, policyPath string, insecurePerms bool) error {
 	var pol *policy.Policy
 	if policyPath != "" {
 		var err error
-		if pol, err = policy.Load(policyPath); err != nil {
+		if pol, err = policy.LoadWith(policyPath, policy.LoadOptions{InsecurePermissions: insecurePerms}); err != nil {
 			return err
 		}
 	}

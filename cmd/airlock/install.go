@@ -14,6 +14,7 @@ import (
 )
 
 type installFlags struct {
+	insecurePerms  bool
 	root           string
 	policy         string
 	registry       string
@@ -27,6 +28,7 @@ type installFlags struct {
 func (f *installFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.root, "root", "", "install root: files and models go to ROOT/releases/NAME/VERSION, ROOT/current/NAME points at the current one (required)")
 	fs.StringVarP(&f.policy, "policy", "p", "", "trust policy (required; the bundle is verified in the same pass)")
+	fs.BoolVar(&f.insecurePerms, "insecure-permissions", false, "use a policy or key file even when group or others may write it (refused by default, as OpenSSH refuses such keys)")
 	fs.StringVar(&f.registry, "registry", "", "also mirror images and models into this registry in the same run: REGISTRY[/PREFIX]")
 	fs.StringArrayVar(&f.insecure, "insecure-registry", nil, "registry host[:port] to reach over plain HTTP (repeatable)")
 	fs.StringVar(&f.caFile, "ca-file", "", "PEM file of extra CAs to trust for the registry's TLS certificate")
@@ -74,7 +76,7 @@ func installCommand() command {
 }
 
 func runInstall(ctx context.Context, e *env, f *installFlags, path string) error {
-	pol, err := policy.Load(f.policy)
+	pol, err := policy.LoadWith(f.policy, policy.LoadOptions{InsecurePermissions: f.insecurePerms})
 	if err != nil {
 		return err
 	}

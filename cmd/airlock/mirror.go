@@ -20,24 +20,26 @@ import (
 )
 
 type mirrorFlags struct {
-	to         string
-	policy     string
-	keepHost   bool
-	imagesOnly bool
-	jobs       int
-	caFile     string
-	insecure   []string
-	report     string
-	emitConfig string
-	signKey    string
-	tmpDir     string
-	quiet      bool
-	asJSON     bool
+	insecurePerms bool
+	to            string
+	policy        string
+	keepHost      bool
+	imagesOnly    bool
+	jobs          int
+	caFile        string
+	insecure      []string
+	report        string
+	emitConfig    string
+	signKey       string
+	tmpDir        string
+	quiet         bool
+	asJSON        bool
 }
 
 func (f *mirrorFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.to, "to", "", "destination registry and optional path prefix: REGISTRY[/PREFIX] (required)")
 	fs.StringVarP(&f.policy, "policy", "p", "", "trust policy (required; the bundle is verified in the same pass)")
+	fs.BoolVar(&f.insecurePerms, "insecure-permissions", false, "use a policy or key file even when group or others may write it (refused by default, as OpenSSH refuses such keys)")
 	fs.BoolVar(&f.keepHost, "keep-registry-host", false, "put the source registry host into the target path")
 	fs.BoolVar(&f.imagesOnly, "images-only", false, "mirror images only, not models")
 	fs.IntVar(&f.jobs, "jobs", 4, "concurrent uploads")
@@ -90,7 +92,7 @@ func mirrorCommand() command {
 }
 
 func runMirror(ctx context.Context, e *env, f *mirrorFlags, path string) error {
-	pol, err := policy.Load(f.policy)
+	pol, err := policy.LoadWith(f.policy, policy.LoadOptions{InsecurePermissions: f.insecurePerms})
 	if err != nil {
 		return err
 	}

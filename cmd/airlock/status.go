@@ -15,11 +15,13 @@ import (
 type statusFlags struct {
 	root   string
 	asJSON bool
+	repair bool
 }
 
 func (f *statusFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.root, "root", "", "install root (required)")
 	fs.BoolVar(&f.asJSON, "json", false, "print the status as JSON")
+	fs.BoolVar(&f.repair, "repair", false, "rebuild a missing or older state.json from the release records first (never lowers the highest accepted sequence)")
 }
 
 func (f *statusFlags) validate(args []string) error {
@@ -36,9 +38,10 @@ func statusCommand() command {
 	return command{
 		name:    "status",
 		summary: "Show what is installed under a root and which release is current, from which bundle, signed by whom, when.",
-		usage:   "--root DIR [--json]",
+		usage:   "--root DIR [--json] [--repair]",
 		examples: `  airlock status --root /opt/payments
   airlock status --root /opt/payments --json
+  airlock status --root /opt/payments --repair
 `,
 		setup: func(fs *pflag.FlagSet) func(context.Context, *env, []string) error {
 			f := &statusFlags{}
@@ -47,10 +50,19 @@ func statusCommand() command {
 				if err := f.validate(args); err != nil {
 					return err
 				}
+				var repaired []string
+				if f.repair {
+					done, err := install.Repair(ctx, f.root)
+					if err != nil {
+						return err
+					}
+					repaired = done
+				}
 				st, err := install.ReadStatus(ctx, f.root)
 				if err != nil {
 					return err
 				}
+				st.Repaired = append(repaired, st.Repaired...)
 				if f.asJSON {
 					return writeJSON(e.stdout, st)
 				}

@@ -14,13 +14,15 @@ import (
 )
 
 type verifyFlags struct {
-	policy string
-	asJSON bool
-	quiet  bool
+	insecurePerms bool
+	policy        string
+	asJSON        bool
+	quiet         bool
 }
 
 func (f *verifyFlags) register(fs *pflag.FlagSet) {
 	fs.StringVarP(&f.policy, "policy", "p", "", "trust policy (required; see docs/policy.md)")
+	fs.BoolVar(&f.insecurePerms, "insecure-permissions", false, "use a policy or key file even when group or others may write it (refused by default, as OpenSSH refuses such keys)")
 	fs.BoolVar(&f.asJSON, "json", false, "print the documented JSON report on stdout (also when verification fails)")
 	fs.BoolVarP(&f.quiet, "quiet", "q", false, "no progress bars")
 }
@@ -57,7 +59,7 @@ func verifyCommand() command {
 }
 
 func runVerify(ctx context.Context, e *env, f *verifyFlags, path string) error {
-	pol, err := policy.Load(f.policy)
+	pol, err := policy.LoadWith(f.policy, policy.LoadOptions{InsecurePermissions: f.insecurePerms})
 	if err != nil {
 		return err
 	}

@@ -210,7 +210,8 @@ func LoadPublic(path string) (*PublicKey, error) {
 
 // Verifier returns a sigstore signature.Verifier whose algorithm is fixed by
 // the key type alone, never by a signature: ECDSA (any accepted curve) ->
-// ECDSA with SHA-256, as cosign does; RSA -> PKCS#1 v1.5 with SHA-256;
+// ECDSA with SHA-256 over an ASN.1 DER signature, as cosign does (raw
+// r||s is refused with ErrSignatureEncoding); RSA -> PKCS#1 v1.5 with SHA-256;
 // Ed25519 -> pure Ed25519. The key is checked again, so a PublicKey built
 // by hand cannot smuggle in a key ParsePublic would refuse.
 func (k *PublicKey) Verifier() (signature.Verifier, error) {
@@ -227,6 +228,9 @@ func (k *PublicKey) Verifier() (signature.Verifier, error) {
 	switch pub := k.Key.(type) {
 	case *ecdsa.PublicKey:
 		v, err = signature.LoadECDSAVerifier(pub, crypto.SHA256)
+		if err == nil {
+			v = derECDSAVerifier{v} // one encoding: ASN.1 DER
+		}
 	case *rsa.PublicKey:
 		v, err = signature.LoadRSAPKCS1v15Verifier(pub, crypto.SHA256)
 	case ed25519.PublicKey:

@@ -1,0 +1,99 @@
+package bundle
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/airlock-dev/airlock/internal/checked"
+)
+
+// TestIndexPlatformMustMatchConfig (issue 10): an index entry that labels a
+// linux/amd64 image linux/s390x is refused; platforms are facts of the
+// configs, not labels.
+func TestIndexPlatformMustMatchConfig(t *testing.T) {
+	t.Parallel()
+	blobs := headContent{}
+	put := func(b string) Descriptor {
+		d := Descriptor{Digest: checked.Digest([]byte(b)), Size: int64(len(b))}
+		blobs[d.Digest] = []byte(b)
+		return d
+	}
+	cfg := put(`{"architecture":"amd64","os":"linux"}`)
+	layer := "sha256:" + strings.Repeat("a", 64)
+	man := put(fmt.Sprintf(`{"schemaVersion":2,"mediaType":%q,"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":%q,"size":%d},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":%q,"size":1}]}`, MediaTypeOCIManifest, cfg.Digest, cfg.Size, layer))
+	index := func(plat string) (Descriptor, []byte) {
+		os, arch, _ := strings.Cut(plat, "/")
+		raw := fmt.Sprintf(`{"schemaVersion":2,"mediaType":%q,"manifests":[{"mediaType":%q,"digest":%q,"size":%d,"platform":{"architecture":%q,"os":%q}}]}`, MediaTypeOCIIndex, MediaTypeOCIManifest, man.Digest, man.Size, arch, os)
+		d := put(raw)
+		d.MediaType = MediaTypeOCIIndex
+		return d, []byte(raw)
+	}
+	d, raw := index("linux/amd64")
+	g, err := Walk(context.Background(), d, raw, blobs, nil)
+	if err != nil || strings.Join(g.Platforms, ",") != "linux/amd64" {
+		t.Fatalf("honest index: %v %v", g, err)
+	}
+	d, raw = index("linux/s390x")
+	_, err = Walk(context.Background(), d, raw, blobs, nil)
+	if !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "linux/s390x") || !strings.Contains(err.Error(), "linux/amd64") {
+		t.Fatalf("lying index: err = %v", err)
+	}
+}
+
+// TestCheckClaims: each claim of bundle.json that its content contradicts.
+func TestCheckClaims(t *testing.T) {
+	t.Parallel()
+	subj := "sha256:" + strings.Repeat("b", 64)
+	manifest := func(fields string) *Graph {
+		return &Graph{Manifests: []Blob{{Descriptor: Descriptor{MediaType: MediaTypeOCIManifest}, Data: []byte("{" + fields + "}")}}}
+	}
+	img := &Graph{Platforms: []string{"linux/amd64"}}
+	oci := Descriptor{MediaType: MediaTypeOCIManifest}
+	spdx := &SBOMSummary{Format: "spdx"}
+	ok := []struct {
+		name string
+		a    Artifact
+		g    *Graph
+	}{
+		{"image", Artifact{Kind: KindImage, Ref: "registry.example/a:1", Platforms: []string{"linux/amd64"}}, img},
+		{"file", Artifact{Kind: KindFile, Descriptor: oci}, manifest(`"artifactType":"` + ArtifactTypeFile + `"`)},
+		{"sbom", Artifact{Kind: KindSBOM, Descriptor: oci, SBOM: spdx}, manifest(`"artifactType":"application/spdx+json","layers":[{"mediaType":"application/spdx+json"}]`)},
+		{"cosign tag", Artifact{Kind: KindAttachment, Descriptor: oci, SubjectDigest: subj, Tag: "sha256-" + strings.Repeat("b", 64) + ".sig"}, manifest(`"config":{"mediaType":"application/vnd.oci.image.config.v1+json"}`)},
+		{"referrer", Artifact{Kind: KindAttachment, Descriptor: oci, SubjectDigest: subj, ArtifactType: "application/spdx+json"}, manifest(`"artifactType":"application/spdx+json","subject":{"digest":"` + subj + `"}`)},
+	}
+	for _, tc := range ok {
+		if err := checkClaims(tc.a, tc.g, ""); err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+		}
+	}
+	bad := []struct {
+		name string
+		a    Artifact
+		g    *Graph
+	}{
+		{"image claims a platform it lacks", Artifact{Kind: KindImage, Ref: "registry.example/a:1", Platforms: []string{"linux/amd64", "linux/s390x"}}, img},
+		{"image omits a platform it has", Artifact{Kind: KindImage, Ref: "registry.example/a:1"}, img},
+		{"image ref that is no reference", Artifact{Kind: KindImage, Ref: "Registry Example/A", Platforms: []string{"linux/amd64"}}, img},
+		{"model name outside the grammar", Artifact{Kind: KindModel, Name: "../m", Descriptor: oci}, manifest(`"artifactType":"` + ArtifactTypeModel + `"`)},
+		{"file with platforms", Artifact{Kind: KindFile, Descriptor: oci, Platforms: []string{"linux/amd64"}}, manifest(`"artifactType":"` + ArtifactTypeFile + `"`)},
+		{"file that is a model", Artifact{Kind: KindFile, Descriptor: oci}, manifest(`"artifactType":"` + ArtifactTypeModel + `"`)},
+		{"file that is an index", Artifact{Kind: KindFile, Descriptor: Descriptor{MediaType: MediaTypeOCIIndex}}, manifest(``)},
+		{"sbom whose format is another", Artifact{Kind: KindSBOM, Descriptor: oci, SBOM: &SBOMSummary{Format: "cyclonedx"}}, manifest(`"artifactType":"application/spdx+json","layers":[{"mediaType":"application/spdx+json"}]`)},
+		{"attachment claiming an SBOM type", Artifact{Kind: KindAttachment, Descriptor: oci, SubjectDigest: subj, ArtifactType: "application/spdx+json"}, manifest(`"artifactType":"application/vnd.dev.sigstore.bundle.v0.3+json","subject":{"digest":"` + subj + `"}`)},
+		{"referrer of another subject", Artifact{Kind: KindAttachment, Descriptor: oci, SubjectDigest: subj}, manifest(`"subject":{"digest":"sha256:` + strings.Repeat("c", 64) + `"}`)},
+		{"referrer without a subject", Artifact{Kind: KindAttachment, Descriptor: oci, SubjectDigest: subj}, manifest(``)},
+		{"cosign tag of another subject", Artifact{Kind: KindAttachment, Descriptor: oci, SubjectDigest: subj, Tag: "sha256-" + strings.Repeat("c", 64) + ".sig"}, manifest(``)},
+		{"cosign tag of another shape", Artifact{Kind: KindAttachment, Descriptor: oci, SubjectDigest: subj, Tag: "latest"}, manifest(``)},
+	}
+	for _, tc := range bad {
+		err := checkClaims(tc.a, tc.g, "")
+		if !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: err = %v, want malformed", tc.name, err)
+			continue
+		}
+		t.Logf("%s: %v", tc.name, err)
+	}
+}
