@@ -67,11 +67,19 @@ type BodyEntry struct {
 	r        *checked.Reader
 	recorded bool
 	owner    *Reader
+	onRead   func(n int)
 }
+
+// OnRead has f called with the size of every read of the entry, whoever
+// reads it (progress of a consumer that only gets the entry).
+func (e *BodyEntry) OnRead(f func(n int)) { e.onRead = f }
 
 // Read implements io.Reader over the checked blob bytes.
 func (e *BodyEntry) Read(p []byte) (int, error) {
 	n, err := e.r.Read(p)
+	if n > 0 && e.onRead != nil {
+		e.onRead(n)
+	}
 	if err != nil && err != io.EOF {
 		err = e.owner.record(e, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"syscall"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
@@ -180,6 +181,9 @@ func writeBlob(ctx context.Context, tw *tar.Writer, b *BodyBlob, mtime time.Time
 		err = cr.Verify()
 	}
 	if err != nil {
+		if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+			return err // writing, not the source, failed; WriteFile says where
+		}
 		return &BlobError{Label: b.Label, Digest: b.Digest, Err: wrapIntegrity(err)}
 	}
 	return nil

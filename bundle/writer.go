@@ -15,6 +15,7 @@ import (
 
 	"github.com/airlock-dev/airlock/internal/atomicfile"
 	"github.com/airlock-dev/airlock/internal/checked"
+	"github.com/airlock-dev/airlock/internal/diskspace"
 	"github.com/airlock-dev/airlock/internal/errclass"
 	"github.com/airlock-dev/airlock/internal/meter"
 )
@@ -229,6 +230,9 @@ type WriteOptions struct {
 	Level Level
 	// Progress receives the bytes written; nil reports nothing.
 	Progress Progress
+	// Written, when set, is called after each body blob is in the bundle
+	// (writing is sequential), for progress by artifact.
+	Written func(b *BodyBlob)
 }
 
 // WriteFile writes the head frame, the padding frame and the body frame to
@@ -243,11 +247,12 @@ func (w *Writer) WriteFile(ctx context.Context, out string, opts WriteOptions) (
 	defer f.Abort()
 	bw := bufio.NewWriterSize(atomicfile.NewWriteback(f.File), 1<<20)
 	n, err := w.write(ctx, bw, "write "+out, opts)
-	if err != nil {
-		return 0, err
+	if err == nil {
+		err = bw.Flush()
 	}
-	if err := bw.Flush(); err != nil {
-		return 0, err
+	if err != nil {
+		// The bundle is compressed: its uncompressed size is the most it needs.
+		return 0, diskspace.Check(err, "writing the bundle "+out, out, w.manifest.Totals.BodyBytes+HeadPadding)
 	}
 	// Re-read what was produced before it replaces anything.
 	again, err := ReadHeadFile(f.TempName())
@@ -318,6 +323,9 @@ func (w *Writer) write(ctx context.Context, out io.Writer, label string, opts Wr
 	for _, b := range w.body {
 		if err := writeBlob(ctx, tw, b, w.manifest.Created, prog, writeID); err != nil {
 			return cw.N, err
+		}
+		if opts.Written != nil {
+			opts.Written(b)
 		}
 	}
 	if err := tw.Close(); err != nil {

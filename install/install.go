@@ -209,10 +209,7 @@ func (in *installer) trusted(ctx context.Context, h *bundle.Head) error {
 // mirror when the registry wants it too); any other blob goes to the
 // mirror or is checked and dropped.
 func (in *installer) blob(ctx context.Context, e *bundle.BodyEntry) error {
-	var r io.Reader = e
-	if in.opts.Progress != nil {
-		r = bundle.WithProgress(e, in.opts.Progress, e.Digest)
-	}
+	var r io.Reader = e // verify reports its progress, whoever reads it
 	idx := in.plan.byDigest[e.Digest]
 	if len(idx) == 0 || in.stg == nil {
 		if in.opts.Mirror != nil {

@@ -26,7 +26,8 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/airlock-dev/airlock/bundle"
-	"github.com/airlock-dev/airlock/internal/transport"
+	"github.com/airlock-dev/airlock/internal/diskspace"
+	"github.com/airlock-dev/airlock/internal/registryhttp"
 	"github.com/airlock-dev/airlock/policy"
 	"github.com/airlock-dev/airlock/verify"
 )
@@ -182,7 +183,7 @@ func NewPusher(ctx context.Context, opts MirrorOptions) (*Pusher, error) {
 		opts.Keychain = authn.DefaultKeychain
 	}
 	if opts.Transport == nil {
-		t, err := transport.New(transport.Options{})
+		t, err := registryhttp.New(registryhttp.Options{})
 		if err != nil {
 			return nil, err
 		}
@@ -202,7 +203,7 @@ func NewPusher(ctx context.Context, opts MirrorOptions) (*Pusher, error) {
 		res: &Result{Target: strings.TrimSuffix(opts.To.Registry.Name()+"/"+opts.To.Prefix, "/"), Mappings: []Mapping{}}}
 	m.ropts = []remote.Option{
 		remote.WithAuthFromKeychain(opts.Keychain), remote.WithTransport(opts.Transport),
-		remote.WithRetryBackoff(opts.Retry), remote.WithRetryPredicate(transport.Retryable), remote.WithJobs(1),
+		remote.WithRetryBackoff(opts.Retry), remote.WithRetryPredicate(registryhttp.Retryable), remote.WithJobs(1),
 	}
 	if opts.UserAgent != "" {
 		m.ropts = append(m.ropts, remote.WithUserAgent(opts.UserAgent))
@@ -328,6 +329,7 @@ func (m *mirrorer) plan(ctx context.Context, h *bundle.Head) error {
 			m.addRepo(cf.Digest, pl.repo)
 		}
 	}
+	m.planProgress()
 	// Configs (and any layer stored in the head) are verified head data:
 	// upload them now.
 	done := map[string]bool{}
@@ -382,7 +384,8 @@ func (m *mirrorer) blob(ctx context.Context, e *bundle.BodyEntry) error {
 	}
 	if err != nil {
 		os.Remove(p)
-		return err // an integrity failure is recorded by the reader; the bytes are never pushed
+		// An integrity failure is recorded by the reader; the bytes are never pushed.
+		return diskspace.Check(err, "spooling blob "+e.Digest+" for its upload", p, e.Size*int64(m.opts.Jobs+1))
 	}
 	d := e.Descriptor
 	// Go blocks while all workers are busy, which holds the stream back
@@ -440,6 +443,9 @@ func (c *countingReadCloser) Read(p []byte) (int, error) {
 // uploadBlob puts one verified blob into every repository that needs it:
 // uploaded once, then mounted across repositories; skipped where present.
 func (m *mirrorer) uploadBlob(ctx context.Context, d bundle.Descriptor, open opener) error {
+	u := m.meterUpload(d)
+	defer u.done()
+	open = u.wrap(open)
 	var from name.Repository
 	uploaded := false
 	for _, repo := range m.repos[d.Digest] {
@@ -459,7 +465,7 @@ func (m *mirrorer) uploadBlob(ctx context.Context, d bundle.Descriptor, open ope
 			layer = &remote.MountableLayer{Layer: layer, Reference: from.Digest(d.Digest)}
 		}
 		if err := remote.WriteLayer(repo, layer, m.remoteOpts(ctx)...); err != nil {
-			return fmt.Errorf("%w: push blob %s to %s: %v", ErrRegistry, d.Digest, repo, err)
+			return fmt.Errorf("%w: push blob %s to %s: %w", ErrRegistry, d.Digest, repo, err)
 		}
 		n := read.Load()
 		m.count(func(r *Result) {
@@ -525,7 +531,7 @@ func (m *mirrorer) putManifest(ctx context.Context, ref name.Reference, mf bundl
 		}
 	}
 	if err := remote.Put(ref, rawManifest{raw: mf.Data, mt: mf.MediaType}, m.remoteOpts(ctx)...); err != nil {
-		return fmt.Errorf("%w: push manifest %s to %s: %v", ErrRegistry, mf.Digest, ref.Context(), err)
+		return fmt.Errorf("%w: push manifest %s to %s: %w", ErrRegistry, mf.Digest, ref.Context(), err)
 	}
 	if err := m.readBack(ctx, ref, mf.Digest); err != nil {
 		return err
@@ -568,7 +574,7 @@ func (m *mirrorer) listedAsReferrer(ctx context.Context, ref name.Reference, mf 
 func (m *mirrorer) readBack(ctx context.Context, ref name.Reference, want string) error {
 	d, err := remote.Get(ref, m.remoteOpts(ctx)...)
 	if err != nil {
-		return fmt.Errorf("%w: read back %s: %v", ErrRegistry, ref, err)
+		return fmt.Errorf("%w: read back %s: %w", ErrRegistry, ref, err)
 	}
 	sum := sha256.Sum256(d.Manifest)
 	if got := "sha256:" + hex.EncodeToString(sum[:]); got != want {
@@ -596,7 +602,7 @@ func (m *mirrorer) pushTags(ctx context.Context) error {
 				// signature manifest; putting it back would drop the site's.
 			default:
 				if err := remote.Put(tag, rawManifest{raw: root.Data, mt: root.MediaType}, m.remoteOpts(ctx)...); err != nil {
-					return fmt.Errorf("%w: tag %s: %v", ErrRegistry, tag, err)
+					return fmt.Errorf("%w: tag %s: %w", ErrRegistry, tag, err)
 				}
 				m.count(func(r *Result) { r.Tags++ })
 				if err := m.readBack(ctx, tag, root.Digest); err != nil {

@@ -25,9 +25,9 @@ import (
 
 	"github.com/airlock-dev/airlock/bundle"
 	"github.com/airlock-dev/airlock/internal/keys"
+	"github.com/airlock-dev/airlock/internal/registryhttp"
 	"github.com/airlock-dev/airlock/internal/sample"
 	"github.com/airlock-dev/airlock/internal/testkit"
-	"github.com/airlock-dev/airlock/internal/transport"
 	"github.com/airlock-dev/airlock/pack"
 	"github.com/airlock-dev/airlock/policy"
 	"github.com/airlock-dev/airlock/source"
@@ -128,7 +128,7 @@ func (f *pushFixture) mirror(t *testing.T, host, prefix string) (*Result, error)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr, err := transport.New(transport.Options{StallTimeout: 2 * time.Second})
+	tr, err := registryhttp.New(registryhttp.Options{StallTimeout: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -48,7 +48,7 @@ func (m *mirrorer) signImage(ctx context.Context, repo name.Repository, digest s
 	if d, err := remote.Get(tag, m.remoteOpts(ctx)...); err == nil {
 		layers, err := cosign.Layers(d.Manifest)
 		if err != nil {
-			return fmt.Errorf("%w: signature manifest %s: %v", ErrRegistry, tag, err)
+			return fmt.Errorf("%w: signature manifest %s: %w", ErrRegistry, tag, err)
 		}
 		for _, l := range layers {
 			if l.Digest == payloadDigest && l.Annotations[signerAnnotation] == keyID {
@@ -63,7 +63,7 @@ func (m *mirrorer) signImage(ctx context.Context, repo name.Repository, digest s
 	}
 	built, err := cosign.AppendSignature(existing, payload, sig, map[string]string{signerAnnotation: keyID})
 	if err != nil {
-		return fmt.Errorf("%w: signature manifest %s: %v", ErrRegistry, tag, err)
+		return fmt.Errorf("%w: signature manifest %s: %w", ErrRegistry, tag, err)
 	}
 	for _, b := range []struct {
 		d    cosign.Descriptor
@@ -75,7 +75,7 @@ func (m *mirrorer) signImage(ctx context.Context, repo name.Repository, digest s
 		}
 	}
 	if err := remote.Put(tag, rawManifest{raw: built.Manifest, mt: bundle.MediaTypeOCIManifest}, m.remoteOpts(ctx)...); err != nil {
-		return fmt.Errorf("%w: push signature %s: %v", ErrRegistry, tag, err)
+		return fmt.Errorf("%w: push signature %s: %w", ErrRegistry, tag, err)
 	}
 	if err := m.readBack(ctx, tag, sha256Digest(built.Manifest)); err != nil {
 		return err

@@ -10,6 +10,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -18,6 +19,7 @@ import (
 	"github.com/airlock-dev/airlock/bundle"
 	"github.com/airlock-dev/airlock/internal/checked"
 	"github.com/airlock-dev/airlock/internal/ctxio"
+	"github.com/airlock-dev/airlock/internal/diskspace"
 )
 
 // Options configures Pack. The zero value packs with default settings
@@ -142,10 +144,15 @@ func Pack(ctx context.Context, spec *Spec, opts Options) (*Result, error) {
 		return nil, &TempDirError{Dir: tmpParent, Err: err}
 	}
 	defer os.RemoveAll(tmp)
-	if err := stage(ctx, w.Body(), stagedSources(arts), tmp, opts); err != nil {
+	staged := stagedSources(arts)
+	opts.Progress = newPackProgress(opts.Progress, w.Manifest(), w.Body(), staged)
+	if err := stage(ctx, w.Body(), staged, tmp, opts); err != nil {
 		return nil, err
 	}
 	wo := bundle.WriteOptions{Level: opts.Level, Progress: opts.Progress}
+	if pp, ok := opts.Progress.(*packProgress); ok {
+		wo.Written = pp.written
+	}
 	var size int64
 	if opts.Stream != nil {
 		size, err = w.WriteStream(ctx, opts.Stream, wo)
@@ -155,6 +162,9 @@ func Pack(ctx context.Context, spec *Spec, opts Options) (*Result, error) {
 	if err != nil {
 		var be *bundle.BlobError
 		if errors.As(err, &be) {
+			if errors.Is(err, checked.ErrSizeMismatch) || errors.Is(err, checked.ErrDigestMismatch) {
+				return nil, &SourceError{Artifact: be.Label, Err: fmt.Errorf("%w (did the source change while packing?)", err)}
+			}
 			return nil, &SourceError{Artifact: be.Label, Err: err}
 		}
 		return nil, err
@@ -580,6 +590,12 @@ func stagedSources(arts []*packArtifact) map[string]ImageSource {
 func stage(ctx context.Context, body []*bundle.BodyBlob, sources map[string]ImageSource, tmp string, opts Options) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(opts.Jobs)
+	var need int64 // every staged blob stays until the bundle is written
+	for _, b := range body {
+		if _, ok := sources[b.Digest]; ok && !b.Verified {
+			need += b.Size
+		}
+	}
 	for _, b := range body {
 		if _, ok := sources[b.Digest]; !ok || b.Verified {
 			continue
@@ -587,7 +603,7 @@ func stage(ctx context.Context, body []*bundle.BodyBlob, sources map[string]Imag
 		g.Go(func() error {
 			dst := filepath.Join(tmp, strings.TrimPrefix(b.Digest, "sha256:"))
 			if err := stageBlob(gctx, b, dst, opts.Progress); err != nil {
-				return err
+				return diskspace.Check(err, "staging the pulled blobs (one was "+b.Digest+")", dst, need)
 			}
 			b.Open = func(context.Context) (io.ReadCloser, error) { return os.Open(dst) }
 			b.Verified = true
@@ -618,6 +634,9 @@ func stageBlob(ctx context.Context, b *bundle.BodyBlob, dst string, prog bundle.
 		defer prog.Done(b.Digest)
 	}
 	if _, err := io.Copy(f, bundle.WithProgress(cr, prog, b.Digest)); err != nil {
+		if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+			return err // the staging disk, not the source, failed; stage says where
+		}
 		return &SourceError{Artifact: b.Label, Err: fmt.Errorf("layer %s: %w", b.Digest, wrapIntegrity(err))}
 	}
 	if err := cr.Verify(); err != nil {

@@ -97,7 +97,9 @@ func (p *Puller) resolveRemote(ctx context.Context, ref string) (pack.ImageSourc
 	}, nil
 }
 
-// classify turns registry errors into errors that say what to do.
+// classify turns registry errors into errors that say what happened; the
+// cause stays in the chain (x509, syscall and HTTP status errors), so that
+// the caller can tell what to do.
 func classify(ref, host string, err error) error {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
@@ -106,23 +108,20 @@ func classify(ref, host string, err error) error {
 	if errors.As(err, &te) {
 		switch te.StatusCode {
 		case http.StatusNotFound:
-			return &SourceError{Ref: ref, Err: fmt.Errorf("%w: %v", ErrNotFound, err), Hint: "check the repository and tag exist in " + host}
+			return &SourceError{Ref: ref, Err: fmt.Errorf("%w: %w", ErrNotFound, err), Hint: "check the repository and tag exist in " + host}
 		case http.StatusUnauthorized, http.StatusForbidden:
-			return &SourceError{Ref: ref, Err: fmt.Errorf("%w: %v", ErrUnauthorized, err), Hint: "log in with `docker login " + host + "` or check the credential helper"}
+			return &SourceError{Ref: ref, Err: fmt.Errorf("%w: %w", ErrUnauthorized, err)}
 		}
 		for _, d := range te.Errors {
 			if d.Code == transport.ManifestUnknownErrorCode || d.Code == transport.NameUnknownErrorCode {
-				return &SourceError{Ref: ref, Err: fmt.Errorf("%w: %v", ErrNotFound, err), Hint: "check the repository and tag exist in " + host}
+				return &SourceError{Ref: ref, Err: fmt.Errorf("%w: %w", ErrNotFound, err), Hint: "check the repository and tag exist in " + host}
 			}
 		}
 	}
 	var netErr net.Error
 	var opErr *net.OpError
-	if errors.As(err, &opErr) || errors.As(err, &netErr) {
-		return &SourceError{Ref: ref, Err: fmt.Errorf("%w: %v", ErrUnreachable, err), Hint: "check the address and network; for a plain-HTTP registry add --insecure-registry " + host}
-	}
-	if strings.Contains(err.Error(), "http: server gave HTTP response to HTTPS client") {
-		return &SourceError{Ref: ref, Err: fmt.Errorf("%w: %v", ErrUnreachable, err), Hint: "the registry speaks plain HTTP; add --insecure-registry " + host}
+	if errors.As(err, &opErr) || errors.As(err, &netErr) || errors.Is(err, http.ErrSchemeMismatch) {
+		return &SourceError{Ref: ref, Err: fmt.Errorf("%w: %w", ErrUnreachable, err)}
 	}
 	return &SourceError{Ref: ref, Err: err}
 }

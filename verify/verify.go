@@ -113,6 +113,7 @@ func Verify(ctx context.Context, r io.Reader, opts Options) (*Report, error) {
 		}
 	}
 	var checkedBytes int64
+	ov := newOverall(opts.Progress, head)
 	for {
 		if err := ctx.Err(); err != nil {
 			return fail("body", err)
@@ -130,14 +131,19 @@ func Verify(ctx context.Context, r io.Reader, opts Options) (*Report, error) {
 		}
 		if opts.Progress != nil {
 			opts.Progress.Start(e.Digest, "verify "+e.Digest[:19], e.Size)
+			id := e.Digest
+			e.OnRead(func(n int) { opts.Progress.Add(id, int64(n)); ov.read(n) })
 		}
 		if opts.Blob != nil {
 			err = opts.Blob(ctx, e)
 		} else {
-			_, err = io.Copy(io.Discard, bundle.WithProgress(e, opts.Progress, e.Digest))
+			_, err = io.Copy(io.Discard, e)
 		}
 		if opts.Progress != nil {
 			opts.Progress.Done(e.Digest)
+		}
+		if err == nil {
+			ov.blobDone(e.Digest)
 		}
 		if err != nil && !errors.Is(err, bundle.ErrIntegrity) {
 			return fail("body", err)

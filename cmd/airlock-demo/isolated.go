@@ -42,8 +42,13 @@ func isolatedSide(ctx context.Context, bin, work, bundlePath, policyPath, releas
 	}
 
 	mapping := filepath.Join(work, "mapping.json")
-	step("airlock mirror: verify and push in one pass into %s/site", addr)
-	if err := airlockRun(ctx, bin, "mirror", bundlePath, "--to", addr+"/site", "--policy", policyPath, "--report", mapping); err != nil {
+	nodes := filepath.Join(work, "nodes")
+	step("airlock mirror: verify and push in one pass into %s/site (airlock serve speaks plain HTTP here: --insecure-registry)", addr)
+	if err := airlockRun(ctx, bin, "mirror", bundlePath, "--to", addr+"/site", "--insecure-registry", addr,
+		"--policy", policyPath, "--report", mapping, "--emit-config", nodes); err != nil {
+		return err
+	}
+	if err := showNodeConfig(nodes); err != nil {
 		return err
 	}
 	step("Mapping written by --report (%s)", mapping)
@@ -105,6 +110,25 @@ func isolatedSide(ctx context.Context, bin, work, bundlePath, policyPath, releas
 	}
 	fmt.Println("refused with exit status 3, as it must be")
 	return nil
+}
+
+// showNodeConfig prints the node configuration --emit-config wrote: what
+// containerd and podman/CRI-O nodes copy to pull the original names from
+// the mirror.
+func showNodeConfig(dir string) error {
+	return filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || filepath.Base(p) == "airlock-nodes.json" {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		step("Node configuration written by --emit-config: %s", rel)
+		fmt.Print(string(b))
+		return nil
+	})
 }
 
 func freeAddr() (string, error) {

@@ -10,6 +10,7 @@ import (
 	"runtime/debug"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/spf13/pflag"
 	"golang.org/x/term"
@@ -45,6 +46,9 @@ type env struct {
 	stdout, stderr io.Writer
 	stderrTTY      bool
 	getenv         func(string) string
+	// progressEvery is how often progress is written when stderr is not a
+	// terminal; <= 0 means 10 s.
+	progressEvery time.Duration
 }
 
 func newEnv(stdin io.Reader, stdout, stderr *os.File) *env {
@@ -145,12 +149,15 @@ func runCommand(ctx context.Context, c command, args []string, e *env) int {
 	if errors.As(err, &pe) {
 		fmt.Fprintf(e.stderr, "Run 'chmod %s %s' (as OpenSSH requires for keys), or pass --insecure-permissions to use it anyway.\n", pe.Fix, pe.Path)
 	}
-	var ue *usageError
-	if errors.As(err, &ue) {
-		fmt.Fprintf(e.stderr, "Run 'airlock %s --help' for usage.\n", c.name)
-		return exitUsage
+	var he *hintedError
+	if errors.As(err, &he) {
+		fmt.Fprintf(e.stderr, "  hint: %s\n", he.hint)
 	}
-	return exitCode(err)
+	code := exitCode(err)
+	if code == exitUsage {
+		fmt.Fprintf(e.stderr, "Run 'airlock %s --help' for usage.\n", c.name)
+	}
+	return code
 }
 
 // exitCodes is the one table from error classes (decided where each error

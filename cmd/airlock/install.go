@@ -18,8 +18,7 @@ type installFlags struct {
 	root           string
 	policy         string
 	registry       string
-	insecure       []string
-	caFile         string
+	reg            registryFlags
 	allowDowngrade bool
 	quiet          bool
 	asJSON         bool
@@ -30,8 +29,7 @@ func (f *installFlags) register(fs *pflag.FlagSet) {
 	fs.StringVarP(&f.policy, "policy", "p", "", "trust policy (required; the bundle is verified in the same pass)")
 	fs.BoolVar(&f.insecurePerms, "insecure-permissions", false, "use a policy or key file even when group or others may write it (refused by default, as OpenSSH refuses such keys)")
 	fs.StringVar(&f.registry, "registry", "", "also mirror images and models into this registry in the same run: REGISTRY[/PREFIX]")
-	fs.StringArrayVar(&f.insecure, "insecure-registry", nil, "registry host[:port] to reach over plain HTTP (repeatable)")
-	fs.StringVar(&f.caFile, "ca-file", "", "PEM file of extra CAs to trust for the registry's TLS certificate")
+	f.reg.register(fs, "the --registry registry")
 	fs.BoolVar(&f.allowDowngrade, "allow-downgrade", false, "accept a lower sequence than the highest installed, where the policy rule sets allowDowngrade: true")
 	fs.BoolVarP(&f.quiet, "quiet", "q", false, "no progress bars")
 	fs.BoolVar(&f.asJSON, "json", false, "print the result (verification report, what was installed and mirrored) as JSON")
@@ -47,7 +45,7 @@ func (f *installFlags) validate(args []string) error {
 	if f.policy == "" {
 		return usagef("--policy is required: nothing is installed without verification")
 	}
-	if f.registry == "" && (len(f.insecure) > 0 || f.caFile != "") {
+	if f.registry == "" && (len(f.reg.insecure) > 0 || f.reg.caFile != "") {
 		return usagef("--insecure-registry and --ca-file need --registry")
 	}
 	return nil
@@ -82,14 +80,21 @@ func runInstall(ctx context.Context, e *env, f *installFlags, path string) error
 	}
 	now := time.Now()
 	opts := install.Options{Root: f.root, Policy: pol, AllowDowngrade: f.allowDowngrade, Now: now, Path: reportPath(path)}
+	prog := newProgress(e, f.quiet || f.asJSON, "install")
+	defer prog.wait()
+	var rc *registryClient
 	var peer *mirror.Peer
 	if f.registry != "" {
-		target, transport, err := destination("--registry", f.registry, f.insecure, f.caFile)
+		target, err := destination("--registry", f.registry, f.reg.insecure)
 		if err != nil {
 			return err
 		}
+		if rc, err = newRegistryClient(e, &f.reg); err != nil {
+			return err
+		}
 		pusher, err := mirror.NewPusher(ctx, mirror.MirrorOptions{
-			To: target, Policy: pol, Transport: transport, Now: now, Path: reportPath(path), UserAgent: "airlock/" + version(),
+			To: target, Policy: pol, Transport: rc.transport, Keychain: rc.keychain, Now: now, Path: reportPath(path),
+			UserAgent: "airlock/" + version(), Progress: prog.bundleProgress(),
 		})
 		if err != nil {
 			return err
@@ -103,10 +108,12 @@ func runInstall(ctx context.Context, e *env, f *installFlags, path string) error
 		return err
 	}
 	defer file.Close()
-	prog := newProgress(e, f.quiet || f.asJSON)
 	opts.Progress = prog.bundleProgress()
 	res, ierr := install.Install(ctx, file, opts)
 	prog.wait()
+	if rc != nil {
+		ierr = rc.withHint(ierr)
+	}
 	if res == nil || (res.Verify == nil && !f.asJSON) {
 		return ierr
 	}

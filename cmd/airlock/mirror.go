@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -13,7 +12,6 @@ import (
 
 	"github.com/airlock-dev/airlock/bundle"
 	"github.com/airlock-dev/airlock/internal/atomicfile"
-	"github.com/airlock-dev/airlock/internal/transport"
 	"github.com/airlock-dev/airlock/mirror"
 	"github.com/airlock-dev/airlock/policy"
 	"github.com/airlock-dev/airlock/verify"
@@ -26,10 +24,10 @@ type mirrorFlags struct {
 	keepHost      bool
 	imagesOnly    bool
 	jobs          int
-	caFile        string
-	insecure      []string
+	registry      registryFlags
 	report        string
 	emitConfig    string
+	localHost     string
 	signKey       string
 	tmpDir        string
 	quiet         bool
@@ -43,10 +41,10 @@ func (f *mirrorFlags) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&f.keepHost, "keep-registry-host", false, "put the source registry host into the target path")
 	fs.BoolVar(&f.imagesOnly, "images-only", false, "mirror images only, not models")
 	fs.IntVar(&f.jobs, "jobs", 4, "concurrent uploads")
-	fs.StringVar(&f.caFile, "ca-file", "", "PEM file of extra CAs to trust for the destination's TLS certificate")
-	fs.StringArrayVar(&f.insecure, "insecure-registry", nil, "registry host[:port] to reach over plain HTTP (repeatable)")
+	f.registry.register(fs, "the destination")
 	fs.StringVar(&f.report, "report", "", "write the source -> mirrored ref@digest mapping of every artifact as JSON to this file")
-	fs.StringVar(&f.emitConfig, "emit-config", "", "write containerd hosts.toml and CRI-O/podman registries.conf mirror entries into this directory")
+	fs.StringVar(&f.emitConfig, "emit-config", "", "write containerd hosts.toml and CRI-O/podman registries.conf mirror entries (and the --ca-file CA) into this directory, merged with what earlier runs wrote there")
+	fs.StringVar(&f.localHost, "emit-config-local-host", "", "with --emit-config: the registry host nodes use in the names of images packed from oci: and docker-archive: sources (default: no configuration for them)")
 	fs.StringVar(&f.signKey, "sign-key", "", "also sign every mirrored image with this site key (cosign format)")
 	fs.StringVar(&f.tmpDir, "tmp-dir", "", "directory for blobs waiting to be uploaded (default: the system temporary directory)")
 	fs.BoolVarP(&f.quiet, "quiet", "q", false, "no progress bars")
@@ -65,6 +63,9 @@ func (f *mirrorFlags) validate(args []string) error {
 	}
 	if f.jobs < 1 || f.jobs > 64 {
 		return usagef("--jobs must be between 1 and 64, not %d", f.jobs)
+	}
+	if f.localHost != "" && f.emitConfig == "" {
+		return usagef("--emit-config-local-host needs --emit-config")
 	}
 	return nil
 }
@@ -96,7 +97,11 @@ func runMirror(ctx context.Context, e *env, f *mirrorFlags, path string) error {
 	if err != nil {
 		return err
 	}
-	target, transport, err := destination("--to", f.to, f.insecure, f.caFile)
+	target, err := destination("--to", f.to, f.registry.insecure)
+	if err != nil {
+		return err
+	}
+	rc, err := newRegistryClient(e, &f.registry)
 	if err != nil {
 		return err
 	}
@@ -113,13 +118,14 @@ func runMirror(ctx context.Context, e *env, f *mirrorFlags, path string) error {
 		return err
 	}
 	defer file.Close()
-	prog := newProgress(e, f.quiet || f.asJSON)
+	prog := newProgress(e, f.quiet || f.asJSON, "mirror")
 	res, merr := mirror.Mirror(ctx, file, mirror.MirrorOptions{
 		To: target, Policy: pol, KeepRegistryHost: f.keepHost, ImagesOnly: f.imagesOnly, Jobs: f.jobs,
-		Transport: transport, TempDir: f.tmpDir, Path: reportPath(path), SiteSigner: signer, Now: time.Now(),
+		Transport: rc.transport, Keychain: rc.keychain, TempDir: f.tmpDir, Path: reportPath(path), SiteSigner: signer, Now: time.Now(),
 		Progress: prog.bundleProgress(), UserAgent: "airlock/" + version(),
 	})
 	prog.wait()
+	merr = rc.withHint(merr)
 	if res == nil {
 		return merr
 	}
@@ -128,14 +134,26 @@ func runMirror(ctx context.Context, e *env, f *mirrorFlags, path string) error {
 			return err
 		}
 	}
-	var emitted []string
+	var emitted *mirror.NodeConfigResult
 	if merr == nil && f.emitConfig != "" {
-		if emitted, err = mirror.EmitConfig(f.emitConfig, target, f.keepHost, res.Mappings); err != nil {
+		plain, err := rc.emitPlainHTTP(target)
+		if err != nil {
+			return err
+		}
+		emitted, err = mirror.EmitConfig(mirror.NodeConfigOptions{
+			Dir: f.emitConfig, To: target, KeepRegistryHost: f.keepHost, Mappings: res.Mappings,
+			PlainHTTP: plain, CAFile: f.registry.caFile, LocalHost: f.localHost,
+		})
+		if err != nil {
 			return err
 		}
 	}
 	if f.asJSON {
-		if err := writeJSON(e.stdout, res); err != nil {
+		out := struct {
+			*mirror.Result
+			NodeConfig *mirror.NodeConfigResult `json:"nodeConfig,omitempty"`
+		}{res, emitted}
+		if err := writeJSON(e.stdout, out); err != nil {
 			return err
 		}
 	} else {
@@ -147,7 +165,7 @@ func runMirror(ctx context.Context, e *env, f *mirrorFlags, path string) error {
 	return merr
 }
 
-func renderMirror(w io.Writer, r *mirror.Result, emitted []string, report string) {
+func renderMirror(w io.Writer, r *mirror.Result, emitted *mirror.NodeConfigResult, report string) {
 	if len(r.Mappings) > 0 {
 		fmt.Fprintf(w, "Mirrored into %s:\n", r.Target)
 		for _, m := range r.Mappings {
@@ -164,8 +182,17 @@ func renderMirror(w io.Writer, r *mirror.Result, emitted []string, report string
 	if report != "" && len(r.Mappings) > 0 {
 		fmt.Fprintf(w, "Mapping written to %s\n", report)
 	}
-	for _, p := range emitted {
-		fmt.Fprintf(w, "Mirror configuration written: %s\n", p)
+	if emitted == nil {
+		return
+	}
+	for _, p := range emitted.Files {
+		fmt.Fprintf(w, "Node configuration written: %s\n", p)
+	}
+	if len(emitted.Registries) > 0 {
+		fmt.Fprintf(w, "Nodes using it pull these registries through the mirror: %s\n", joinHosts(emitted.Registries))
+	}
+	for _, s := range emitted.Unmapped {
+		fmt.Fprintf(w, "No node configuration for %s: it was packed from a local source, so nodes have no registry name for it (name one with --emit-config-local-host HOST)\n", s)
 	}
 }
 
@@ -182,18 +209,13 @@ func writeJSONFile(path string, v any) error {
 	return f.Commit()
 }
 
-// destination parses a REGISTRY[/PREFIX] flag and builds the transport for
-// it: plain HTTP when the host is listed in --insecure-registry, extra CAs
-// from --ca-file.
-func destination(flag, to string, insecureHosts []string, caFile string) (mirror.Target, http.RoundTripper, error) {
+// destination parses a REGISTRY[/PREFIX] flag: plain HTTP when the host
+// is listed in --insecure-registry.
+func destination(flag, to string, insecureHosts []string) (mirror.Target, error) {
 	host, _, _ := strings.Cut(to, "/")
 	target, err := mirror.ParseTarget(to, slices.Contains(insecureHosts, host))
 	if err != nil {
-		return mirror.Target{}, nil, usagef("%s: %v", flag, err)
+		return mirror.Target{}, usagef("%s: %v", flag, err)
 	}
-	transport, err := transport.New(transport.Options{CAFile: caFile})
-	if err != nil {
-		return mirror.Target{}, nil, err
-	}
-	return target, transport, nil
+	return target, nil
 }

@@ -298,15 +298,26 @@ func TestMirrorIntoRegistry(t *testing.T) {
 		t.Errorf("%d SBOM mappings, want 2", sboms)
 	}
 
-	// Node configuration redirects the source registry to the mirror.
+	// Node configuration redirects the source registry to the mirror; the
+	// JSON result says what was written.
+	var withNodes struct {
+		NodeConfig *mirror.NodeConfigResult `json:"nodeConfig"`
+	}
+	_, jsonOut, _ := runCLI(t, nil, "mirror", b, "--to", dest, "--insecure-registry", reg.Host, "--policy", pol, "--json", "--emit-config", emit)
+	if err := json.Unmarshal([]byte(jsonOut), &withNodes); err != nil || withNodes.NodeConfig == nil || len(withNodes.NodeConfig.Registries) != 1 || withNodes.NodeConfig.Registries[0] != source {
+		t.Errorf("--json nodeConfig: %v %+v", err, withNodes.NodeConfig)
+	}
 	hostsToml, err := os.ReadFile(filepath.Join(emit, "containerd", "certs.d", source, "hosts.toml"))
 	if err != nil {
 		t.Fatalf("hosts.toml: %v", err)
 	}
-	for _, s := range []string{`server = "https://` + source + `"`, `[host."http://` + reg.Host + `/v2/site/mirror"]`, `capabilities = ["pull", "resolve"]`, "override_path = true", "skip_verify = true"} {
+	for _, s := range []string{`server = "https://` + source + `"`, `[host."http://` + reg.Host + `/v2/site/mirror"]`, `capabilities = ["pull", "resolve"]`, "override_path = true"} {
 		if !strings.Contains(string(hostsToml), s) {
 			t.Errorf("hosts.toml lacks %q:\n%s", s, hostsToml)
 		}
+	}
+	if strings.Contains(string(hostsToml), "skip_verify") {
+		t.Errorf("hosts.toml turns TLS verification off:\n%s", hostsToml)
 	}
 	conf, err := os.ReadFile(filepath.Join(emit, "registries.conf.d", "airlock-mirror.conf"))
 	if err != nil {

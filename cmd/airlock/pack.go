@@ -22,7 +22,7 @@ type packFlags struct {
 	jobs     int
 	level    string
 	tmpDir   string
-	insecure []string
+	registry registryFlags
 	quiet    bool
 	json     bool
 	keys     []string
@@ -37,7 +37,7 @@ func (f *packFlags) register(fs *pflag.FlagSet) {
 	fs.IntVar(&f.jobs, "jobs", 4, "concurrent pulls and hashes")
 	fs.StringVar(&f.level, "level", "default", "compression level: fastest, default or better")
 	fs.StringVar(&f.tmpDir, "tmp-dir", "", "directory for staged blobs (default: next to the output)")
-	fs.StringArrayVar(&f.insecure, "insecure-registry", nil, "registry host[:port] to reach over plain HTTP (repeatable)")
+	f.registry.register(fs, "source registries")
 	fs.BoolVarP(&f.quiet, "quiet", "q", false, "no progress bars")
 	fs.BoolVar(&f.json, "json", false, "print the summary as JSON on stdout")
 	fs.StringArrayVarP(&f.keys, "key", "k", nil, "sign while packing with this private key (repeatable)")
@@ -171,7 +171,11 @@ func runPack(ctx context.Context, e *env, f *packFlags) error {
 	if !created.IsZero() && !expiresAt.After(created) {
 		return usagef("--expires %s is not after the creation time %s", f.expires, created.Format(time.RFC3339))
 	}
-	prog := newProgress(e, f.quiet || f.json)
+	rc, err := newRegistryClient(e, &f.registry)
+	if err != nil {
+		return err
+	}
+	prog := newProgress(e, f.quiet || f.json, "pack")
 	// With -o -, the bundle goes to standard output and the report to
 	// standard error.
 	var stream io.Writer
@@ -180,9 +184,11 @@ func runPack(ctx context.Context, e *env, f *packFlags) error {
 		stream, report = e.stdout, e.stderr
 	}
 	res, err := pack.Pack(ctx, spec, pack.Options{
-		Output:   out,
-		Stream:   stream,
-		Images:   source.NewPuller(source.PullOptions{InsecureRegistries: f.insecure, UserAgent: "airlock/" + version()}),
+		Output: out,
+		Stream: stream,
+		Images: source.NewPuller(source.PullOptions{
+			InsecureRegistries: f.registry.insecure, Transport: rc.transport, Keychain: rc.keychain, UserAgent: "airlock/" + version(),
+		}),
 		TempDir:  f.tmpDir,
 		Jobs:     f.jobs,
 		Level:    level,
@@ -199,7 +205,7 @@ func runPack(ctx context.Context, e *env, f *packFlags) error {
 	})
 	prog.wait()
 	if err != nil {
-		return err
+		return rc.withHint(err)
 	}
 	m := res.Manifest
 	ratio := 0.0

@@ -205,15 +205,15 @@ func serveOptionError(err error) error {
 	if oe.Option == "Addr" {
 		return usagef("%s", msg)
 	}
-	return &hintedError{msg: msg, err: err}
+	return &flagError{msg: msg, err: err}
 }
 
-// hintedError is a library error retold by the CLI with its flag and what
+// flagError is a library error retold by the CLI with its flag and what
 // to do; its class and sentinels stay those of the library error.
-type hintedError struct {
+type flagError struct {
 	msg string
 	err error
 }
 
-func (e *hintedError) Error() string { return e.msg }
-func (e *hintedError) Unwrap() error { return e.err }
+func (e *flagError) Error() string { return e.msg }
+func (e *flagError) Unwrap() error { return e.err }

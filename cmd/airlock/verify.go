@@ -68,7 +68,7 @@ func runVerify(ctx context.Context, e *env, f *verifyFlags, path string) error {
 		return err
 	}
 	defer file.Close()
-	prog := newProgress(e, f.quiet || f.asJSON)
+	prog := newProgress(e, f.quiet || f.asJSON, "verify")
 	rep, verr := verify.Verify(ctx, file, verify.Options{Policy: pol, Path: reportPath(path), Progress: prog.bundleProgress(), Now: time.Now()})
 	prog.wait()
 	if verr != nil {

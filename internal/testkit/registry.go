@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -164,7 +165,12 @@ func registryEnv() []string {
 // waitReady polls GET http://host/v2/ until it answers 200, the process
 // exits (errExited) or readyTimeout passes.
 func (p *process) waitReady(host string) error {
-	client := &http.Client{Timeout: time.Second}
+	return p.waitReadyURL(&http.Client{Timeout: time.Second}, "http://"+host+"/v2/", http.StatusOK)
+}
+
+// waitReadyURL polls GET url with client until it answers one of the
+// status codes, the process exits (errExited) or readyTimeout passes.
+func (p *process) waitReadyURL(client *http.Client, url string, ready ...int) error {
 	deadline := time.Now().Add(readyTimeout)
 	for {
 		select {
@@ -172,16 +178,16 @@ func (p *process) waitReady(host string) error {
 			return fmt.Errorf("%w: %v", errExited, p.err)
 		default:
 		}
-		resp, err := client.Get("http://" + host + "/v2/")
+		resp, err := client.Get(url)
 		if err == nil {
 			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
 			_ = resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
+			if slices.Contains(ready, resp.StatusCode) {
 				return nil
 			}
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("GET /v2/ did not answer 200 within %v (last error: %v)", readyTimeout, err)
+			return fmt.Errorf("GET %s did not answer %v within %v (last error: %v)", url, ready, readyTimeout, err)
 		}
 		select {
 		case <-p.done:

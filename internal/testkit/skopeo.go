@@ -50,3 +50,17 @@ func (s *Skopeo) Raw(ctx context.Context, ref string) ([]byte, error) {
 	}
 	return s.Run(ctx, append(args, ref)...)
 }
+
+// Stderr returns what a failed tool printed on standard error: the output
+// a *ToolError carries, or an *exec.ExitError's Stderr; "" otherwise.
+func Stderr(err error) string {
+	var te *ToolError
+	if errors.As(err, &te) {
+		return te.Output
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return string(ee.Stderr)
+	}
+	return ""
+}

@@ -1,4 +1,4 @@
-package transport
+package registryhttp
 
 import (
 	"context"
@@ -36,14 +36,14 @@ func New(opts Options) (http.RoundTripper, error) {
 	if opts.CAFile != "" {
 		pem, err := os.ReadFile(opts.CAFile)
 		if err != nil {
-			return nil, fmt.Errorf("--ca-file: %w", err)
+			return nil, fmt.Errorf("CA file: %w", err)
 		}
 		pool, err := x509.SystemCertPool()
 		if err != nil || pool == nil {
 			pool = x509.NewCertPool()
 		}
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("--ca-file %s: no PEM certificates in it", opts.CAFile)
+			return nil, fmt.Errorf("CA file %s: no PEM certificates in it", opts.CAFile)
 		}
 		tlsConf.RootCAs = pool
 	}
