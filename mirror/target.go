@@ -22,7 +22,7 @@ type Target struct {
 // ParseTarget reads "host[:port][/prefix]". insecure allows plain HTTP.
 func ParseTarget(s string, insecure bool) (Target, error) {
 	if strings.Contains(s, "://") {
-		return Target{}, fmt.Errorf("%q: give the registry without a scheme, e.g. registry.site:5000/mirror (use --insecure-registry HOST for plain HTTP)", s)
+		return Target{}, fmt.Errorf("%q: give the registry without a scheme, e.g. registry.site:5000/mirror (plain HTTP is chosen per host, not by a scheme)", s)
 	}
 	host, prefix, _ := strings.Cut(strings.TrimSuffix(s, "/"), "/")
 	var opts []name.Option

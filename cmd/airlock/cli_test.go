@@ -13,6 +13,7 @@ import (
 	"github.com/airlock-dev/airlock/internal/keys"
 	"github.com/airlock-dev/airlock/internal/sample"
 	"github.com/airlock-dev/airlock/internal/testkit"
+	"github.com/airlock-dev/airlock/mirror"
 	"github.com/airlock-dev/airlock/policy"
 )
 
@@ -146,8 +147,9 @@ func TestChannelRuleAsDocumented(t *testing.T) {
 	}
 }
 
-// policyChannelOK loads pol (which names the key file k.pub) with a real key.
-func policyChannelOK(t *testing.T, pol string) error {
+// writeKeyPolicy writes pol (which names the key file k.pub) next to a
+// real key k.pub and returns its path.
+func writeKeyPolicy(t *testing.T, pol string) string {
 	t.Helper()
 	dir := t.TempDir()
 	if _, err := keys.Generate(filepath.Join(dir, "k"), "ecdsa-p256", []byte("pw")); err != nil {
@@ -157,7 +159,13 @@ func policyChannelOK(t *testing.T, pol string) error {
 	if err := os.WriteFile(p, []byte(pol), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, err := policy.Load(p)
+	return p
+}
+
+// policyChannelOK loads pol with a real key.
+func policyChannelOK(t *testing.T, pol string) error {
+	t.Helper()
+	_, err := policy.Load(writeKeyPolicy(t, pol))
 	return err
 }
 
@@ -221,5 +229,19 @@ func TestStdinAndStdout(t *testing.T) {
 	// A truncated stream is refused like a truncated file.
 	if code, _, _ := runCLIStdin(t, env, streamed[:len(streamed)/2], "verify", "-q", "--policy", pol, "-"); code != exitRejected {
 		t.Fatalf("verify of a truncated stream: exit %d, want %d", code, exitRejected)
+	}
+}
+
+// TestLibraryErrorsNameNoFlags: the library says what is wrong; the CLI
+// names the flag that fixes it (here: a scheme in --to).
+func TestLibraryErrorsNameNoFlags(t *testing.T) {
+	t.Parallel()
+	if _, err := mirror.ParseTarget("https://registry.site/m", false); err == nil || strings.Contains(err.Error(), "--") {
+		t.Errorf("ParseTarget: %v; want an error that names no flag", err)
+	}
+	pol := writeKeyPolicy(t, "keys:\n  k: {publicKey: k.pub}\nbundles:\n  - match: demo\n    signers: [k]\n    threshold: 1\n")
+	code, _, stderr := runCLI(t, nil, "mirror", "x.airlock", "--to", "http://registry.site/m", "--policy", pol)
+	if code != exitUsage || !strings.Contains(stderr, "--to") || !strings.Contains(stderr, "--insecure-registry") {
+		t.Errorf("mirror --to http://...: exit %d, %q; want a usage error naming --to and --insecure-registry", code, stderr)
 	}
 }

@@ -215,6 +215,9 @@ func destination(flag, to string, insecureHosts []string) (mirror.Target, error)
 	host, _, _ := strings.Cut(to, "/")
 	target, err := mirror.ParseTarget(to, slices.Contains(insecureHosts, host))
 	if err != nil {
+		if strings.Contains(to, "://") {
+			return mirror.Target{}, usagef("%s: %v; for a plain-HTTP registry add --insecure-registry HOST", flag, err)
+		}
 		return mirror.Target{}, usagef("%s: %v", flag, err)
 	}
 	return target, nil

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -205,6 +206,10 @@ func runPack(ctx context.Context, e *env, f *packFlags) error {
 	})
 	prog.wait()
 	if err != nil {
+		var td *pack.TempDirError
+		if errors.As(err, &td) {
+			return &hintedError{err: err, hint: "choose another directory with --tmp-dir"}
+		}
 		return rc.withHint(err)
 	}
 	m := res.Manifest
