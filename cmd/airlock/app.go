@@ -202,7 +202,7 @@ func printCommandHelp(w io.Writer, c command, fs *pflag.FlagSet) {
 	if c.examples != "" {
 		fmt.Fprintf(w, "\nExamples:\n%s", c.examples)
 	}
-	fmt.Fprintf(w, "\n%s", exitCodesHelp)
+	fmt.Fprintf(w, "\n%s", exitHelp(c.name))
 }
 
 // version returns the module version airlock was built from: a release tag,

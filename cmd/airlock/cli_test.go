@@ -245,3 +245,68 @@ func TestLibraryErrorsNameNoFlags(t *testing.T) {
 		t.Errorf("mirror --to http://...: exit %d, %q; want a usage error naming --to and --insecure-registry", code, stderr)
 	}
 }
+
+// TestQuietPrintsOnlyTheResult: with -q a command prints errors and, where
+// a script needs one, a single result line.
+func TestQuietPrintsOnlyTheResult(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	badWrite(t, dir, map[string]string{"airlock.yaml": badFileYAML, "a.txt": "x\n"})
+	env := map[string]string{"AIRLOCK_PASSWORD": testPassword}
+	if code, _, stderr := runCLI(t, env, "key", "generate", "-o", filepath.Join(dir, "k")); code != exitOK {
+		t.Fatal(stderr)
+	}
+	b := filepath.Join(dir, "b.airlock")
+	code, out, stderr := runCLI(t, env, "pack", "-q", "-f", filepath.Join(dir, "airlock.yaml"), "-o", b, "--key", filepath.Join(dir, "k.key"))
+	if code != exitOK || out != b+"\n" || stderr != "" {
+		t.Fatalf("pack -q: exit %d, stdout %q, stderr %q; want only the bundle path", code, out, stderr)
+	}
+	pol := filepath.Join(dir, "policy.yaml")
+	if err := os.WriteFile(pol, []byte("keys:\n  k: {publicKey: k.pub}\nbundles:\n  - match: demo\n    signers: [k]\n    threshold: 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, stderr = runCLI(t, nil, "verify", "-q", "--policy", pol, b)
+	if code != exitOK || out != "VERIFIED demo 1.0.0\n" || stderr != "" {
+		t.Fatalf("verify -q: exit %d, stdout %q, stderr %q", code, out, stderr)
+	}
+	code, out, stderr = runCLI(t, nil, "install", "-q", "--policy", pol, "--root", filepath.Join(dir, "root"), b)
+	if code != exitOK || out != "" || stderr != "" {
+		t.Fatalf("install -q: exit %d, stdout %q, stderr %q", code, out, stderr)
+	}
+	other := filepath.Join(dir, "other.yaml")
+	if err := os.WriteFile(other, []byte("keys:\n  k: {publicKey: k.pub}\nbundles:\n  - match: other\n    signers: [k]\n    threshold: 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, stderr = runCLI(t, nil, "verify", "-q", "--policy", other, b)
+	if code != exitRejected || out != "REJECTED demo 1.0.0\n" || stderr == "" {
+		t.Fatalf("verify -q of a refused bundle: exit %d, stdout %q, stderr %q", code, out, stderr)
+	}
+}
+
+// TestHelpShowsOwnExitStatuses: every command's --help explains its own exit
+// statuses, and each code it lists is one of the documented four.
+func TestHelpShowsOwnExitStatuses(t *testing.T) {
+	t.Parallel()
+	seen := map[string]bool{}
+	for _, c := range commands() {
+		code, out, _ := runCLI(t, nil, c.name, "--help")
+		if code != exitOK {
+			t.Fatalf("%s --help: exit %d", c.name, code)
+		}
+		i := strings.Index(out, "Exit status:\n")
+		if i < 0 {
+			t.Fatalf("%s --help has no exit statuses", c.name)
+		}
+		section := out[i:]
+		if seen[section] && commandExits[c.name] != "" {
+			t.Errorf("%s --help repeats another command's exit statuses", c.name)
+		}
+		seen[section] = true
+		if _, ok := commandExits[c.name]; !ok {
+			t.Errorf("%s has no exit statuses of its own in commandExits", c.name)
+		}
+		if strings.Contains(section, "airlock.yaml") && c.name != "pack" {
+			t.Errorf("%s --help mentions airlock.yaml in its exit statuses", c.name)
+		}
+	}
+}

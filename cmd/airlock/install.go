@@ -31,7 +31,7 @@ func (f *installFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.registry, "registry", "", "also mirror images and models into this registry in the same run: REGISTRY[/PREFIX]")
 	f.reg.register(fs, "the --registry registry")
 	fs.BoolVar(&f.allowDowngrade, "allow-downgrade", false, "accept a lower sequence than the highest installed, where the policy rule sets allowDowngrade: true")
-	fs.BoolVarP(&f.quiet, "quiet", "q", false, "no progress bars")
+	fs.BoolVarP(&f.quiet, "quiet", "q", false, "print only errors (and REJECTED NAME VERSION when the bundle is refused)")
 	fs.BoolVar(&f.asJSON, "json", false, "print the result (verification report, what was installed and mirrored) as JSON")
 }
 
@@ -127,11 +127,17 @@ func runInstall(ctx context.Context, e *env, f *installFlags, path string) error
 		}
 		return ierr
 	}
-	if res.Verify != nil && !res.Verify.Verified {
-		renderReport(e.stdout, res.Verify)
-	}
-	if ierr == nil {
-		renderInstall(e.stdout, out)
+	switch {
+	case f.quiet && res.Verify != nil && !res.Verify.Verified:
+		fmt.Fprintln(e.stdout, resultLine(res.Verify))
+	case f.quiet:
+	default:
+		if res.Verify != nil && !res.Verify.Verified {
+			renderReport(e.stdout, res.Verify)
+		}
+		if ierr == nil {
+			renderInstall(e.stdout, out)
+		}
 	}
 	return ierr
 }

@@ -91,7 +91,7 @@ func TestInstallStatusRollbackCheckPruneCLI(t *testing.T) {
 
 	// Upgrade, mirroring images and models into a registry in the same run.
 	reg := testkit.StartInProcess(t)
-	code, out, stderr = runCmd(t, installCommand(), v2, "--root", root, "--policy", f.policy, "--registry", reg.Host+"/mirror", "-q")
+	code, out, stderr = runCmd(t, installCommand(), v2, "--root", root, "--policy", f.policy, "--registry", reg.Host+"/mirror")
 	if code != exitOK || !strings.Contains(out, "installed demo 1.1.0") || !strings.Contains(out, "Mirrored into "+reg.Host+"/mirror") || !strings.Contains(out, "(was 1.0.0)") {
 		t.Fatalf("install v2 --registry: exit %d\n%s%s", code, out, stderr)
 	}

@@ -47,7 +47,7 @@ func (f *mirrorFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.localHost, "emit-config-local-host", "", "with --emit-config: the registry host nodes use in the names of images packed from oci: and docker-archive: sources (default: no configuration for them)")
 	fs.StringVar(&f.signKey, "sign-key", "", "also sign every mirrored image with this site key (cosign format)")
 	fs.StringVar(&f.tmpDir, "tmp-dir", "", "directory for blobs waiting to be uploaded (default: the system temporary directory)")
-	fs.BoolVarP(&f.quiet, "quiet", "q", false, "no progress bars")
+	fs.BoolVarP(&f.quiet, "quiet", "q", false, "print only errors (and REJECTED NAME VERSION when the bundle is refused)")
 	fs.BoolVar(&f.asJSON, "json", false, "print the result (verification report, mapping, counts) as JSON")
 }
 
@@ -155,6 +155,10 @@ func runMirror(ctx context.Context, e *env, f *mirrorFlags, path string) error {
 		}{res, emitted}
 		if err := writeJSON(e.stdout, out); err != nil {
 			return err
+		}
+	} else if f.quiet {
+		if res.Verify != nil && !res.Verify.Verified {
+			fmt.Fprintln(e.stdout, resultLine(res.Verify))
 		}
 	} else {
 		if verify.IsFailure(merr) && res.Verify != nil {

@@ -39,7 +39,7 @@ func (f *packFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.level, "level", "default", "compression level: fastest, default or better")
 	fs.StringVar(&f.tmpDir, "tmp-dir", "", "directory for staged blobs (default: next to the output)")
 	f.registry.register(fs, "source registries")
-	fs.BoolVarP(&f.quiet, "quiet", "q", false, "no progress bars")
+	fs.BoolVarP(&f.quiet, "quiet", "q", false, "print only errors and the path of the bundle written")
 	fs.BoolVar(&f.json, "json", false, "print the summary as JSON on stdout")
 	fs.StringArrayVarP(&f.keys, "key", "k", nil, "sign while packing with this private key (repeatable)")
 	fs.Uint64Var(&f.sequence, "sequence", 0, "signed sequence number, must grow with every release of this name (default: creation time in Unix seconds)")
@@ -227,6 +227,13 @@ func runPack(ctx context.Context, e *env, f *packFlags) error {
 			Artifacts: m.Totals.Artifacts, Blobs: m.Totals.Blobs, BytesIn: res.BytesIn, BytesOut: res.BytesOut,
 			Ratio: ratio, Seconds: res.Duration.Seconds(),
 		})
+	}
+	if f.quiet {
+		// Only the bundle's path, which a script needs when -o was not given.
+		if stream == nil {
+			fmt.Fprintln(report, res.Path)
+		}
+		return nil
 	}
 	where := res.Path
 	if stream != nil {

@@ -24,7 +24,7 @@ func (f *verifyFlags) register(fs *pflag.FlagSet) {
 	fs.StringVarP(&f.policy, "policy", "p", "", "trust policy (required; see docs/policy.md)")
 	fs.BoolVar(&f.insecurePerms, "insecure-permissions", false, "use a policy or key file even when group or others may write it (refused by default, as OpenSSH refuses such keys)")
 	fs.BoolVar(&f.asJSON, "json", false, "print the documented JSON report on stdout (also when verification fails)")
-	fs.BoolVarP(&f.quiet, "quiet", "q", false, "no progress bars")
+	fs.BoolVarP(&f.quiet, "quiet", "q", false, "print only errors and the result line (VERIFIED or REJECTED NAME VERSION)")
 }
 
 func (f *verifyFlags) validate(args []string) error {
@@ -82,10 +82,25 @@ func runVerify(ctx context.Context, e *env, f *verifyFlags, path string) error {
 		if err := writeJSON(e.stdout, rep); err != nil {
 			return err
 		}
+	} else if f.quiet {
+		fmt.Fprintln(e.stdout, resultLine(rep))
 	} else {
 		renderReport(e.stdout, rep)
 	}
 	return verr
+}
+
+// resultLine is the one line -q prints: "VERIFIED NAME VERSION" or
+// "REJECTED NAME VERSION" (the path when the head could not be read).
+func resultLine(r *verify.Report) string {
+	status := "VERIFIED"
+	if !r.Verified {
+		status = "REJECTED"
+	}
+	if r.Bundle.Name == "" {
+		return status + " " + r.Bundle.Path
+	}
+	return status + " " + r.Bundle.Name + " " + r.Bundle.Version
 }
 
 func renderReport(w io.Writer, r *verify.Report) {
