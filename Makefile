@@ -7,8 +7,9 @@ BIN     := bin/airlock
 TOOLS_CACHE ?= /var/cache/airlock-ci
 export PATH := $(TOOLS_CACHE)/bin:$(PATH)
 COSIGN_VERSION := v2.6.5
-# Debian packages the tests run for real.
-DEB_PACKAGES := docker-registry skopeo zstd tar
+# Debian packages the tests run for real (chromium and poppler-utils render
+# and read the reviewer report as a person would).
+DEB_PACKAGES := docker-registry skopeo zstd tar chromium poppler-utils
 
 .PHONY: all build test demo bench fuzz lint tools tools-conformance check-tools clean
 
@@ -46,7 +47,7 @@ tools:
 check-tools:
 	@if [ "$$(id -u)" -eq 0 ]; then $(MAKE) --no-print-directory tools || exit 1; exit 0; fi; \
 	missing=""; \
-	for t in docker-registry skopeo zstd tar cosign oci-conformance; do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
+	for t in docker-registry skopeo zstd tar cosign oci-conformance chromium pdftotext; do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
 	if [ -n "$$missing" ]; then echo "make test: missing:$$missing. Install what is missing with: sudo make tools" >&2; exit 1; fi
 
 # Build the pinned conformance program into the tools cache, unless the binary

@@ -14,7 +14,10 @@ type Inspection struct {
 	Root           Descriptor   `json:"root"`
 	ManifestDigest string       `json:"manifestDigest"`
 	Artifacts      []Artifact   `json:"artifacts"`
-	Totals         Totals       `json:"totals"`
+	// Files lists every file of the model, file and SBOM artifacts with its
+	// path, size and sha256 (see ContentFile).
+	Files  []ContentFile `json:"files"`
+	Totals Totals        `json:"totals"`
 	// Statement is what the signatures cover.
 	Statement InspectStatement `json:"statement"`
 	// Signatures lists who signed the bundle; empty when unsigned. The
@@ -67,6 +70,7 @@ func Inspect(h *Head) *Inspection {
 		Root:           h.Manifest.Root,
 		ManifestDigest: h.ManifestDigest,
 		Artifacts:      arts,
+		Files:          h.ContentFiles(),
 		Totals:         h.Manifest.Totals,
 		Signatures:     sigs,
 		Head:           InspectHead{CompressedBytes: h.HeadSize, Entries: h.Entries, Signed: len(sigs) > 0},

@@ -44,6 +44,9 @@ type KindInfo struct {
 	Placement Placement
 	// ImagePolicy: the policy's platform and SBOM requirements apply.
 	ImagePolicy bool
+	// Files: each layer of the artifact's manifest is one file with a path
+	// (a model file, a file, an SBOM document); reports list their sha256.
+	Files bool
 	// describe names an artifact of this kind in messages.
 	describe func(a Artifact) string
 }
@@ -51,11 +54,11 @@ type KindInfo struct {
 var kindTable = []KindInfo{
 	{Name: KindImage, Placement: PlaceByRef, ImagePolicy: true,
 		describe: func(a Artifact) string { return "image " + a.Ref }},
-	{Name: KindModel, ArtifactType: ArtifactTypeModel, Target: true, Placement: PlaceModel,
+	{Name: KindModel, ArtifactType: ArtifactTypeModel, Target: true, Placement: PlaceModel, Files: true,
 		describe: func(a Artifact) string { return "model " + a.Name }},
-	{Name: KindFile, ArtifactType: ArtifactTypeFile, Target: true, Mode: true, Placement: PlaceNone,
+	{Name: KindFile, ArtifactType: ArtifactTypeFile, Target: true, Mode: true, Placement: PlaceNone, Files: true,
 		describe: func(a Artifact) string { return "file " + a.Source }},
-	{Name: KindSBOM, Subject: true, Placement: PlaceWithSubject,
+	{Name: KindSBOM, Subject: true, Placement: PlaceWithSubject, Files: true,
 		describe: func(a Artifact) string { return "sbom " + a.Source }},
 	{Name: KindAttachment, Subject: true, Placement: PlaceWithSubject,
 		describe: func(a Artifact) string {

@@ -175,7 +175,7 @@ func TestCrashDuringRollback(t *testing.T) {
 		t.Fatal(err)
 	}
 	oldSnap, newSnap := snapshot(t, oldRoot), snapshot(t, newRoot)
-	for _, fp := range []string{install.FailpointBeforeState, install.FailpointAfterState, install.FailpointBeforeLink, install.FailpointAfterLink} {
+	for _, fp := range []string{install.FailpointBeforeState, install.FailpointAfterState, install.FailpointBeforeLink, install.FailpointAfterLink, install.FailpointAfterAudit} {
 		t.Run(fp, func(t *testing.T) {
 			t.Parallel()
 			root := filepath.Join(t.TempDir(), "root")

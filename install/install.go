@@ -53,6 +53,12 @@ type Result struct {
 	// Images counts the bundle's images: verified, and mirrored only with
 	// Options.Mirror (install places files and models only).
 	Images int `json:"images"`
+	// Record is the digest of the signed verification record written for
+	// this install (Options.Record), "" for none.
+	Record string `json:"record,omitempty"`
+	// AuditHead is the digest of the audit log line this install appended
+	// (DIR/.airlock/audit.log): note it to detect later truncation.
+	AuditHead string `json:"auditHead,omitempty"`
 	// Repaired lists what was fixed in a root a crash left behind.
 	Repaired []string `json:"repaired,omitempty"`
 	// Seconds is the wall-clock time of the run.
@@ -80,6 +86,10 @@ type installer struct {
 	bufs        [2][]byte
 	published   bool // staging became releases/NAME/VERSION
 	committed   bool // the state lists the release
+
+	rep       *verify.Report // for the audit entry
+	record    string         // digest of the verification record, for the audit entry
+	auditHead string         // digest of the audit line appended
 }
 
 // Install verifies the bundle read from r and installs its files and
@@ -129,8 +139,13 @@ func Install(ctx context.Context, r io.Reader, opts Options) (*Result, error) {
 			err = merr // a failed upload is the cause of a stopped stream
 		}
 	}
+	if err == nil && opts.Record != nil {
+		res.Record, err = opts.Record(ctx, rep)
+	}
 	if err == nil {
+		in.rep, in.record = rep, res.Record
 		err = in.commit(ctx, rep, res)
+		res.AuditHead = in.auditHead
 	}
 	res.Repaired = in.repaired
 	res.Seconds = time.Since(start).Seconds()
@@ -314,6 +329,9 @@ func (in *installer) commit(ctx context.Context, rep *verify.Report, res *Result
 // writeStateAndLink writes the state (after which the release counts as
 // installed) and switches the link.
 func (in *installer) writeStateAndLink(st *State, name, version string) error {
+	if err := in.prepareInstallAudit(); err != nil {
+		return err
+	}
 	in.opts.failpoint(FailpointBeforeState)
 	if err := in.l.writeState(st); err != nil {
 		return err
@@ -326,7 +344,9 @@ func (in *installer) writeStateAndLink(st *State, name, version string) error {
 		return fmt.Errorf("%s %s is installed, but %s could not be switched (the next install or `airlock status` repairs it): %w", name, version, CurrentLink(in.l.path, name), err)
 	}
 	in.opts.failpoint(FailpointAfterLink)
-	return nil
+	head, err := afterCommit(in.l, name+" "+version+" is installed", in.opts.failpoint)
+	in.auditHead = head
+	return err
 }
 
 func (in *installer) event() Event {

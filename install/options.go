@@ -31,6 +31,15 @@ type Options struct {
 	Now time.Time
 	// Path names the bundle in the report and the state.
 	Path string
+	// Record, when set, is called once the bundle verified and its content
+	// is staged, before the install is committed, with the verification
+	// report: it writes the signed verification record (airlock install
+	// --attest) and returns the record's digest, which the audit log
+	// entry names. An error stops the install; nothing changes.
+	Record func(ctx context.Context, rep *verify.Report) (string, error)
+	// Airlock is the airlock version written into the audit log entry
+	// (DIR/.airlock/audit.log); "" writes none.
+	Airlock string
 	// Progress receives bytes checked; nil reports nothing.
 	Progress bundle.Progress
 	// Logger receives debug messages; nil discards them.
@@ -78,11 +87,14 @@ const (
 	FailpointBeforeLink = "before-link"
 	// FailpointAfterLink follows switching DIR/current/NAME.
 	FailpointAfterLink = "after-link"
+	// FailpointAfterAudit follows appending the audit log entry, before its
+	// write-ahead file is removed.
+	FailpointAfterAudit = "after-audit"
 )
 
 // Failpoints returns every failpoint name in order.
 func Failpoints() []string {
-	return []string{FailpointStaged, FailpointBeforeRename, FailpointAfterRename, FailpointBeforeState, FailpointAfterState, FailpointBeforeLink, FailpointAfterLink}
+	return []string{FailpointStaged, FailpointBeforeRename, FailpointAfterRename, FailpointBeforeState, FailpointAfterState, FailpointBeforeLink, FailpointAfterLink, FailpointAfterAudit}
 }
 
 func (o *Options) validate() error {

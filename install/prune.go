@@ -11,6 +11,8 @@ type PruneOptions struct {
 	// Failpoint is as in Options (tests only; nil in production): Prune
 	// passes FailpointBeforeState and FailpointAfterState.
 	Failpoint func(name string)
+	// Airlock is the airlock version written into the audit log entry.
+	Airlock string
 }
 
 // PruneResult is what Prune did.
@@ -84,6 +86,9 @@ func Prune(ctx context.Context, root string, keep int, opts PruneOptions) (*Prun
 			return res, err
 		}
 	}
+	if err := preparePruneAudit(l, time.Now(), opts.Airlock, res); err != nil {
+		return res, err
+	}
 	fp(FailpointBeforeState)
 	if err := l.writeState(next); err != nil {
 		return res, err
@@ -103,5 +108,6 @@ func Prune(ctx context.Context, root string, keep int, opts PruneOptions) (*Prun
 			return res, err
 		}
 	}
-	return res, nil
+	_, err = afterCommit(l, "pruned", fp)
+	return res, err
 }

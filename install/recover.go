@@ -126,5 +126,9 @@ func (l *layout) recover(st *State) ([]string, error) {
 		}
 		done = append(done, fmt.Sprintf("pointed %s at %s %s, the current release in the state", filepath.Join(l.path, dirCurrent, n), n, b.Current))
 	}
-	return done, nil
+	msg, err := l.recoverAudit(st)
+	if msg != "" {
+		done = append(done, msg)
+	}
+	return done, err
 }

@@ -12,6 +12,8 @@ type RollbackOptions struct {
 	Now time.Time
 	// Failpoint is as in Options (tests only; nil in production).
 	Failpoint func(name string)
+	// Airlock is the airlock version written into the audit log entry.
+	Airlock string
 }
 
 // RollbackResult is what Rollback did.
@@ -73,11 +75,15 @@ func Rollback(ctx context.Context, root, name string, opts RollbackOptions) (*Ro
 	next := st.clone()
 	nb := next.Bundles[name]
 	nb.Current = prev.Version
-	nb.History = append(nb.History, Event{Time: now.UTC(), Action: ActionRollback, From: cur.Version, To: prev.Version, Sequence: prev.Sequence, Root: prev.Root})
+	ev := Event{Time: now.UTC(), Action: ActionRollback, From: cur.Version, To: prev.Version, Sequence: prev.Sequence, Root: prev.Root}
+	nb.History = append(nb.History, ev)
 	fp := func(n string) {
 		if opts.Failpoint != nil {
 			opts.Failpoint(n)
 		}
+	}
+	if err := prepareRollbackAudit(l, opts.Airlock, name, ev); err != nil {
+		return res, err
 	}
 	fp(FailpointBeforeState)
 	if err := l.writeState(next); err != nil {
@@ -89,7 +95,8 @@ func Rollback(ctx context.Context, root, name string, opts RollbackOptions) (*Ro
 		return res, fmt.Errorf("rolled back in the state, but %s could not be switched (the next airlock status repairs it): %w", res.Link, err)
 	}
 	fp(FailpointAfterLink)
-	return res, nil
+	_, err = afterCommit(l, "rolled back", fp)
+	return res, err
 }
 
 // openLocked opens an existing install root, takes the lock, loads the

@@ -25,6 +25,18 @@ type Report struct {
 	Stage string `json:"stage,omitempty"`
 	// Now is the single point in time every time check used.
 	Now time.Time `json:"now"`
+	// Trusted is true when the signatures and the policy accepted the head
+	// (Verified needs the body checked as well).
+	Trusted bool `json:"trusted"`
+	// HeadOnly is true when the body was not read (Options.HeadOnly):
+	// Verified is then false even for a trusted bundle.
+	HeadOnly bool `json:"headOnly,omitempty"`
+	// Artifacts lists what the bundle carries, from its head; empty when the
+	// head could not be read.
+	Artifacts []bundle.Artifact `json:"artifacts"`
+	// Files lists every file of the model, file and SBOM artifacts with its
+	// path, size and sha256 (bundle.ContentFile).
+	Files []bundle.ContentFile `json:"files"`
 }
 
 // BundleInfo identifies the bundle.
@@ -38,9 +50,12 @@ type BundleInfo struct {
 	Expires        time.Time `json:"expires"`
 	Root           string    `json:"root,omitempty"`
 	ManifestDigest string    `json:"manifestDigest,omitempty"`
-	Artifacts      int       `json:"artifacts"`
-	Blobs          int       `json:"blobs"`
-	Bytes          int64     `json:"bytes"`
+	// SignaturesDigest is the digest of airlock/signatures.json, the DSSE
+	// envelope whose signatures were checked; empty for an unsigned bundle.
+	SignaturesDigest string `json:"signaturesDigest,omitempty"`
+	Artifacts        int    `json:"artifacts"`
+	Blobs            int    `json:"blobs"`
+	Bytes            int64  `json:"bytes"`
 }
 
 // PolicyInfo names the policy and the rule that was applied.
@@ -66,6 +81,9 @@ type SignerInfo struct {
 	// towards the threshold).
 	Counted bool   `json:"counted"`
 	Note    string `json:"note,omitempty"`
+	// Algorithm is the policy key's algorithm ("ecdsa-p256", "ed25519",
+	// "rsa-3072"), for a signature that verified.
+	Algorithm string `json:"algorithm,omitempty"`
 }
 
 // Throughput measures the streaming pass.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/airlock-dev/airlock/bundle"
 	"github.com/airlock-dev/airlock/internal/keys"
+	"github.com/airlock-dev/airlock/internal/checked"
 	"github.com/airlock-dev/airlock/internal/meter"
 	"github.com/airlock-dev/airlock/policy"
 )
@@ -37,6 +38,10 @@ type Options struct {
 	// after checking them. A blob that fails its check is reported as a
 	// finding; the consumer must not use its bytes.
 	Blob func(ctx context.Context, e *bundle.BodyEntry) error
+	// HeadOnly stops once trust is decided from the head: the body is not
+	// read, nothing is checked against the body's digests, and the report
+	// says so (Report.HeadOnly; Verified stays false). Blob is not called.
+	HeadOnly bool
 	// Progress receives bytes checked; nil reports nothing.
 	Progress bundle.Progress
 	// Logger receives debug messages; nil discards them.
@@ -56,7 +61,8 @@ func Verify(ctx context.Context, r io.Reader, opts Options) (*Report, error) {
 	if now.IsZero() {
 		now = time.Now()
 	}
-	rep := &Report{SchemaVersion: 1, Now: now.UTC(), Signers: []SignerInfo{}, Checks: []policy.Check{}, Findings: []bundle.Finding{}, Policy: PolicyInfo{Rule: -1}}
+	rep := &Report{SchemaVersion: 1, Now: now.UTC(), Signers: []SignerInfo{}, Checks: []policy.Check{}, Findings: []bundle.Finding{}, Policy: PolicyInfo{Rule: -1},
+		Artifacts: []bundle.Artifact{}, Files: []bundle.ContentFile{}, HeadOnly: opts.HeadOnly}
 	rep.Bundle.Path = opts.Path
 	fail := func(stage string, err error) (*Report, error) {
 		rep.Stage, rep.Error = stage, err.Error()
@@ -77,6 +83,7 @@ func Verify(ctx context.Context, r io.Reader, opts Options) (*Report, error) {
 	defer br.Close()
 	head := br.Head()
 	describeBundle(&rep.Bundle, head)
+	describeContent(rep, head)
 
 	rule, err := pol.Match(head.Manifest.Name)
 	if err != nil {
@@ -107,10 +114,16 @@ func Verify(ctx context.Context, r io.Reader, opts Options) (*Report, error) {
 	}
 
 	// Trust is decided; now every byte.
+	rep.Trusted = true
 	if opts.Trusted != nil {
 		if err := opts.Trusted(ctx, head); err != nil {
 			return fail("trusted", err)
 		}
+	}
+	if opts.HeadOnly {
+		rep.Checks = append(rep.Checks, policy.Check{Name: "integrity", OK: false, Detail: fmt.Sprintf("not checked: head only, the body (%d blobs, %d bytes) was not read", len(head.Body), head.Manifest.Totals.BodyBytes)})
+		rep.Throughput = Throughput{Compressed: counter.N, Seconds: time.Since(start).Seconds()}
+		return rep, nil
 	}
 	var checkedBytes int64
 	ov := newOverall(opts.Progress, head)
@@ -166,7 +179,18 @@ func describeBundle(b *BundleInfo, h *bundle.Head) {
 	b.Name, b.Version, b.Sequence, b.Channel = m.Name, m.Version, p.Sequence, p.Channel
 	b.Created, b.Expires = p.Created, p.Expires
 	b.Root, b.ManifestDigest = m.Root.Digest, h.ManifestDigest
+	if len(h.Signatures) > 0 {
+		b.SignaturesDigest = checked.Digest(h.Signatures)
+	}
 	b.Artifacts, b.Blobs, b.Bytes = m.Totals.Artifacts, m.Totals.Blobs, m.Totals.Bytes
+}
+
+// describeContent lists the head's artifacts and their files in the report.
+func describeContent(rep *Report, h *bundle.Head) {
+	if h.Manifest.Artifacts != nil {
+		rep.Artifacts = h.Manifest.Artifacts
+	}
+	rep.Files = h.ContentFiles()
 }
 
 // checkSignatures verifies every signature with the policy's keys. The key
@@ -214,6 +238,7 @@ func checkSignatures(env *bundle.Envelope, pol *policy.Policy, rule *policy.Rule
 			}
 			if verr == nil {
 				info.Verified, info.Name, info.Counted = true, kv.name, inRule[kv.name]
+				info.Algorithm = pol.Keys[kv.name].Algorithm
 				if info.KeyID != kv.fp {
 					info.Note = "key id in the envelope is " + s.KeyID + "; the signature verified with " + kv.fp
 					info.KeyID = kv.fp

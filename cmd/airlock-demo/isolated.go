@@ -45,7 +45,8 @@ func isolatedSide(ctx context.Context, bin, work, bundlePath, policyPath, releas
 	nodes := filepath.Join(work, "nodes")
 	step("airlock mirror: verify and push in one pass into %s/site (airlock serve speaks plain HTTP here: --insecure-registry)", addr)
 	if err := airlockRun(ctx, bin, "mirror", bundlePath, "--to", addr+"/site", "--insecure-registry", addr,
-		"--policy", policyPath, "--report", mapping, "--emit-config", nodes); err != nil {
+		"--policy", policyPath, "--report", mapping, "--emit-config", nodes,
+		"--audit-log", filepath.Join(work, "mirror-audit.log")); err != nil {
 		return err
 	}
 	if err := showNodeConfig(nodes); err != nil {

@@ -155,7 +155,12 @@ bundles:
 	if err := isolatedSide(ctx, bin, work, bundlePath, policyPath, release, keysDir); err != nil {
 		return err
 	}
+	reportPath, err := reviewerSide(ctx, bin, work, bundlePath, policyPath, keysDir, "demo-root")
+	if err != nil {
+		return err
+	}
 	step("Done. The bundle is %s; extract it with `tar --zstd -xf %s -C DIR` to see the OCI layout.", bundlePath, bundlePath)
+	fmt.Printf("The reviewer's report: %s (open file://%s in a browser; Print to PDF for a document)\n", reportPath, reportPath)
 	return nil
 }
 

@@ -68,7 +68,8 @@ type command struct {
 
 func commands() []command {
 	return []command{packCommand(), signCommand(), verifyCommand(), inspectCommand(), mirrorCommand(), serveCommand(),
-		installCommand(), statusCommand(), rollbackCommand(), checkCommand(), pruneCommand(), keyCommand(), versionCommand()}
+		installCommand(), statusCommand(), rollbackCommand(), checkCommand(), pruneCommand(), keyCommand(), versionCommand(),
+		reportCommand(), auditCommand()}
 }
 
 // usageError is a bad command line (exit 2).

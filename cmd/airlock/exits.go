@@ -49,6 +49,14 @@ var commandExits = map[string]string{
 	"key": `  0  the key was written or read
   1  could not: the file exists, a bad password, an unsupported key
   2  usage error`,
+	"report": `  0  the report was written: the bundle verified (or, with --head-only, is trusted)
+  1  could not report: a missing or unreadable bundle or policy, the output file
+  2  usage error
+  3  REJECTED: the report was written and says why`,
+	"audit": `  0  the log's chain is intact (verify), or it was shown (show)
+  1  could not read the log
+  2  usage error
+  3  the chain is broken: a line was edited, removed or reordered`,
 	"version": `  0  printed
   2  usage error`,
 }

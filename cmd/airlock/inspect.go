@@ -123,6 +123,7 @@ func renderInspection(w io.Writer, ins *bundle.Inspection, fileSize int64) {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", a.Kind, name, shortDigest(a.Digest), humanBytes(a.Bytes), details)
 	}
 	tw.Flush()
+	renderContentFiles(w, ins.Files)
 	var sboms []string
 	for _, a := range ins.Artifacts {
 		if a.Kind == bundle.KindSBOM && a.SBOM != nil {
@@ -158,4 +159,22 @@ func fileSizeText(n int64) string {
 		return ""
 	}
 	return "; bundle file " + humanBytes(n)
+}
+
+// renderContentFiles lists the files of models, files and SBOMs with the
+// sha256 a vendor publishes, in the layout sha256sum prints, so a reviewer
+// can compare them line by line.
+func renderContentFiles(w io.Writer, files []bundle.ContentFile) {
+	if len(files) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\nFiles (sha256 as sha256sum prints it; artifact manifest digest after the name):\n")
+	last := -1
+	for _, f := range files {
+		if f.Artifact != last {
+			fmt.Fprintf(w, "  %s  %s\n", f.Name, f.ManifestDigest)
+			last = f.Artifact
+		}
+		fmt.Fprintf(w, "    %s  %s  (%s)\n", f.SHA256, f.Path, humanBytes(f.Size))
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/airlock-dev/airlock/install"
 	"github.com/airlock-dev/airlock/mirror"
 	"github.com/airlock-dev/airlock/policy"
+	"github.com/airlock-dev/airlock/verify"
 )
 
 type installFlags struct {
@@ -22,6 +23,7 @@ type installFlags struct {
 	allowDowngrade bool
 	quiet          bool
 	asJSON         bool
+	attest         attestFlags
 }
 
 func (f *installFlags) register(fs *pflag.FlagSet) {
@@ -33,6 +35,7 @@ func (f *installFlags) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&f.allowDowngrade, "allow-downgrade", false, "accept a lower sequence than the highest installed, where the policy rule sets allowDowngrade: true")
 	fs.BoolVarP(&f.quiet, "quiet", "q", false, "print only errors (and REJECTED NAME VERSION when the bundle is refused)")
 	fs.BoolVar(&f.asJSON, "json", false, "print the result (verification report, what was installed and mirrored) as JSON")
+	f.attest.register(fs)
 }
 
 func (f *installFlags) validate(args []string) error {
@@ -48,7 +51,7 @@ func (f *installFlags) validate(args []string) error {
 	if f.registry == "" && (len(f.reg.insecure) > 0 || f.reg.caFile != "") {
 		return usagef("--insecure-registry and --ca-file need --registry")
 	}
-	return nil
+	return f.attest.validate()
 }
 
 func installCommand() command {
@@ -59,6 +62,8 @@ func installCommand() command {
 		examples: `  airlock install payments-1.4.2.airlock --root /opt/payments --policy policy.yaml
   airlock install payments-1.4.2.airlock --root /opt/payments --policy policy.yaml --registry registry.site:5000/mirror
   airlock install payments-1.4.1.airlock --root /opt/payments --policy policy.yaml --allow-downgrade
+  airlock install payments-1.4.2.airlock --root /opt/payments --policy policy.yaml --attest site.key -o vsa.json
+  airlock audit show /opt/payments/.airlock/audit.log
 `,
 		setup: func(fs *pflag.FlagSet) func(context.Context, *env, []string) error {
 			f := &installFlags{}
@@ -78,8 +83,15 @@ func runInstall(ctx context.Context, e *env, f *installFlags, path string) error
 	if err != nil {
 		return err
 	}
+	rec, err := f.attest.newRecorder(e, "install")
+	if err != nil {
+		return err
+	}
 	now := time.Now()
-	opts := install.Options{Root: f.root, Policy: pol, AllowDowngrade: f.allowDowngrade, Now: now, Path: reportPath(path)}
+	opts := install.Options{Root: f.root, Policy: pol, AllowDowngrade: f.allowDowngrade, Now: now, Path: reportPath(path), Airlock: version()}
+	if rec != nil {
+		opts.Record = func(ctx context.Context, rep *verify.Report) (string, error) { return rec.writeIfRead(ctx, e, rep) }
+	}
 	prog := newProgress(e, f.quiet || f.asJSON, "install")
 	defer prog.wait()
 	var rc *registryClient
@@ -113,6 +125,13 @@ func runInstall(ctx context.Context, e *env, f *installFlags, path string) error
 	prog.wait()
 	if rc != nil {
 		ierr = rc.withHint(ierr)
+	}
+	if rec != nil && res != nil && verify.IsFailure(ierr) && res.Record == "" && res.Verify != nil {
+		// Rejected (by the signatures or the policy, or refused as a
+		// replay, downgrade or unsafe path): record the FAILED result.
+		if _, err := rec.writeIfRead(ctx, e, res.Verify); err != nil {
+			fmt.Fprintf(e.stderr, "airlock install: the verification record could not be written: %v\n", err)
+		}
 	}
 	if res == nil || (res.Verify == nil && !f.asJSON) {
 		return ierr

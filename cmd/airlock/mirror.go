@@ -32,6 +32,8 @@ type mirrorFlags struct {
 	tmpDir        string
 	quiet         bool
 	asJSON        bool
+	attest        attestFlags
+	auditLog      string
 }
 
 func (f *mirrorFlags) register(fs *pflag.FlagSet) {
@@ -49,6 +51,8 @@ func (f *mirrorFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.tmpDir, "tmp-dir", "", "directory for blobs waiting to be uploaded (default: the system temporary directory)")
 	fs.BoolVarP(&f.quiet, "quiet", "q", false, "print only errors (and REJECTED NAME VERSION when the bundle is refused)")
 	fs.BoolVar(&f.asJSON, "json", false, "print the result (verification report, mapping, counts) as JSON")
+	f.attest.register(fs)
+	fs.StringVar(&f.auditLog, "audit-log", "", "append what this run did (accepted, rejected or failed) to this hash-chained audit log (see airlock audit)")
 }
 
 func (f *mirrorFlags) validate(args []string) error {
@@ -67,7 +71,7 @@ func (f *mirrorFlags) validate(args []string) error {
 	if f.localHost != "" && f.emitConfig == "" {
 		return usagef("--emit-config-local-host needs --emit-config")
 	}
-	return nil
+	return f.attest.validate()
 }
 
 func mirrorCommand() command {
@@ -78,6 +82,7 @@ func mirrorCommand() command {
 		examples: `  airlock mirror payments-1.4.2.airlock --to registry.site:5000/mirror --policy policy.yaml
   airlock mirror payments-1.4.2.airlock --to 127.0.0.1:5000 --policy policy.yaml --report mapping.json --emit-config nodes/
   airlock mirror payments-1.4.2.airlock --to registry.site --ca-file site-ca.pem --policy policy.yaml --sign-key site.key
+  airlock mirror payments-1.4.2.airlock --to registry.site --policy policy.yaml --attest site.key -o vsa.json --audit-log /var/log/airlock/audit.log
 `,
 		setup: func(fs *pflag.FlagSet) func(context.Context, *env, []string) error {
 			f := &mirrorFlags{}
@@ -113,22 +118,28 @@ func runMirror(ctx context.Context, e *env, f *mirrorFlags, path string) error {
 		}
 		signer = signers[0]
 	}
+	rec, err := f.attest.newRecorder(e, "mirror")
+	if err != nil {
+		return err
+	}
 	file, _, err := openBundle(e, path)
 	if err != nil {
 		return err
 	}
 	defer file.Close()
 	prog := newProgress(e, f.quiet || f.asJSON, "mirror")
-	res, merr := mirror.Mirror(ctx, file, mirror.MirrorOptions{
+	mopts := mirror.MirrorOptions{
 		To: target, Policy: pol, KeepRegistryHost: f.keepHost, ImagesOnly: f.imagesOnly, Jobs: f.jobs,
 		Transport: rc.transport, Keychain: rc.keychain, TempDir: f.tmpDir, Path: reportPath(path), SiteSigner: signer, Now: time.Now(),
 		Progress: prog.bundleProgress(), UserAgent: "airlock/" + version(),
-	})
+	}
+	res, merr := mirror.Mirror(ctx, file, mopts)
 	prog.wait()
 	merr = rc.withHint(merr)
 	if res == nil {
 		return merr
 	}
+	merr = recordMirror(ctx, e, f, rec, mopts, res, merr)
 	if merr == nil && f.report != "" {
 		if err := writeJSONFile(f.report, map[string]any{"target": res.Target, "mappings": res.Mappings}); err != nil {
 			return err

@@ -48,7 +48,7 @@ func pruneCommand() command {
 				if err := f.validate(args); err != nil {
 					return err
 				}
-				res, err := install.Prune(ctx, f.root, f.keep, install.PruneOptions{})
+				res, err := install.Prune(ctx, f.root, f.keep, install.PruneOptions{Airlock: version()})
 				if err != nil {
 					return err
 				}

@@ -92,7 +92,11 @@ type recordingTransport struct {
 
 func (t *recordingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	resp, err := t.next.RoundTrip(r)
-	if err == nil {
+	// A TLS server answers a plain-HTTP request with 400 ("Client sent an
+	// HTTP request to an HTTPS server"), and go-containerregistry pings
+	// loopback hosts over both schemes at once: such an answer is no sign
+	// that the registry speaks plain HTTP.
+	if err == nil && !(resp.StatusCode == http.StatusBadRequest && resp.Header.Get("Docker-Distribution-Api-Version") == "") {
 		t.mu.Lock()
 		if t.schemes[r.URL.Host] == nil {
 			t.schemes[r.URL.Host] = map[string]bool{}

@@ -43,7 +43,7 @@ func rollbackCommand() command {
 				if err := f.validate(args); err != nil {
 					return err
 				}
-				res, err := install.Rollback(ctx, f.root, args[0], install.RollbackOptions{})
+				res, err := install.Rollback(ctx, f.root, args[0], install.RollbackOptions{Airlock: version()})
 				if err != nil {
 					return err
 				}

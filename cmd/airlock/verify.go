@@ -18,6 +18,7 @@ type verifyFlags struct {
 	policy        string
 	asJSON        bool
 	quiet         bool
+	attest        attestFlags
 }
 
 func (f *verifyFlags) register(fs *pflag.FlagSet) {
@@ -25,6 +26,7 @@ func (f *verifyFlags) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&f.insecurePerms, "insecure-permissions", false, "use a policy or key file even when group or others may write it (refused by default, as OpenSSH refuses such keys)")
 	fs.BoolVar(&f.asJSON, "json", false, "print the documented JSON report on stdout (also when verification fails)")
 	fs.BoolVarP(&f.quiet, "quiet", "q", false, "print only errors and the result line (VERIFIED or REJECTED NAME VERSION)")
+	f.attest.register(fs)
 }
 
 func (f *verifyFlags) validate(args []string) error {
@@ -34,16 +36,19 @@ func (f *verifyFlags) validate(args []string) error {
 	if f.policy == "" {
 		return usagef("--policy is required: airlock never trusts a bundle without one")
 	}
-	return nil
+	return f.attest.validate()
 }
 
 func verifyCommand() command {
 	return command{
 		name:    "verify",
 		summary: "Check a bundle's signatures against a trust policy and every byte against its digest, offline.",
-		usage:   "BUNDLE --policy policy.yaml [--json]",
+		usage:   "BUNDLE --policy policy.yaml [--json] [--attest site.key -o vsa.json]",
 		examples: `  airlock verify payments-1.4.2.airlock --policy policy.yaml
   airlock verify payments-1.4.2.airlock --policy policy.yaml --json > report.json
+  AIRLOCK_PASSWORD=... airlock verify payments-1.4.2.airlock --policy policy.yaml --attest site.key -o vsa.json
+  cosign verify-blob-attestation --key site.pub --type https://slsa.dev/verification_summary/v1 \
+      --insecure-ignore-tlog --signature vsa.json --digest ROOT-HEX --digestAlg sha256
 `,
 		setup: func(fs *pflag.FlagSet) func(context.Context, *env, []string) error {
 			f := &verifyFlags{}
@@ -63,6 +68,10 @@ func runVerify(ctx context.Context, e *env, f *verifyFlags, path string) error {
 	if err != nil {
 		return err
 	}
+	rec, err := f.attest.newRecorder(e, "verify")
+	if err != nil {
+		return err
+	}
 	file, _, err := openBundle(e, path)
 	if err != nil {
 		return err
@@ -78,6 +87,7 @@ func runVerify(ctx context.Context, e *env, f *verifyFlags, path string) error {
 	if verr != nil && !verify.IsFailure(verr) && rep.Bundle.Name == "" && !f.asJSON {
 		return verr // could not verify (I/O): exit 1
 	}
+
 	if f.asJSON {
 		if err := writeJSON(e.stdout, rep); err != nil {
 			return err
@@ -86,6 +96,14 @@ func runVerify(ctx context.Context, e *env, f *verifyFlags, path string) error {
 		fmt.Fprintln(e.stdout, resultLine(rep))
 	} else {
 		renderReport(e.stdout, rep)
+	}
+	if verr == nil || verify.IsFailure(verr) {
+		if _, err := rec.writeIfRead(ctx, e, rep); err != nil {
+			if verr == nil {
+				return err
+			}
+			fmt.Fprintf(e.stderr, "airlock verify: the verification record could not be written: %v\n", err)
+		}
 	}
 	return verr
 }

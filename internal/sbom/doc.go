@@ -10,4 +10,11 @@
 // differ from a field it reads only by letter case are rejected, as is
 // anything after the JSON value. Tag-value SPDX, XML CycloneDX and other
 // encodings are not recognised; convert them to JSON first.
+//
+// List, for the reviewer's report, lists every component with its version,
+// package URL and license, using github.com/CycloneDX/cyclonedx-go (JSON and
+// XML) and github.com/spdx/tools-golang (SPDX JSON, tag-value, YAML and
+// RDF/XML). It takes the same MaxSize bound, applies Summarize's strict
+// checks to JSON documents first, and bounds the component count and every
+// string it copies.
 package sbom

@@ -53,3 +53,32 @@ func FuzzSummarize(f *testing.F) {
 		}
 	})
 }
+
+// FuzzList: List never panics, and either lists components whose license
+// counts add up, or returns an *Error naming the input.
+func FuzzList(f *testing.F) {
+	for _, name := range []string{cdxFile, spdxFile, "spdx-2.3-example.spdx", "spdx-2.3-example.spdx.yaml", "cyclonedx-1.6-license-expression.xml"} {
+		f.Add(readTestdata(f, name))
+	}
+	for _, s := range []string{``, `<bom xmlns="http://cyclonedx.org/schema/bom/1.6"><components><component><name>a</name></component></components></bom>`,
+		"SPDXVersion: SPDX-2.3\nPackageName: x\n", "spdxVersion: SPDX-2.3\npackages:\n- name: a\n", `<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"/>`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		inv, err := List("fuzz", data)
+		if err != nil {
+			var e *Error
+			if !errors.As(err, &e) || e.Name != "fuzz" {
+				t.Fatalf("err = %#v, want an *Error naming the input", err)
+			}
+			return
+		}
+		n := 0
+		for _, l := range inv.Licenses {
+			n += l.Count
+		}
+		if n != len(inv.Components) {
+			t.Fatalf("license counts add up to %d, %d components", n, len(inv.Components))
+		}
+	})
+}
