@@ -14,8 +14,8 @@ import (
 	"github.com/sigstore/sigstore/pkg/signature"
 
 	"github.com/airlock-dev/airlock/bundle"
-	"github.com/airlock-dev/airlock/internal/keys"
 	"github.com/airlock-dev/airlock/internal/checked"
+	"github.com/airlock-dev/airlock/internal/keys"
 	"github.com/airlock-dev/airlock/internal/meter"
 	"github.com/airlock-dev/airlock/policy"
 )
