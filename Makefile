@@ -7,6 +7,8 @@ BIN     := bin/airlock
 TOOLS_CACHE ?= /var/cache/airlock-ci
 export PATH := $(TOOLS_CACHE)/bin:$(PATH)
 COSIGN_VERSION := v2.6.5
+# The helm CLI the chart tests pull with; the same Helm as go.mod's library.
+HELM_VERSION := v4.3.2
 # Debian packages the tests run for real (chromium and poppler-utils render
 # and read the reviewer report as a person would).
 DEB_PACKAGES := docker-registry skopeo zstd tar chromium poppler-utils
@@ -39,6 +41,10 @@ tools:
 	  echo "make tools: building cosign $(COSIGN_VERSION) into $(TOOLS_CACHE)/bin (once; about 10 minutes on 2 cores)"; \
 	  GOBIN=$(TOOLS_CACHE)/bin $(GO) install github.com/sigstore/cosign/v2/cmd/cosign@$(COSIGN_VERSION) || exit 1; \
 	fi
+	@if [ ! -x $(TOOLS_CACHE)/bin/helm ]; then \
+	  echo "make tools: building helm $(HELM_VERSION) into $(TOOLS_CACHE)/bin (once; 10 to 30 minutes on 2 cores)"; \
+	  GOBIN=$(TOOLS_CACHE)/bin $(GO) install helm.sh/helm/v4/cmd/helm@$(HELM_VERSION) || exit 1; \
+	fi
 	@$(MAKE) --no-print-directory tools-conformance
 
 # check-tools: as root, install what is missing (make tools: quick when
@@ -47,7 +53,7 @@ tools:
 check-tools:
 	@if [ "$$(id -u)" -eq 0 ]; then $(MAKE) --no-print-directory tools || exit 1; exit 0; fi; \
 	missing=""; \
-	for t in docker-registry skopeo zstd tar cosign oci-conformance chromium pdftotext; do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
+	for t in docker-registry skopeo zstd tar cosign helm oci-conformance chromium pdftotext; do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
 	if [ -n "$$missing" ]; then echo "make test: missing:$$missing. Install what is missing with: sudo make tools" >&2; exit 1; fi
 
 # Build the pinned conformance program into the tools cache, unless the binary

@@ -57,6 +57,8 @@ func TestLayering(t *testing.T) {
 			"connected-side packages are not linked by isolated-side ones"},
 		{[]string{"bundle"}, []string{module + "/policy", module + "/verify", module + "/mirror", module + "/install", module + "/cosign"},
 			"bundle is the format only"},
+		{[]string{"bundle", "policy", "verify", "cosign", "mirror", "registry", "install"}, []string{"helm.sh/helm", "k8s.io"},
+			"Helm's library packages and renders charts at pack time only; the isolated side reads charts as OCI artifacts"},
 	}
 	for _, f := range forbidden {
 		for _, pkg := range f.pkgs {

@@ -126,13 +126,29 @@ func checkClaims(a Artifact, g *Graph, refName string) error {
 	return nil
 }
 
-// installFiles lists the files artifact i (a file or a model) installs,
+// installFiles lists the files artifact i (a file, a model or a directory) installs,
 // from its root manifest, and checks each path with the rule every target
 // obeys (internal/safepath). Install places exactly these files.
 func installFiles(i int, a Artifact, root []byte) ([]InstallFile, error) {
 	what := a.Kind + " " + a.Target
-	if a.Kind == KindModel {
+	switch a.Kind {
+	case KindModel:
 		what = "model " + a.Name
+	case KindDir:
+		what = "directory " + a.Target
+		files, err := DirFiles(a, root)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]InstallFile, 0, len(files))
+		for _, f := range files {
+			p := a.Target + "/" + f.Path
+			if err := safepath.Check(p); err != nil {
+				return nil, fmt.Errorf("%w: %s: %w", ErrMalformed, f.Path, err)
+			}
+			out = append(out, InstallFile{Artifact: i, What: what, Path: p, Descriptor: f.Descriptor, Mode: f.Mode})
+		}
+		return out, nil
 	}
 	var m artifactManifest
 	if err := json.Unmarshal(root, &m); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -95,5 +96,27 @@ func TestCheckClaims(t *testing.T) {
 			continue
 		}
 		t.Logf("%s: %v", tc.name, err)
+	}
+}
+
+// TestManifestMediaTypeRequiredExceptHelm: a manifest must state its media
+// type, except a Helm chart manifest as Helm pushes it (OCI manifest by its
+// descriptor, Helm's chart config), which Helm writes without one.
+func TestManifestMediaTypeRequiredExceptHelm(t *testing.T) {
+	t.Parallel()
+	cfg := []byte(`{"name":"c","version":"1.0.0"}`)
+	layer := checkedDigest([]byte("tgz"))
+	build := func(configType string) (Descriptor, []byte, headContent) {
+		raw := []byte(`{"schemaVersion":2,"config":{"mediaType":"` + configType + `","digest":"` + checkedDigest(cfg) + `","size":` + strconv.Itoa(len(cfg)) + `},"layers":[{"mediaType":"application/vnd.cncf.helm.chart.content.v1.tar+gzip","digest":"` + layer + `","size":3}]}`)
+		d := Descriptor{MediaType: MediaTypeOCIManifest, Digest: checkedDigest(raw), Size: int64(len(raw))}
+		return d, raw, headContent{d.Digest: raw, checkedDigest(cfg): cfg}
+	}
+	d, raw, blobs := build(MediaTypeHelmConfig)
+	if _, err := Walk(context.Background(), d, raw, blobs, nil); err != nil {
+		t.Fatalf("a Helm chart manifest as Helm pushes it: %v", err)
+	}
+	d, raw, blobs = build("application/vnd.oci.image.config.v1+json")
+	if _, err := Walk(context.Background(), d, raw, blobs, nil); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("an image manifest without mediaType: %v, want ErrMalformed", err)
 	}
 }

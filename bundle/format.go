@@ -61,6 +61,10 @@ const (
 	// KindAttachment is an upstream signature, attestation or SBOM attached
 	// to an image (a cosign tag or an OCI 1.1 referrer), carried as found.
 	KindAttachment = "attachment"
+	// KindDir is a directory tree installed under one target (docs/format.md §9).
+	KindDir = "dir"
+	// KindChart is a Helm chart, carried as an OCI Helm chart artifact.
+	KindChart = "chart"
 )
 
 // FormatMarker is the content of the first entry.
@@ -97,13 +101,17 @@ type Artifact struct {
 	// Resolved is what Ref resolved to at pack time: repository@digest of the
 	// source manifest or index, before any platform filtering (images only).
 	Resolved string `json:"resolved,omitempty"`
-	// Name is the model name (models only).
+	// Name is the model name (models) or the chart name (charts).
 	Name string `json:"name,omitempty"`
-	// Source is the path in airlock.yaml (models, files, SBOMs).
+	// Version is the chart version (charts only).
+	Version string `json:"version,omitempty"`
+	// Source is the path in airlock.yaml (models, files, directories,
+	// SBOMs), or where a chart came from as written there.
 	Source string `json:"source,omitempty"`
-	// Target is the install path (models and files).
+	// Target is the install path (models, files and directories).
 	Target string `json:"target,omitempty"`
-	// Mode is the octal file mode (files only).
+	// Mode is the octal file mode (files; for directories, the one mode
+	// given for every file, empty when each file keeps its own).
 	Mode string `json:"mode,omitempty"`
 	// Descriptor of the artifact's root manifest or index inside the bundle.
 	Descriptor

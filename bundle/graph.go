@@ -132,6 +132,9 @@ func parseNode(d Descriptor, raw []byte) (*ociNode, error) {
 	if err := json.Unmarshal(raw, &n); err != nil {
 		return nil, malformed("manifest %s: %v", d.Digest, err)
 	}
+	if n.MediaType == "" && helmManifest(d, &n) {
+		n.MediaType = d.MediaType // Helm writes none; see helmManifest
+	}
 	if n.MediaType == "" {
 		return nil, malformed("manifest %s: no mediaType member (its descriptor says %q; a manifest must state its own media type)", d.Digest, d.MediaType)
 	}
@@ -347,4 +350,14 @@ func marshalNoEscape(v any) ([]byte, error) {
 		return nil, err
 	}
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// helmManifest reports whether n is a Helm chart manifest as Helm itself
+// pushes it: an OCI image manifest (by its descriptor) whose config is
+// Helm's chart config and that lists no manifests. Helm omits the
+// manifest's own mediaType, and a chart is carried byte for byte (its digest
+// is pinned), so for this one shape the descriptor's media type stands in
+// for the missing member; every other manifest must state its own.
+func helmManifest(d Descriptor, n *ociNode) bool {
+	return d.MediaType == MediaTypeOCIManifest && n.Config != nil && n.Config.MediaType == MediaTypeHelmConfig && len(n.Manifests) == 0
 }

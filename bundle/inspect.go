@@ -24,6 +24,9 @@ type Inspection struct {
 	// signatures are not checked here: `airlock verify` does that.
 	Signatures []InspectSignature `json:"signatures"`
 	Head       InspectHead        `json:"head"`
+	// Directories describes each directory artifact's tree; omitted when
+	// the bundle carries none.
+	Directories []InspectDir `json:"directories,omitempty"`
 }
 
 // InspectStatement shows the signed statement's fields.
@@ -74,5 +77,6 @@ func Inspect(h *Head) *Inspection {
 		Totals:         h.Manifest.Totals,
 		Signatures:     sigs,
 		Head:           InspectHead{CompressedBytes: h.HeadSize, Entries: h.Entries, Signed: len(sigs) > 0},
+		Directories:    InspectDirs(h, false),
 	}
 }

@@ -13,9 +13,11 @@ import (
 // LocalLayer is one file of a model, file or SBOM artifact, already hashed.
 type LocalLayer struct {
 	Descriptor
-	// Path is the file's slash-separated path inside a model, or the file
-	// name of a file or SBOM artifact.
+	// Path is the file's slash-separated path inside a model or directory,
+	// or the file name of a file or SBOM artifact.
 	Path string
+	// Mode is the file's octal mode inside a directory artifact; "" elsewhere.
+	Mode string
 }
 
 // NewModelItem builds a model artifact (a ModelPack manifest, docs/format.md
@@ -108,9 +110,18 @@ func localItem(rec Artifact, artifactType string, config ocispec.Descriptor, con
 	}
 	m.SchemaVersion = 2
 	for _, l := range layers {
-		ann := map[string]string{AnnotationTitle: l.Path}
+		var ann map[string]string
+		if l.Path != "" {
+			ann = map[string]string{AnnotationTitle: l.Path}
+		}
 		if rec.Kind == KindModel {
 			ann[AnnotationFilepath] = l.Path
+		}
+		if l.Mode != "" {
+			if ann == nil {
+				ann = map[string]string{}
+			}
+			ann[AnnotationMode] = l.Mode
 		}
 		m.Layers = append(m.Layers, ocispec.Descriptor{MediaType: l.MediaType, Digest: digestOf(l.Digest), Size: l.Size, Annotations: ann})
 	}

@@ -19,6 +19,10 @@ const (
 	// PlaceWithSubject: pushed next to the image it is attached to (a
 	// referrer, or a cosign tag); left in the bundle when it has no subject.
 	PlaceWithSubject
+	// PlaceChart: pushed to the repository charts/NAME, tagged with the
+	// chart version ("+" written "_", as Helm does), so that
+	// `helm pull oci://SITE/charts/NAME --version V` finds it.
+	PlaceChart
 )
 
 // KindInfo is what the format says about one artifact kind: the one table
@@ -29,8 +33,9 @@ type KindInfo struct {
 	// Name is the kind as recorded in bundle.json and the dev.airlock.kind annotation.
 	Name string
 	// ArtifactType is the OCI artifactType of the kind's manifests; "" for
-	// images (no artifact type), and for SBOMs and attachments, whose type
-	// is that of the document or upstream attachment.
+	// images (no artifact type), for charts (Helm identifies them by their
+	// config media type, MediaTypeHelmConfig), and for SBOMs and
+	// attachments, whose type is that of the document or upstream attachment.
 	ArtifactType string
 	// Target: the artifact names an install path (Artifact.Target) that
 	// `airlock install` places its files at.
@@ -58,6 +63,10 @@ var kindTable = []KindInfo{
 		describe: func(a Artifact) string { return "model " + a.Name }},
 	{Name: KindFile, ArtifactType: ArtifactTypeFile, Target: true, Mode: true, Placement: PlaceNone, Files: true,
 		describe: func(a Artifact) string { return "file " + a.Source }},
+	{Name: KindDir, ArtifactType: ArtifactTypeDir, Target: true, Mode: true, Placement: PlaceNone, Files: true,
+		describe: func(a Artifact) string { return "directory " + a.Source }},
+	{Name: KindChart, Placement: PlaceChart,
+		describe: func(a Artifact) string { return "chart " + a.Name + " " + a.Version }},
 	{Name: KindSBOM, Subject: true, Placement: PlaceWithSubject, Files: true,
 		describe: func(a Artifact) string { return "sbom " + a.Source }},
 	{Name: KindAttachment, Subject: true, Placement: PlaceWithSubject,
@@ -102,7 +111,8 @@ func (a Artifact) Info() KindInfo {
 }
 
 // Describe names the artifact for messages: "image REF", "model NAME",
-// "file SOURCE", "sbom SOURCE" or "attachment TAG of REF".
+// "file SOURCE", "directory SOURCE", "chart NAME VERSION", "sbom SOURCE" or
+// "attachment TAG of REF".
 func (a Artifact) Describe() string { return a.Info().describe(a) }
 
 // IsSBOM reports whether the artifact is an SBOM: one packed from a file,

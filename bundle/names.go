@@ -23,3 +23,9 @@ func ValidVersion(s string) bool { return len(s) <= MaxNameLength && semverRE.Ma
 // ValidMode reports whether s is a file mode as airlock.yaml and bundle.json
 // write it: octal permission bits, no setuid, setgid or sticky bit.
 func ValidMode(s string) bool { return modeRE.MatchString(s) }
+
+var platformRE = regexp.MustCompile(`^[a-z0-9_]+/[a-z0-9_]+(/[a-z0-9_]+)?$`)
+
+// ValidPlatform reports whether s is a platform as airlock.yaml and
+// `airlock pack --platform` write it: os/arch or os/arch/variant.
+func ValidPlatform(s string) bool { return platformRE.MatchString(s) }

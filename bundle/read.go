@@ -336,7 +336,7 @@ func (h *Head) checkTree() error {
 		if err := checkClaims(a, g, e.Annotations[AnnotationRefName]); err != nil {
 			return &EntryError{Entry: EntryManifest, Artifact: where, Err: err}
 		}
-		if a.Kind == KindFile || a.Kind == KindModel {
+		if a.Info().Target {
 			fs, err := installFiles(i, a, raw)
 			if err != nil {
 				return &EntryError{Entry: blobName(a.Digest), Artifact: where, Err: err}
@@ -357,6 +357,9 @@ func (h *Head) checkTree() error {
 		}
 		if err := checkAnnotations(a, g.Manifests[0].Data); err != nil {
 			return &EntryError{Entry: blobName(a.Digest), Artifact: where, Err: err}
+		}
+		if err := checkKindContent(a, g); err != nil {
+			return &EntryError{Entry: blobName(a.Digest), Err: fmt.Errorf("%s: %w", where, err)}
 		}
 		seen := map[string]bool{}
 		blobs, bytes := 0, int64(0)
@@ -445,16 +448,18 @@ func checkArtifact(a Artifact, targets *safepath.Set) error {
 		if a.Ref == "" {
 			return malformed("image without ref")
 		}
-	case KindModel, KindFile:
+	case KindModel, KindFile, KindDir:
 		if err := safepath.Check(a.Target); err != nil {
 			return fmt.Errorf("%w: %w", ErrMalformed, err)
 		}
 		if err := targets.Add(a.Target); err != nil {
 			return fmt.Errorf("%w: %w", ErrMalformed, err)
 		}
-		if a.Kind == KindFile && !recordModeRE.MatchString(a.Mode) {
-			return malformed("file mode %q: bundle.json records exactly four octal digits starting with 0, such as \"0640\" (no setuid, setgid or sticky bits)", clip(a.Mode))
+		if (a.Kind == KindFile || a.Kind == KindDir && a.Mode != "") && !recordModeRE.MatchString(a.Mode) {
+			return malformed("%s mode %q: bundle.json records exactly four octal digits starting with 0, such as \"0640\" (no setuid, setgid or sticky bits)", a.Kind, clip(a.Mode))
 		}
+	case KindChart:
+		// Checked with its manifest and config (checkKindContent).
 	case KindSBOM:
 		if a.SBOM == nil {
 			return malformed("sbom without summary")
@@ -498,6 +503,9 @@ func checkSubject(a Artifact, raw []byte, all []Artifact, imageManifests map[str
 		if o.Kind == KindImage && o.Ref == a.Subject && o.Digest == a.SubjectDigest {
 			return nil
 		}
+		if a.Kind == KindAttachment && isChartSubject(o, a) {
+			return nil
+		}
 	}
 	// An attachment may belong to any manifest of its image (a platform's).
 	if a.Kind == KindAttachment && imageManifests[a.Subject][a.SubjectDigest] {
@@ -509,7 +517,7 @@ func checkSubject(a Artifact, raw []byte, all []Artifact, imageManifests map[str
 // checkAnnotations requires the target and mode inside an artifact's OCI
 // manifest to equal those in bundle.json, so consumers cannot disagree.
 func checkAnnotations(a Artifact, raw []byte) error {
-	if a.Kind != KindModel && a.Kind != KindFile {
+	if a.Kind != KindModel && a.Kind != KindFile && a.Kind != KindDir {
 		return nil
 	}
 	var m struct {
@@ -518,7 +526,7 @@ func checkAnnotations(a Artifact, raw []byte) error {
 	if err := json.Unmarshal(raw, &m); err != nil {
 		return malformed("%v", err)
 	}
-	if m.Annotations[AnnotationTarget] != a.Target || m.Annotations[AnnotationKind] != a.Kind || (a.Kind == KindFile && m.Annotations[AnnotationMode] != a.Mode) {
+	if m.Annotations[AnnotationTarget] != a.Target || m.Annotations[AnnotationKind] != a.Kind || ((a.Kind == KindFile || a.Kind == KindDir) && m.Annotations[AnnotationMode] != a.Mode) {
 		return malformed("target or mode annotations differ from %s", EntryManifest)
 	}
 	return nil

@@ -59,6 +59,9 @@ type Result struct {
 	// AuditHead is the digest of the audit log line this install appended
 	// (DIR/.airlock/audit.log): note it to detect later truncation.
 	AuditHead string `json:"auditHead,omitempty"`
+	// Charts counts the bundle's Helm charts: verified, and mirrored only
+	// with Options.Mirror, like images.
+	Charts int `json:"charts,omitempty"`
 	// Repaired lists what was fixed in a root a crash left behind.
 	Repaired []string `json:"repaired,omitempty"`
 	// Seconds is the wall-clock time of the run.
@@ -78,6 +81,7 @@ type installer struct {
 	envelope []byte // the head's signatures entry, recorded with the release
 	repaired []string
 	images   int
+	charts   int
 
 	stagingName string
 	stg         *os.Root
@@ -127,7 +131,7 @@ func Install(ctx context.Context, r io.Reader, opts Options) (*Result, error) {
 	res.Verify = rep
 	if in.plan != nil {
 		res.Name, res.Version, res.Sequence = in.plan.name, in.plan.version, in.id.sequence
-		res.Files, res.Bytes, res.Images = len(in.plan.files), in.plan.bytes, in.images
+		res.Files, res.Bytes, res.Images, res.Charts = len(in.plan.files), in.plan.bytes, in.images, in.charts
 		res.ReleaseDir, res.Link = ReleaseDir(opts.Root, in.plan.name, in.plan.version), CurrentLink(opts.Root, in.plan.name)
 	}
 	res.Repaired = in.repaired
@@ -166,8 +170,11 @@ func (in *installer) trusted(ctx context.Context, h *bundle.Head) error {
 	in.plan = p
 	in.envelope = h.Signatures
 	for _, a := range h.Manifest.Artifacts {
-		if a.Kind == bundle.KindImage {
+		switch a.Kind {
+		case bundle.KindImage:
 			in.images++
+		case bundle.KindChart:
+			in.charts++
 		}
 	}
 	in.id = identity{name: p.name, version: p.version, sequence: h.Statement.Predicate.Sequence, root: h.Manifest.Root.Digest}

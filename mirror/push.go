@@ -76,7 +76,7 @@ type MirrorOptions struct {
 
 // Mapping says where one artifact of the bundle now lives.
 type Mapping struct {
-	Kind    string `json:"kind"`              // image, model, attachment, sbom
+	Kind    string `json:"kind"`              // image, model, chart, attachment, sbom
 	Source  string `json:"source"`            // as in the bundle: image ref, "model NAME", ...
 	Target  string `json:"target"`            // REGISTRY/REPO[:TAG]@DIGEST
 	Digest  string `json:"digest"`            // unchanged from the bundle
@@ -296,6 +296,9 @@ func (m *mirrorer) plan(ctx context.Context, h *bundle.Head) error {
 				continue
 			}
 			pl, err = m.opts.To.placeModel(a, h.Manifest.Version)
+		case bundle.PlaceChart:
+			pl, err = m.opts.To.placeChart(a)
+			imagePlace[a.Source] = pl // a chart's cosign signatures follow it
 		case bundle.PlaceWithSubject:
 			img, ok := imagePlace[a.Subject]
 			if a.Subject == "" || !ok {

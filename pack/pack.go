@@ -56,6 +56,13 @@ type Options struct {
 	// ImageVerifier checks upstream image signatures for images that set
 	// verify: in airlock.yaml. Required only then.
 	ImageVerifier ImageVerifier
+	// Charts fetches charts from classic chart repositories (charts[].repo).
+	// Required only then.
+	Charts ChartRepository
+	// Platforms ("os/arch[/variant]"), when not empty, applies to every
+	// image without its own platforms: in airlock.yaml, in place of the
+	// file's top-level platforms: (`airlock pack --platform`).
+	Platforms []string
 }
 
 // ImageVerifier checks, at pack time, that an image is signed by a given key
@@ -115,7 +122,11 @@ func Pack(ctx context.Context, spec *Spec, opts Options) (*Result, error) {
 			return nil, err
 		}
 	}
-	arts, err := collect(ctx, spec, opts)
+	charts, eff, err := collectCharts(ctx, spec, opts, created)
+	if err != nil {
+		return nil, err
+	}
+	arts, err := collect(ctx, eff, opts, charts)
 	if err != nil {
 		return nil, err
 	}
@@ -197,8 +208,9 @@ func checkOutput(out string) error {
 	return nil
 }
 
-// collect resolves images and hashes local sources, concurrently, in spec order.
-func collect(ctx context.Context, spec *Spec, opts Options) ([]*packArtifact, error) {
+// collect resolves images and hashes local sources, concurrently, in spec
+// order; charts (already collected) go after the files, before the SBOMs.
+func collect(ctx context.Context, spec *Spec, opts Options, charts []*packArtifact) ([]*packArtifact, error) {
 	nImages, nModels, nFiles := len(spec.Images), len(spec.Models), len(spec.Files)
 	arts := make([]*packArtifact, nImages+nModels+nFiles+len(spec.SBOMs))
 	g, gctx := errgroup.WithContext(ctx)
@@ -208,7 +220,7 @@ func collect(ctx context.Context, spec *Spec, opts Options) ([]*packArtifact, er
 		g.Go(func() (err error) {
 			arts[i], err = packImage(gctx, spec, opts.Images, im)
 			if err == nil {
-				attached[i], err = packAttachments(gctx, spec, opts, im, arts[i])
+				attached[i], err = packAttachments(gctx, spec, opts, im, im.Ref, arts[i])
 			}
 			return err
 		})
@@ -221,7 +233,7 @@ func collect(ctx context.Context, spec *Spec, opts Options) ([]*packArtifact, er
 	}
 	for i, f := range spec.Files {
 		g.Go(func() (err error) {
-			arts[nImages+nModels+i], err = packFile(gctx, spec, f, opts.Progress)
+			arts[nImages+nModels+i], err = packFile(gctx, spec, f, opts.Jobs, opts.Progress)
 			return err
 		})
 	}
@@ -241,12 +253,18 @@ func collect(ctx context.Context, spec *Spec, opts Options) ([]*packArtifact, er
 		arts[nImages+nModels+nFiles+i] = a
 	}
 	// Each image is followed by what is attached to it.
-	out := make([]*packArtifact, 0, len(arts))
+	out := make([]*packArtifact, 0, len(arts)+len(charts))
 	for i, a := range arts {
+		if i == nImages+nModels+nFiles {
+			out = append(out, charts...)
+		}
 		out = append(out, a)
 		if i < nImages {
 			out = append(out, attached[i]...)
 		}
+	}
+	if len(spec.SBOMs) == 0 {
+		out = append(out, charts...)
 	}
 	if len(out) > bundle.MaxArtifacts {
 		return nil, fmt.Errorf("%w: %d artifacts with their attachments exceed %d", ErrSpec, len(out), bundle.MaxArtifacts)
@@ -255,8 +273,10 @@ func collect(ctx context.Context, spec *Spec, opts Options) ([]*packArtifact, er
 }
 
 // packAttachments carries the signatures, attestations and SBOMs attached
-// to an image at its source, and enforces images[].verify.
-func packAttachments(ctx context.Context, spec *Spec, opts Options, im ImageSpec, img *packArtifact) ([]*packArtifact, error) {
+// to an image (or a chart from a registry) at its source, and enforces
+// images[].verify. subject is what the attachments name as their subject:
+// the image's ref, or the chart's source.
+func packAttachments(ctx context.Context, spec *Spec, opts Options, im ImageSpec, subject string, img *packArtifact) ([]*packArtifact, error) {
 	as, ok := img.src.(AttachmentSource)
 	if !ok {
 		if im.Verify != nil {
@@ -305,7 +325,7 @@ func packAttachments(ctx context.Context, spec *Spec, opts Options, im ImageSpec
 		if err != nil {
 			return nil, &SourceError{Artifact: where, Err: err}
 		}
-		a := imageItem(img.src, g, bundle.Artifact{Kind: bundle.KindAttachment, Subject: im.Ref, SubjectDigest: at.Subject.Digest, ArtifactType: at.ArtifactType, Tag: at.Tag})
+		a := imageItem(img.src, g, bundle.Artifact{Kind: bundle.KindAttachment, Subject: subject, SubjectDigest: at.Subject.Digest, ArtifactType: at.ArtifactType, Tag: at.Tag})
 		if at.Tag != "" && repo != "" {
 			a.RefName = repo + ":" + at.Tag
 		}
@@ -488,9 +508,18 @@ func packModel(ctx context.Context, spec *Spec, m ModelSpec, jobs int, prog bund
 	return localItem(it, files), nil
 }
 
-func packFile(ctx context.Context, spec *Spec, f FileSpec, prog bundle.Progress) (*packArtifact, error) {
+func packFile(ctx context.Context, spec *Spec, f FileSpec, jobs int, prog bundle.Progress) (*packArtifact, error) {
 	artifact := "file " + f.Source
 	p := spec.resolve(f.Source)
+	if st, err := os.Lstat(p); err == nil && st.IsDir() {
+		return packDir(ctx, f, p, jobs, prog)
+	}
+	if len(f.Include) > 0 || len(f.Exclude) > 0 || f.FollowSymlinks {
+		return nil, &SourceError{Artifact: artifact, Err: errDirOptions}
+	}
+	if strings.HasSuffix(f.Target, "/") {
+		return nil, &SourceError{Artifact: artifact, Err: fmt.Errorf("target %q ends with / but the source is a file; name the file to install, e.g. %s%s", f.Target, f.Target, filepath.Base(p))}
+	}
 	d, stamp, err := hashFile(ctx, artifact, p, prog)
 	if err != nil {
 		return nil, err

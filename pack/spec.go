@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -25,12 +26,16 @@ const SpecFileName = "airlock.yaml"
 
 // Spec is a parsed, validated airlock.yaml: what a release contains.
 type Spec struct {
-	Name    string      `yaml:"name"`
-	Version string      `yaml:"version"`
-	Images  []ImageSpec `yaml:"images"`
-	Models  []ModelSpec `yaml:"models"`
-	Files   []FileSpec  `yaml:"files"`
-	SBOMs   []SBOMSpec  `yaml:"sboms"`
+	Name    string `yaml:"name"`
+	Version string `yaml:"version"`
+	// Platforms ("os/arch[/variant]") applies to every image (and every
+	// image a chart lists) without its own platforms:; empty keeps all.
+	Platforms []string    `yaml:"platforms"`
+	Images    []ImageSpec `yaml:"images"`
+	Models    []ModelSpec `yaml:"models"`
+	Files     []FileSpec  `yaml:"files"`
+	Charts    []ChartSpec `yaml:"charts"`
+	SBOMs     []SBOMSpec  `yaml:"sboms"`
 
 	// Path is the file the spec was read from; sources resolve against its directory.
 	Path string `yaml:"-"`
@@ -61,14 +66,29 @@ type ModelSpec struct {
 	Target string `yaml:"target"`
 }
 
-// FileSpec names one file to install.
+// FileSpec names one file, or one directory tree, to install.
 type FileSpec struct {
 	Source string `yaml:"source"`
+	// Target is the install path; for a directory, the directory the tree
+	// is placed in (a trailing "/" is allowed).
 	Target string `yaml:"target"`
-	// Mode is an octal permission string such as "0640". Empty means 0755 when
-	// the source has any execute bit and 0644 otherwise.
+	// Mode is an octal permission string such as "0640", for the file or
+	// every file of a directory. Empty means 0755 when the source has any
+	// execute bit and 0644 otherwise.
 	Mode string `yaml:"mode"`
+	// Include, when not empty, keeps only the files of a directory that
+	// match one of these globs; Exclude drops files and directories that
+	// match one. A glob without "/" matches a name at any depth.
+	Include []string `yaml:"include"`
+	Exclude []string `yaml:"exclude"`
+	// FollowSymlinks carries a symbolic link inside a directory source as
+	// the regular file it points to, when that file is inside the source.
+	// Default false: any link is refused.
+	FollowSymlinks bool `yaml:"followSymlinks"`
 }
+
+// target is the install path without a trailing "/".
+func (f FileSpec) target() string { return strings.TrimSuffix(f.Target, "/") }
 
 // SBOMSpec names one SBOM document (SPDX JSON or CycloneDX JSON).
 type SBOMSpec struct {
@@ -129,27 +149,8 @@ func ParseSpec(path string, data []byte) (*Spec, error) {
 	return &s, nil
 }
 
-var yamlLineRE = regexp.MustCompile(`line (\d+): (.*)`)
-
 func yamlError(path string, err error) error {
-	msg := err.Error()
-	var te *yaml.TypeError
-	if errors.As(err, &te) && len(te.Errors) > 0 {
-		msg = te.Errors[0]
-	}
-	msg = strings.TrimPrefix(msg, "yaml: ")
-	line := 0
-	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
-		line, _ = strconv.Atoi(m[1])
-		msg = m[2]
-	}
-	if key, near, ok := suggest.UnknownYAMLField(msg, Spec{}); ok {
-		msg = fmt.Sprintf("unknown field %q", key)
-		if near != "" {
-			msg += fmt.Sprintf("; did you mean %q?", near)
-		}
-		msg += " (see docs/airlock-yaml.md for the fields)"
-	}
+	line, msg := suggest.YAMLProblem(err, Spec{}, "docs/airlock-yaml.md")
 	return &SpecError{File: path, Line: line, Msg: msg}
 }
 
@@ -218,8 +219,8 @@ func (v *specValidator) validate(s *Spec) {
 	case !bundle.ValidVersion(s.Version):
 		v.fail("version", "%q is not a semantic version (MAJOR.MINOR.PATCH, e.g. 1.4.2, no leading v)", s.Version)
 	}
-	if n := len(s.Images) + len(s.Models) + len(s.Files) + len(s.SBOMs); n == 0 {
-		v.fail("images", "the release lists no images, models, files or sboms")
+	if n := len(s.Images) + len(s.Models) + len(s.Files) + len(s.Charts) + len(s.SBOMs); n == 0 {
+		v.fail("images", "the release lists no images, models, files, charts or sboms")
 	} else if n > bundle.MaxArtifacts {
 		v.fail("images", "%d artifacts exceed the limit of %d", n, bundle.MaxArtifacts)
 	}
@@ -236,17 +237,9 @@ func (v *specValidator) validate(s *Spec) {
 		if im.Verify != nil && im.Verify.Key == "" {
 			v.fail(field+".verify.key", "required: a public key file (PEM) relative to %s", SpecFileName)
 		}
-		seen := map[string]bool{}
-		for j, p := range im.Platforms {
-			if !platformRE.MatchString(p) {
-				v.fail(fmt.Sprintf("%s.platforms[%d]", field, j), "%q is not os/arch or os/arch/variant (e.g. linux/amd64, linux/arm64/v8)", p)
-			}
-			if seen[p] {
-				v.fail(fmt.Sprintf("%s.platforms[%d]", field, j), "%q is listed twice", p)
-			}
-			seen[p] = true
-		}
+		v.platforms(field+".platforms", im.Platforms)
 	}
+	v.platforms("platforms", s.Platforms)
 	var targets []string
 	addTarget := func(field, target string) {
 		if err := safepath.Check(target); err != nil {
@@ -279,13 +272,16 @@ func (v *specValidator) validate(s *Spec) {
 	for i, f := range s.Files {
 		field := fmt.Sprintf("files[%d]", i)
 		if f.Source == "" {
-			v.fail(field+".source", "required: a file relative to %s", SpecFileName)
+			v.fail(field+".source", "required: a file or directory relative to %s", SpecFileName)
 		}
 		if f.Mode != "" && !bundle.ValidMode(f.Mode) {
 			v.fail(field+".mode", "%q must be an octal permission like \"0640\" (no setuid, setgid or sticky bits)", f.Mode)
 		}
-		addTarget(field+".target", f.Target)
+		v.globs(field+".include", f.Include)
+		v.globs(field+".exclude", f.Exclude)
+		addTarget(field+".target", f.target())
 	}
+	v.charts(s)
 	for i, sb := range s.SBOMs {
 		field := fmt.Sprintf("sboms[%d]", i)
 		if sb.Source == "" {
@@ -293,6 +289,29 @@ func (v *specValidator) validate(s *Spec) {
 		}
 		if sb.Subject != "" && !refs[sb.Subject] {
 			v.fail(field+".subject", "%q is not one of the images[].ref of this file", sb.Subject)
+		}
+	}
+}
+
+// platforms checks a platforms: list.
+func (v *specValidator) platforms(field string, list []string) {
+	seen := map[string]bool{}
+	for j, p := range list {
+		if !platformRE.MatchString(p) {
+			v.fail(fmt.Sprintf("%s[%d]", field, j), "%q is not os/arch or os/arch/variant (e.g. linux/amd64, linux/arm64/v8)", p)
+		}
+		if seen[p] {
+			v.fail(fmt.Sprintf("%s[%d]", field, j), "%q is listed twice", p)
+		}
+		seen[p] = true
+	}
+}
+
+// globs checks include/exclude patterns.
+func (v *specValidator) globs(field string, list []string) {
+	for j, g := range list {
+		if _, err := path.Match(g, ""); err != nil || g == "" || strings.HasPrefix(g, "/") {
+			v.fail(fmt.Sprintf("%s[%d]", field, j), "%q is not a glob like *.yaml or conf.d/*.conf (relative, path.Match syntax)", g)
 		}
 	}
 }

@@ -25,6 +25,7 @@ type Facts struct {
 	// same key more than once; only distinct keys of the rule count.
 	Verified []string
 	Images   []ImageFacts
+	Charts   []ChartFacts
 }
 
 // ImageFacts describes one image of the bundle.
@@ -175,6 +176,8 @@ func (r *Rule) Evaluate(p *Policy, f Facts) (*Decision, error) {
 			add(CheckPlatforms, false, "%s", strings.Join(gaps, "; "))
 		}
 	}
+
+	evaluateCharts(r.Require.Charts, f.Charts, add)
 
 	for _, c := range d.Checks {
 		if !c.OK {

@@ -41,8 +41,9 @@ type fileRule struct {
 }
 
 type fileRequire struct {
-	SBOMForEveryImage bool     `yaml:"sbomForEveryImage"`
-	Platforms         []string `yaml:"platforms"`
+	SBOMForEveryImage bool             `yaml:"sbomForEveryImage"`
+	Platforms         []string         `yaml:"platforms"`
+	Charts            fileChartRequire `yaml:"charts"`
 }
 
 var (
@@ -134,28 +135,9 @@ func checkTree(file string, n *yaml.Node) error {
 	return nil
 }
 
-var yamlLineRE = regexp.MustCompile(`line (\d+): (.*)`)
-
 // yamlError turns a yaml.v3 error into an *Error with the line it names.
 func yamlError(file string, err error) error {
-	msg := err.Error()
-	var te *yaml.TypeError
-	if errors.As(err, &te) && len(te.Errors) > 0 {
-		msg = te.Errors[0]
-	}
-	msg = strings.TrimPrefix(msg, "yaml: ")
-	line := 0
-	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
-		line, _ = strconv.Atoi(m[1])
-		msg = m[2]
-	}
-	if key, near, ok := suggest.UnknownYAMLField(msg, fileDoc{}); ok {
-		msg = fmt.Sprintf("unknown field %q", key)
-		if near != "" {
-			msg += fmt.Sprintf("; did you mean %q?", near)
-		}
-		msg += " (see docs/policy.md for the fields)"
-	}
+	line, msg := suggest.YAMLProblem(err, fileDoc{}, "docs/policy.md")
 	return &Error{File: file, Line: line, Msg: msg}
 }
 
@@ -356,6 +338,7 @@ func (v *validator) rules(f *fileDoc, p *Policy) {
 			seenPlat[pl] = true
 		}
 		r.Require.Platforms = append([]string(nil), fr.Require.Platforms...)
+		r.Require.Charts = ChartRequire(fr.Require.Charts)
 		p.Rules = append(p.Rules, r)
 	}
 }

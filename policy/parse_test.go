@@ -166,3 +166,40 @@ func TestParseUnknownFieldSuggests(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+func TestParseRequireCharts(t *testing.T) {
+	t.Parallel()
+	doc := okKeys + okRule + "    require:\n      charts: {provenance: true, signature: true}\n"
+	p, err := Parse("testdata/policy.yaml", []byte(doc), os.ReadFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := p.Rules[0].Require.Charts; !r.Provenance || !r.Signature {
+		t.Fatalf("require.charts: %+v", r)
+	}
+	if _, err := Parse("testdata/policy.yaml", []byte(strings.Replace(doc, "signature: true", "signed: true", 1)), os.ReadFile); !errors.Is(err, ErrInvalidPolicy) {
+		t.Fatalf("an unknown require.charts field: %v", err)
+	}
+}
+
+func TestEvaluateCharts(t *testing.T) {
+	t.Parallel()
+	var checks []Check
+	add := func(name string, ok bool, format string, args ...any) {
+		checks = append(checks, Check{Name: name, OK: ok})
+	}
+	charts := []ChartFacts{{Name: "a", Version: "1.0.0", HasProvenance: true}, {Name: "b", Version: "2.0.0", HasSignature: true}}
+	evaluateCharts(ChartRequire{}, charts, add)
+	if len(checks) != 0 {
+		t.Fatalf("nothing required, checks %+v", checks)
+	}
+	evaluateCharts(ChartRequire{Provenance: true, Signature: true}, charts, add)
+	if len(checks) != 2 || checks[0].OK || checks[1].OK {
+		t.Fatalf("checks %+v", checks)
+	}
+	checks = nil
+	evaluateCharts(ChartRequire{Provenance: true, Signature: true}, nil, add)
+	if len(checks) != 2 || !checks[0].OK || !checks[1].OK {
+		t.Fatalf("no charts: %+v", checks)
+	}
+}

@@ -55,7 +55,10 @@ type Require struct {
 	// SBOMForEveryImage requires an SBOM for each image. Default false.
 	SBOMForEveryImage bool
 	// Platforms ("os/arch[/variant]") must be offered by every image.
+	// Charts are not images: it does not apply to them.
 	Platforms []string
+	// Charts lists what every Helm chart of the bundle must carry.
+	Charts ChartRequire
 }
 
 // Load reads the policy file at path (at most MaxPolicySize bytes) and the

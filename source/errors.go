@@ -24,7 +24,7 @@ type SourceError struct {
 }
 
 // Error says what went wrong and what to do; callers prefix the reference
-// (bundle.Pack names the image), so it is not repeated here.
+// (pack names the image), so it is not repeated here.
 func (e *SourceError) Error() string {
 	if e.Hint != "" {
 		return fmt.Sprintf("%v (%s)", e.Err, e.Hint)

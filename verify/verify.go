@@ -103,7 +103,7 @@ func Verify(ctx context.Context, r io.Reader, opts Options) (*Report, error) {
 	st := head.Statement.Predicate
 	facts := policy.Facts{
 		Name: st.Name, Version: st.Version, Channel: st.Channel, Sequence: st.Sequence,
-		Created: st.Created, Expires: st.Expires, Now: now, Verified: verified, Images: imageFacts(head),
+		Created: st.Created, Expires: st.Expires, Now: now, Verified: verified, Images: imageFacts(head), Charts: chartFacts(head),
 	}
 	dec, err := rule.Evaluate(pol, facts)
 	if dec != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -66,6 +67,33 @@ func isolatedSide(ctx context.Context, bin, work, bundlePath, policyPath, releas
 		return err
 	}
 	for _, mp := range m.Mappings {
+		if mp.Kind != "chart" {
+			continue
+		}
+		repo, _, _ := strings.Cut(mp.Target, "@")
+		step("The chart is an OCI Helm chart at %s: helm pull oci://%s --version V --plain-http gets it", repo, repo[:strings.LastIndex(repo, ":")])
+		ref, err := name.ParseReference(repo)
+		if err != nil {
+			return err
+		}
+		d, err := remote.Get(ref, remote.WithContext(ctx))
+		if err != nil {
+			return err
+		}
+		var man struct {
+			Config struct {
+				MediaType string `json:"mediaType"`
+			} `json:"config"`
+		}
+		if err := json.Unmarshal(d.Manifest, &man); err != nil {
+			return err
+		}
+		fmt.Printf("tag %s -> %s (%s, config %s): the digest the bundle carries\n", ref, d.Digest, d.MediaType, man.Config.MediaType)
+		if d.Digest.String() != mp.Digest {
+			return fmt.Errorf("the mirror serves %s for %s, the bundle carries %s", d.Digest, ref, mp.Digest)
+		}
+	}
+	for _, mp := range m.Mappings {
 		if mp.Kind != "image" {
 			continue
 		}
@@ -88,12 +116,27 @@ func isolatedSide(ctx context.Context, bin, work, bundlePath, policyPath, releas
 
 	root := "demo-root"
 	os.RemoveAll(root)
-	step("airlock install: files and models into ./%s, atomically, with recorded state", root)
+	step("airlock install: files, the directory tree and models into ./%s, atomically, with recorded state", root)
 	if err := airlockRun(ctx, bin, "install", bundlePath, "--root", root, "--policy", policyPath); err != nil {
 		return err
 	}
 	step("airlock status --root %s", root)
 	if err := airlockRun(ctx, bin, "status", "--root", root); err != nil {
+		return err
+	}
+	tree := filepath.Join(root, "current", "demo", "etc", "demo", "conf.d")
+	step("The directory config/conf.d/ was installed as one tree at %s", tree)
+	if err := filepath.WalkDir(tree, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			fi, _ := d.Info()
+			fmt.Printf("%s %6d %s\n", fi.Mode().Perm(), fi.Size(), p)
+		}
+		return err
+	}); err != nil {
+		return err
+	}
+	step("airlock check --root %s: every installed file, the tree's too, re-hashed against the state", root)
+	if err := airlockRun(ctx, bin, "check", "--root", root); err != nil {
 		return err
 	}
 

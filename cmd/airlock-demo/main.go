@@ -202,7 +202,7 @@ func copyRelease(src, dst, host string) error {
 		if err != nil {
 			return err
 		}
-		if rel == "airlock.yaml" {
+		if rel == "airlock.yaml" || filepath.Base(rel) == "values.yaml" { // the chart's values name the registry too
 			b = []byte(strings.ReplaceAll(string(b), sample.DefaultRegistryHost, host))
 		}
 		return os.WriteFile(out, b, 0o644)

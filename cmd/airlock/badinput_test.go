@@ -262,9 +262,26 @@ func TestPackBadLocalSources(t *testing.T) {
 			names: []string{"a.txt"},
 		},
 		{
-			name:  "file source is a directory",
-			yaml:  "name: demo\nversion: 1.0.0\nfiles:\n  - source: model\n    target: etc/model\n",
-			names: []string{"model"},
+			// A directory is a valid file source (a dir artifact), but
+			// not one holding a link that is not followed.
+			name: "directory source holds a symlink",
+			yaml: "name: demo\nversion: 1.0.0\nfiles:\n  - source: model\n    target: etc/model\n",
+			setup: func(t *testing.T, dir string) {
+				if err := os.Symlink("/etc/hostname", filepath.Join(dir, "model", "link.json")); err != nil {
+					t.Fatal(err)
+				}
+			},
+			names: []string{"directory model", "link.json", "followSymlinks"},
+		},
+		{
+			name: "directory source holds a named pipe",
+			yaml: "name: demo\nversion: 1.0.0\nfiles:\n  - source: model\n    target: etc/model\n",
+			setup: func(t *testing.T, dir string) {
+				if err := syscall.Mkfifo(filepath.Join(dir, "model", "pipe.bin"), 0o644); err != nil {
+					t.Skipf("mkfifo: %v", err)
+				}
+			},
+			names: []string{"directory model", "pipe.bin", "named pipe"},
 		},
 		{
 			name:  "sbom is not an SBOM",

@@ -25,11 +25,23 @@ func TestInspectAndVerifyListContentDigests(t *testing.T) {
 	sizes := map[string]int64{}
 	// (SBOM documents name the test registry's address, which differs
 	// between two sample releases: only the model and the files compare.)
-	for _, dir := range []string{"models/tiny-classifier", "config"} {
+	// The model, the top-level config files and the conf.d directory
+	// artifact (whose files are listed relative to it, *.bak excluded as
+	// the sample airlock.yaml says).
+	for _, dir := range []string{"models/tiny-classifier", "config", "config/conf.d"} {
 		root := filepath.Join(rel, dir)
 		filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-			if err != nil || d.IsDir() {
+			if err != nil {
 				return err
+			}
+			if d.IsDir() {
+				if dir == "config" && p != root {
+					return filepath.SkipDir // a directory artifact of its own
+				}
+				return nil
+			}
+			if strings.HasSuffix(p, ".bak") {
+				return nil
 			}
 			data, err := os.ReadFile(p)
 			if err != nil {

@@ -18,25 +18,27 @@ func inspectCommand() command {
 	return command{
 		name:    "inspect",
 		summary: "Show what a bundle carries, reading only its metadata head (fast on any size).",
-		usage:   "BUNDLE [--json] [--policy policy.yaml]",
+		usage:   "BUNDLE [--json] [--files] [--policy policy.yaml]",
 		examples: `  airlock inspect payments-1.4.2.airlock
   airlock inspect payments-1.4.2.airlock --json | jq '.artifacts[] | select(.kind=="image") | .digest'
+  airlock inspect payments-1.4.2.airlock --files   # every file of every directory
 `,
 		setup: func(fs *pflag.FlagSet) func(context.Context, *env, []string) error {
 			asJSON := fs.Bool("json", false, "print the documented JSON report")
 			policyPath := fs.StringP("policy", "p", "", "name signers with the key names of this trust policy")
 			insecurePerms := fs.Bool("insecure-permissions", false, "use a policy or key file even when group or others may write it (refused by default, as OpenSSH refuses such keys)")
+			files := fs.Bool("files", false, "list every file of every directory artifact (path, mode, size, digest)")
 			return func(_ context.Context, e *env, args []string) error {
 				if len(args) != 1 {
 					return usagef("inspect takes exactly one bundle path")
 				}
-				return runInspect(e, args[0], *asJSON, *policyPath, *insecurePerms)
+				return runInspect(e, args[0], *asJSON, *files, *policyPath, *insecurePerms)
 			}
 		},
 	}
 }
 
-func runInspect(e *env, path string, asJSON bool, policyPath string, insecurePerms bool) error {
+func runInspect(e *env, path string, asJSON, files bool, policyPath string, insecurePerms bool) error {
 	var pol *policy.Policy
 	if policyPath != "" {
 		var err error
@@ -54,6 +56,9 @@ func runInspect(e *env, path string, asJSON bool, policyPath string, insecurePer
 		return withJournalHint(path, fmt.Errorf("%s: %w", path, err))
 	}
 	ins := bundle.Inspect(head)
+	if files {
+		ins.Directories = bundle.InspectDirs(head, true)
+	}
 	if pol != nil {
 		for i := range ins.Signatures {
 			ins.Signatures[i].Name = pol.KeyName(ins.Signatures[i].KeyID)
@@ -91,7 +96,7 @@ func renderInspection(w io.Writer, ins *bundle.Inspection, fileSize int64) {
 	fmt.Fprintf(w, "\nArtifacts:\n")
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "  KIND\tNAME\tDIGEST\tSIZE\tDETAILS\n")
-	for _, a := range ins.Artifacts {
+	for i, a := range ins.Artifacts {
 		name, details := a.Ref, ""
 		switch a.Kind {
 		case bundle.KindImage:
@@ -105,6 +110,23 @@ func renderInspection(w io.Writer, ins *bundle.Inspection, fileSize int64) {
 			name, details = a.Name, "-> "+a.Target
 		case bundle.KindFile:
 			name, details = a.Source, fmt.Sprintf("-> %s (mode %s)", a.Target, a.Mode)
+		case bundle.KindDir:
+			name, details = a.Source, "-> "+a.Target+"/"
+			for _, d := range ins.Directories {
+				if d.Artifact == i {
+					details += fmt.Sprintf(" (%s, %s)", plural(d.Files, "file"), humanBytes(d.Bytes))
+				}
+			}
+			if a.Mode != "" {
+				details += " mode " + a.Mode
+			}
+		case bundle.KindChart:
+			name, details = a.Name+" "+a.Version, "-> charts/"+a.Name+":"+bundle.ChartTag(a.Version)
+			if a.Resolved != "" {
+				details += "; from " + a.Resolved
+			} else {
+				details += "; from " + a.Source
+			}
 		case bundle.KindAttachment:
 			name = a.Tag
 			if name == "" {
@@ -132,6 +154,17 @@ func renderInspection(w io.Writer, ins *bundle.Inspection, fileSize int64) {
 	}
 	if len(sboms) > 0 {
 		fmt.Fprintf(w, "\nSBOMs:      %s\n", strings.Join(sboms, "; "))
+	}
+	for _, d := range ins.Directories {
+		if len(d.List) == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "\nDirectory %s -> %s/ (%s, %s):\n", d.Source, d.Target, plural(d.Files, "file"), humanBytes(d.Bytes))
+		ftw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		for _, f := range d.List {
+			fmt.Fprintf(ftw, "  %s\t%s\t%s\t%s\n", f.Mode, humanBytes(f.Size), shortDigest(f.Digest), f.Path)
+		}
+		ftw.Flush()
 	}
 	t := ins.Totals
 	fmt.Fprintf(w, "\nTotals:     %d artifacts, %d unique blobs, %s (body: %d blobs, %s)\n", t.Artifacts, t.Blobs, humanBytes(t.Bytes), t.BodyBlobs, humanBytes(t.BodyBytes))

@@ -201,7 +201,11 @@ func renderInstall(w io.Writer, r installOutput) {
 	fmt.Fprintf(w, "  current:  %s -> ../releases/%s/%s%s\n", r.Link, r.Name, r.Version, prev)
 	if r.Mirror != nil {
 		renderMirror(w, r.Mirror, nil, "")
-	} else if r.Images > 0 {
-		fmt.Fprintf(w, "  note:     %s verified but not mirrored (add --registry, or run airlock mirror)\n", plural(r.Images, "image"))
+	} else if r.Images > 0 || r.Charts > 0 {
+		what := plural(r.Images, "image")
+		if r.Charts > 0 {
+			what += " and " + plural(r.Charts, "chart")
+		}
+		fmt.Fprintf(w, "  note:     %s verified but not mirrored (add --registry, or run airlock mirror)\n", what)
 	}
 }

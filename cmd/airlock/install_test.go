@@ -76,7 +76,7 @@ func TestInstallStatusRollbackCheckPruneCLI(t *testing.T) {
 	root := filepath.Join(t.TempDir(), "demo-root")
 
 	code, out, stderr := runCmd(t, installCommand(), v1, "--root", root, "--policy", f.policy)
-	if code != exitOK || !strings.Contains(out, "installed demo 1.0.0") || !strings.Contains(out, "3 images verified but not mirrored") {
+	if code != exitOK || !strings.Contains(out, "installed demo 1.0.0") || !strings.Contains(out, "3 images and 1 chart verified but not mirrored") {
 		t.Fatalf("install v1: exit %d\n%s%s", code, out, stderr)
 	}
 	t.Log(out)

@@ -30,6 +30,7 @@ type packFlags struct {
 	sequence uint64
 	expires  string
 	channel  string
+	platform []string
 }
 
 func (f *packFlags) register(fs *pflag.FlagSet) {
@@ -45,6 +46,7 @@ func (f *packFlags) register(fs *pflag.FlagSet) {
 	fs.Uint64Var(&f.sequence, "sequence", 0, "signed sequence number, must grow with every release of this name (default: creation time in Unix seconds)")
 	fs.StringVar(&f.expires, "expires", "90d", "validity: a duration (30d, 720h) from creation, or an RFC 3339 time")
 	fs.StringVar(&f.channel, "channel", "", "bind the bundle to an audience, e.g. prod (policies may require it)")
+	fs.StringSliceVar(&f.platform, "platform", nil, "keep only these platforms (os/arch[/variant], comma-separated or repeated) of every image without its own platforms: in airlock.yaml; overrides the file's top-level platforms:")
 }
 
 func (f *packFlags) validate(args []string) error {
@@ -65,6 +67,16 @@ func (f *packFlags) validate(args []string) error {
 	}
 	if len(f.keys) > bundle.MaxSignatures {
 		return usagef("at most %d --key flags", bundle.MaxSignatures)
+	}
+	seen := map[string]bool{}
+	for _, p := range f.platform {
+		if !bundle.ValidPlatform(p) {
+			return usagef("--platform %q is not os/arch or os/arch/variant (e.g. linux/amd64,linux/arm64)", p)
+		}
+		if seen[p] {
+			return usagef("--platform %q is given twice", p)
+		}
+		seen[p] = true
 	}
 	return nil
 }
@@ -104,11 +116,12 @@ func parseDuration(s string) (time.Duration, error) {
 func packCommand() command {
 	return command{
 		name:    "pack",
-		summary: "Pull and pack the images, models, files and SBOMs listed in airlock.yaml into one bundle.",
+		summary: "Pull and pack the images, models, files, directories, Helm charts and SBOMs listed in airlock.yaml into one bundle.",
 		usage:   "[-f airlock.yaml] [-o NAME-VERSION.airlock] [flags]",
 		examples: `  airlock pack
   airlock pack -f release/airlock.yaml -o payments-1.4.2.airlock
   airlock pack --insecure-registry registry.lab:5000 --level better --jobs 8
+  airlock pack --platform linux/amd64,linux/arm64   # every image without its own platforms:
   SOURCE_DATE_EPOCH=1767225600 airlock pack   # reproducible: same inputs, same bytes
 `,
 		setup: func(fs *pflag.FlagSet) func(context.Context, *env, []string) error {
@@ -176,6 +189,10 @@ func runPack(ctx context.Context, e *env, f *packFlags) error {
 	if err != nil {
 		return err
 	}
+	charts, err := source.NewChartRepos(source.ChartRepoOptions{InsecureHosts: f.registry.insecure, UserAgent: "airlock/" + version()})
+	if err != nil {
+		return err
+	}
 	prog := newProgress(e, f.quiet || f.json, "pack")
 	// With -o -, the bundle goes to standard output and the report to
 	// standard error.
@@ -198,6 +215,9 @@ func runPack(ctx context.Context, e *env, f *packFlags) error {
 		Signers:  signers,
 		// images[].verify in airlock.yaml: cosign key-based signatures.
 		ImageVerifier: source.CosignVerifier{},
+		// charts[].repo: classic chart repositories.
+		Charts:    charts,
+		Platforms: f.platform,
 		Statement: bundle.StatementOptions{
 			Sequence: f.sequence,
 			Expires:  expiresAt,

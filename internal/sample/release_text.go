@@ -20,6 +20,13 @@ files:
     mode: "0640"
   - source: config/logging.json
     target: etc/demo/logging.json
+  - source: config/conf.d/
+    target: etc/demo/conf.d/
+    exclude: ["*.bak"]
+charts:
+  - source: charts/demo-app
+    images:
+      fromChart: true
 sboms:
   - source: sbom/api.spdx.json
     subject: ${REGISTRY}/demo/api:1.0

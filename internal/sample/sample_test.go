@@ -563,10 +563,17 @@ type manifestYAML struct {
 		Target string `yaml:"target"`
 	} `yaml:"models"`
 	Files []struct {
-		Source string `yaml:"source"`
-		Target string `yaml:"target"`
-		Mode   string `yaml:"mode"`
+		Source  string   `yaml:"source"`
+		Target  string   `yaml:"target"`
+		Mode    string   `yaml:"mode"`
+		Exclude []string `yaml:"exclude"`
 	} `yaml:"files"`
+	Charts []struct {
+		Source string `yaml:"source"`
+		Images struct {
+			FromChart bool `yaml:"fromChart"`
+		} `yaml:"images"`
+	} `yaml:"charts"`
 	SBOMs []struct {
 		Source  string `yaml:"source"`
 		Subject string `yaml:"subject"`
@@ -602,9 +609,32 @@ func TestWriteRelease(t *testing.T) {
 		}
 	}
 	for _, f := range m.Files {
+		if strings.HasSuffix(f.Source, "/") {
+			n := 0
+			for p := range files {
+				if strings.HasPrefix(p, f.Source) {
+					n++
+				}
+			}
+			if n < 3 {
+				t.Errorf("directory %s holds %d files, want at least 3", f.Source, n)
+			}
+			continue
+		}
 		if _, ok := files[f.Source]; !ok {
 			t.Errorf("file %s is missing", f.Source)
 		}
+	}
+	if len(m.Charts) != 1 || !m.Charts[0].Images.FromChart {
+		t.Fatalf("charts: %+v, want one with fromChart", m.Charts)
+	}
+	for _, f := range []string{"Chart.yaml", "values.yaml", "templates/deployment.yaml"} {
+		if _, ok := files[m.Charts[0].Source+"/"+f]; !ok {
+			t.Errorf("chart file %s is missing", f)
+		}
+	}
+	if !bytes.Contains(files[m.Charts[0].Source+"/values.yaml"], []byte("registry: "+host+"\n")) {
+		t.Errorf("the chart's values do not name the registry %s", host)
 	}
 	if len(m.Models) != 1 {
 		t.Fatalf("%d models, want 1", len(m.Models))

@@ -1,9 +1,14 @@
 package suggest
 
 import (
+	"errors"
+	"fmt"
 	"reflect"
 	"regexp"
+	"strconv"
 	"strings"
+
+	"go.yaml.in/yaml/v3"
 )
 
 // unknownFieldRE matches the message yaml.v3 gives a key that no field of
@@ -55,4 +60,32 @@ func yamlKeys(t reflect.Type, typeName string) []string {
 	}
 	walk(t)
 	return found
+}
+
+// yamlLineRE finds the line yaml.v3 names in its messages.
+var yamlLineRE = regexp.MustCompile(`line (\d+): (.*)`)
+
+// YAMLProblem turns an error from decoding YAML into root (with yaml.v3 and
+// KnownFields) into the line it names (0 when none) and a message for a
+// person: an unknown key is named as written, with the nearest key root's
+// type takes at that level, and docPage says where the fields are listed.
+func YAMLProblem(err error, root any, docPage string) (line int, msg string) {
+	msg = err.Error()
+	var te *yaml.TypeError
+	if errors.As(err, &te) && len(te.Errors) > 0 {
+		msg = te.Errors[0]
+	}
+	msg = strings.TrimPrefix(msg, "yaml: ")
+	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
+		line, _ = strconv.Atoi(m[1])
+		msg = m[2]
+	}
+	if key, near, ok := UnknownYAMLField(msg, root); ok {
+		msg = fmt.Sprintf("unknown field %q", key)
+		if near != "" {
+			msg += fmt.Sprintf("; did you mean %q?", near)
+		}
+		msg += " (see " + docPage + " for the fields)"
+	}
+	return line, msg
 }

@@ -262,7 +262,7 @@ func RequireTool(t testing.TB, name, installHint string) string {
 	if p, ok := findTool(name); ok {
 		return p
 	}
-	msg := fmt.Sprintf("%s not found in PATH or /usr/local/bin, /usr/bin, /usr/sbin; install it with: %s", name, installHint)
+	msg := fmt.Sprintf("%s not found in PATH, the tools cache, /usr/local/bin, /usr/bin or /usr/sbin; install it with: %s", name, installHint)
 	if os.Getenv("CI") == "true" {
 		t.Fatalf("testkit: %s (required because CI=true)", msg)
 	}
@@ -270,7 +270,8 @@ func RequireTool(t testing.TB, name, installHint string) string {
 	return ""
 }
 
-// findTool looks name up in PATH, then in a few standard directories.
+// findTool looks name up in PATH, then in the tools cache and a few
+// standard directories.
 func findTool(name string) (string, bool) {
 	if strings.ContainsRune(name, filepath.Separator) {
 		return "", false
@@ -280,7 +281,9 @@ func findTool(name string) (string, bool) {
 			return abs, true
 		}
 	}
-	for _, d := range []string{"/usr/local/bin", "/usr/bin", "/usr/sbin"} {
+	// The tools cache `make tools` builds Go tools into (cosign, helm, the
+	// conformance program) comes first: go test run by hand has no PATH for it.
+	for _, d := range []string{filepath.Join(toolsCache(), "bin"), "/usr/local/bin", "/usr/bin", "/usr/sbin"} {
 		p := filepath.Join(d, name)
 		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
 			return p, true
