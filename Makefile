@@ -10,8 +10,9 @@ COSIGN_VERSION := v2.6.5
 # The helm CLI the chart tests pull with; the same Helm as go.mod's library.
 HELM_VERSION := v4.3.2
 # Debian packages the tests run for real (chromium and poppler-utils render
-# and read the reviewer report as a person would).
-DEB_PACKAGES := docker-registry skopeo zstd tar chromium poppler-utils
+# and read the reviewer report as a person would; softhsm2 holds the
+# PKCS#11 test keys).
+DEB_PACKAGES := docker-registry skopeo zstd tar chromium poppler-utils softhsm2
 
 .PHONY: all build test demo bench fuzz lint tools tools-conformance check-tools clean
 
@@ -53,7 +54,7 @@ tools:
 check-tools:
 	@if [ "$$(id -u)" -eq 0 ]; then $(MAKE) --no-print-directory tools || exit 1; exit 0; fi; \
 	missing=""; \
-	for t in docker-registry skopeo zstd tar cosign helm oci-conformance chromium pdftotext; do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
+	for t in docker-registry skopeo zstd tar softhsm2-util cosign helm oci-conformance chromium pdftotext; do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
 	if [ -n "$$missing" ]; then echo "make test: missing:$$missing. Install what is missing with: sudo make tools" >&2; exit 1; fi
 
 # Build the pinned conformance program into the tools cache, unless the binary

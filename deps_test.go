@@ -42,8 +42,8 @@ func TestLayering(t *testing.T) {
 		prefix []string
 		why    string
 	}{
-		{[]string{"bundle", "policy", "verify", "cosign"}, []string{"net/http"},
-			"the trust decision is offline: these must not link the network"},
+		{[]string{"bundle", "policy", "verify", "cosign"}, []string{"net/http", "github.com/sigstore/sigstore-go", module + "/keyless"},
+			"the trust decision is offline: these must not link the network (sigstore-go links net/http; package keyless is composed by the CLI)"},
 		{[]string{"report", "attest", "audit"}, []string{"net/http"},
 			"the reviewer's report, the verification record and the audit log are made offline"},
 		{[]string{"audit"}, []string{module + "/bundle", module + "/verify", module + "/policy", module + "/mirror", module + "/registry", module + "/install", module + "/report", module + "/attest"},
@@ -59,6 +59,9 @@ func TestLayering(t *testing.T) {
 			"bundle is the format only"},
 		{[]string{"bundle", "policy", "verify", "cosign", "mirror", "registry", "install"}, []string{"helm.sh/helm", "k8s.io"},
 			"Helm's library packages and renders charts at pack time only; the isolated side reads charts as OCI artifacts"},
+		{[]string{"bundle", "policy", "verify", "cosign", "mirror", "registry", "install", "pack", "source", "internal/keys"},
+			[]string{"github.com/ThalesGroup/crypto11", "github.com/miekg/pkcs11", module + "/internal/pkcs11key"},
+			"PKCS#11 needs cgo and loads a native module: only the CLI links it (internal/pkcs11key)"},
 	}
 	for _, f := range forbidden {
 		for _, pkg := range f.pkgs {

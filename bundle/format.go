@@ -65,6 +65,17 @@ const (
 	KindDir = "dir"
 	// KindChart is a Helm chart, carried as an OCI Helm chart artifact.
 	KindChart = "chart"
+	// KindTrustedRoot is a Sigstore trusted_root.json that images[].verify
+	// checked keyless signatures against at pack time, carried so that a
+	// policy can name it by digest (it is never trusted for being here).
+	KindTrustedRoot = "trustedroot"
+)
+
+// Trusted root artifacts: the manifest's artifact type and the layer's
+// media type (the trusted root format's own).
+const (
+	ArtifactTypeTrustedRoot = "application/vnd.airlock.sigstore-trusted-root.v1"
+	MediaTypeTrustedRoot    = "application/vnd.dev.sigstore.trustedroot+json;version=0.1"
 )
 
 // FormatMarker is the content of the first entry.

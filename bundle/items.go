@@ -60,6 +60,18 @@ func NewFileItem(source, target, mode string, file LocalLayer) (*Item, error) {
 	return localItem(rec, ArtifactTypeFile, emptyConfig(), emptyJSON, []LocalLayer{file}, ann, nil)
 }
 
+// NewTrustedRootItem builds a trusted root artifact: one layer, the
+// Sigstore trusted_root.json read from source.
+func NewTrustedRootItem(source string, file LocalLayer) (*Item, error) {
+	file.MediaType = MediaTypeTrustedRoot
+	if file.Path == "" {
+		file.Path = path.Base(source)
+	}
+	rec := Artifact{Kind: KindTrustedRoot, Source: source}
+	ann := map[string]string{AnnotationKind: KindTrustedRoot, AnnotationSource: source}
+	return localItem(rec, ArtifactTypeTrustedRoot, emptyConfig(), emptyJSON, []LocalLayer{file}, ann, nil)
+}
+
 // SBOMSubject is the image an SBOM describes.
 type SBOMSubject struct {
 	Ref  string     // the image's reference in the release

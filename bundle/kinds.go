@@ -77,6 +77,8 @@ var kindTable = []KindInfo{
 			}
 			return fmt.Sprintf("attachment %s of %s", what, a.Subject)
 		}},
+	{Name: KindTrustedRoot, ArtifactType: ArtifactTypeTrustedRoot, Placement: PlaceNone,
+		describe: func(a Artifact) string { return "trusted root " + a.Source }},
 }
 
 // unknownKind is what KindOf returns for a kind the table lacks: nothing

@@ -468,6 +468,10 @@ func checkArtifact(a Artifact, targets *safepath.Set) error {
 		if a.Subject == "" || !validDigest(a.SubjectDigest) {
 			return malformed("attachment without a subject image and digest")
 		}
+	case KindTrustedRoot:
+		if a.Source == "" {
+			return malformed("trusted root without source")
+		}
 	default:
 		return malformed("unknown artifact kind %q", clip(a.Kind))
 	}

@@ -126,7 +126,7 @@ func Install(ctx context.Context, r io.Reader, opts Options) (*Result, error) {
 	defer in.cleanup()
 	rep, err := verify.Verify(ctx, r, verify.Options{
 		Policy: opts.Policy, Now: in.now, Path: opts.Path, Progress: opts.Progress, Logger: opts.Logger,
-		Trusted: in.trusted, Blob: in.blob,
+		Trusted: in.trusted, Blob: in.blob, Upstream: opts.Upstream,
 	})
 	res.Verify = rep
 	if in.plan != nil {

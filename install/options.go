@@ -19,6 +19,9 @@ type Options struct {
 	Root string
 	// Policy decides trust, exactly as for `airlock verify`. Required.
 	Policy *policy.Policy
+	// Upstream re-verifies upstream image signatures a policy rule
+	// requires (verify.Options.Upstream); without it such a rule fails.
+	Upstream verify.UpstreamVerifier
 	// AllowDowngrade accepts a bundle whose sequence is lower than the
 	// highest accepted for its name, and only where the matching policy rule
 	// sets allowDowngrade: true. Default false.

@@ -42,6 +42,9 @@ type MirrorOptions struct {
 	To Target
 	// Policy decides trust, exactly as for `airlock verify`.
 	Policy *policy.Policy
+	// Upstream re-verifies upstream image signatures a policy rule
+	// requires (verify.Options.Upstream); without it such a rule fails.
+	Upstream verify.UpstreamVerifier
 	// KeepRegistryHost puts the source registry host into the target path.
 	KeepRegistryHost bool
 	// ImagesOnly skips models.
@@ -149,7 +152,7 @@ func Mirror(ctx context.Context, r io.Reader, opts MirrorOptions) (*Result, erro
 	rep, verr := verify.Verify(ctx, r, verify.Options{
 		Policy: opts.Policy, Now: opts.Now, Path: opts.Path, Progress: opts.Progress, Logger: opts.Logger,
 		Trusted: p.Trusted,
-		Blob:    p.Blob,
+		Blob:    p.Blob, Upstream: opts.Upstream,
 	})
 	return p.Finish(ctx, rep, verr)
 }

@@ -74,10 +74,19 @@ type ImageVerifier interface {
 // ImageVerifyRequest is one image to check.
 type ImageVerifyRequest struct {
 	Ref         string            // as written in airlock.yaml
-	Key         string            // path of the public key, resolved against airlock.yaml
+	Key         string            // path of the public key, resolved against airlock.yaml; "" for keyless
+	Keyless     *KeylessRequest   // the identity a keyless signature must name; nil for a key
 	Subject     bundle.Descriptor // the image's root at its source
 	Attachments []Attachment      // what the source has attached to it
 	Source      ImageSource       // to fetch signature payloads
+}
+
+// KeylessRequest is images[].verify's keyless identity, with the trusted
+// root resolved against airlock.yaml.
+type KeylessRequest struct {
+	Issuer, Subject, SubjectRegExp string
+	TrustedRoot                    string // path of trusted_root.json
+	TrustedRootSHA256              string // its pinned digest
 }
 
 // Result describes a written bundle.
@@ -266,6 +275,11 @@ func collect(ctx context.Context, spec *Spec, opts Options, charts []*packArtifa
 	if len(spec.SBOMs) == 0 {
 		out = append(out, charts...)
 	}
+	trustedRoots, err := packTrustedRoots(ctx, spec)
+	if err != nil {
+		return nil, err
+	}
+	out = append(out, trustedRoots...)
 	if len(out) > bundle.MaxArtifacts {
 		return nil, fmt.Errorf("%w: %d artifacts with their attachments exceed %d", ErrSpec, len(out), bundle.MaxArtifacts)
 	}
@@ -299,7 +313,13 @@ func packAttachments(ctx context.Context, spec *Spec, opts Options, im ImageSpec
 		if opts.ImageVerifier == nil {
 			return nil, &SourceError{Artifact: "image " + im.Ref, Err: errors.New("verify: is set but no image verifier was given")}
 		}
-		req := ImageVerifyRequest{Ref: im.Ref, Key: spec.resolve(im.Verify.Key), Subject: sourceRoot, Attachments: list, Source: img.src}
+		req := ImageVerifyRequest{Ref: im.Ref, Subject: sourceRoot, Attachments: list, Source: img.src}
+		if im.Verify.Keyless() {
+			req.Keyless = &KeylessRequest{Issuer: im.Verify.Issuer, Subject: im.Verify.Subject, SubjectRegExp: im.Verify.SubjectRegExp,
+				TrustedRoot: spec.resolve(im.Verify.TrustedRoot), TrustedRootSHA256: im.Verify.TrustedRootSHA256}
+		} else {
+			req.Key = spec.resolve(im.Verify.Key)
+		}
 		if err := opts.ImageVerifier.VerifyImage(ctx, req); err != nil {
 			return nil, &SourceError{Artifact: "image " + im.Ref, Err: err}
 		}
@@ -687,4 +707,34 @@ func short(d string) string {
 		return d[:19]
 	}
 	return d
+}
+
+// packTrustedRoots carries each distinct trusted root images[].verify named
+// (in spec order), so an isolated-side policy can pin it by digest. Each
+// must still hash to its pin.
+func packTrustedRoots(ctx context.Context, spec *Spec) ([]*packArtifact, error) {
+	var out []*packArtifact
+	seen := map[string]bool{}
+	for _, im := range spec.Images {
+		if !im.Verify.Keyless() || seen[im.Verify.TrustedRootSHA256] {
+			continue
+		}
+		seen[im.Verify.TrustedRootSHA256] = true
+		artifact := "trusted root " + im.Verify.TrustedRoot
+		p := spec.resolve(im.Verify.TrustedRoot)
+		d, stamp, err := hashFile(ctx, artifact, p, nil)
+		if err != nil {
+			return nil, err
+		}
+		if d.Digest != im.Verify.TrustedRootSHA256 {
+			return nil, &SourceError{Artifact: artifact, Err: fmt.Errorf("its digest is %s, images[].verify pins %s", d.Digest, im.Verify.TrustedRootSHA256)}
+		}
+		lb := localBlob{LocalLayer: bundle.LocalLayer{Descriptor: bundle.Descriptor{MediaType: bundle.MediaTypeTrustedRoot, Digest: d.Digest, Size: d.Size}, Path: path.Base(filepath.ToSlash(im.Verify.TrustedRoot))}, path: p, stamp: stamp}
+		it, err := bundle.NewTrustedRootItem(im.Verify.TrustedRoot, lb.LocalLayer)
+		if err != nil {
+			return nil, &SourceError{Artifact: artifact, Err: err}
+		}
+		out = append(out, localItem(it, []localBlob{lb}))
+	}
+	return out, nil
 }

@@ -53,10 +53,28 @@ type ImageSpec struct {
 	Verify *ImageVerify `yaml:"verify"`
 }
 
-// ImageVerify names the key an upstream image must be signed with.
+// ImageVerify names the key an upstream image must be signed with, or the
+// keyless (Sigstore) identity that must have signed it.
 type ImageVerify struct {
 	// Key is a PEM public key file, relative to airlock.yaml.
 	Key string `yaml:"key"`
+	// Issuer is the OIDC issuer a keyless signature's certificate must
+	// record (with Subject or SubjectRegExp, instead of Key).
+	Issuer string `yaml:"issuer"`
+	// Subject must equal the certificate's subject (SAN): an e-mail
+	// address or a workflow URI.
+	Subject string `yaml:"subject"`
+	// SubjectRegExp must match the whole subject (anchored).
+	SubjectRegExp string `yaml:"subjectRegExp"`
+	// TrustedRoot is a Sigstore trusted_root.json, relative to airlock.yaml.
+	TrustedRoot string `yaml:"trustedRoot"`
+	// TrustedRootSHA256 pins TrustedRoot: "sha256:<hex>" of the file.
+	TrustedRootSHA256 string `yaml:"trustedRootSHA256"`
+}
+
+// Keyless reports whether the image is verified by identity, not by key.
+func (v *ImageVerify) Keyless() bool {
+	return v != nil && (v.Issuer != "" || v.Subject != "" || v.SubjectRegExp != "" || v.TrustedRoot != "" || v.TrustedRootSHA256 != "")
 }
 
 // ModelSpec names a model file or directory, packed as a ModelPack artifact.
@@ -234,8 +252,8 @@ func (v *specValidator) validate(s *Spec) {
 			v.fail(field+".ref", "%q is listed twice", im.Ref)
 		}
 		refs[im.Ref] = true
-		if im.Verify != nil && im.Verify.Key == "" {
-			v.fail(field+".verify.key", "required: a public key file (PEM) relative to %s", SpecFileName)
+		if im.Verify != nil {
+			checkVerify(v, field+".verify", im.Verify)
 		}
 		v.platforms(field+".platforms", im.Platforms)
 	}
@@ -371,4 +389,36 @@ func (s *Spec) resolve(p string) string {
 		return p
 	}
 	return filepath.Join(filepath.Dir(s.Path), filepath.FromSlash(p))
+}
+
+// checkVerify checks images[].verify: a key, or a keyless identity with a
+// pinned trusted root, never both.
+func checkVerify(v *specValidator, field string, iv *ImageVerify) {
+	switch {
+	case iv.Key != "" && iv.Keyless():
+		v.fail(field, "give either key (a public key) or issuer/subject/trustedRoot (a keyless identity), not both")
+		return
+	case iv.Key == "" && !iv.Keyless():
+		v.fail(field+".key", "required: a public key file (PEM) relative to %s, or a keyless identity (issuer, subject or subjectRegExp, trustedRoot, trustedRootSHA256)", SpecFileName)
+		return
+	case iv.Key != "":
+		return
+	}
+	if iv.Issuer == "" {
+		v.fail(field+".issuer", "required for a keyless identity: the OIDC issuer, e.g. https://token.actions.githubusercontent.com")
+	}
+	if (iv.Subject == "") == (iv.SubjectRegExp == "") {
+		v.fail(field+".subject", "give exactly one of subject and subjectRegExp")
+	}
+	if iv.SubjectRegExp != "" {
+		if _, err := regexp.Compile(iv.SubjectRegExp); err != nil {
+			v.fail(field+".subjectRegExp", "%v", err)
+		}
+	}
+	if iv.TrustedRoot == "" {
+		v.fail(field+".trustedRoot", "required for a keyless identity: a Sigstore trusted_root.json relative to %s", SpecFileName)
+	}
+	if !checked.ValidDigest(iv.TrustedRootSHA256) {
+		v.fail(field+".trustedRootSHA256", "required: the sha256:<64 hex> digest of the trusted root file (sha256sum prints the hex)")
+	}
 }

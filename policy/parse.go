@@ -31,13 +31,14 @@ type fileKey struct {
 }
 
 type fileRule struct {
-	Match          string      `yaml:"match"`
-	Signers        []string    `yaml:"signers"`
-	Threshold      *int        `yaml:"threshold"`
-	Channel        string      `yaml:"channel"`
-	MaxAge         string      `yaml:"maxAge"`
-	AllowDowngrade bool        `yaml:"allowDowngrade"`
-	Require        fileRequire `yaml:"require"`
+	Match          string          `yaml:"match"`
+	Signers        []string        `yaml:"signers"`
+	Threshold      *int            `yaml:"threshold"`
+	Channel        string          `yaml:"channel"`
+	MaxAge         string          `yaml:"maxAge"`
+	AllowDowngrade bool            `yaml:"allowDowngrade"`
+	Require        fileRequire     `yaml:"require"`
+	Images         []fileImageRule `yaml:"images"`
 }
 
 type fileRequire struct {
@@ -339,6 +340,7 @@ func (v *validator) rules(f *fileDoc, p *Policy) {
 		}
 		r.Require.Platforms = append([]string(nil), fr.Require.Platforms...)
 		r.Require.Charts = ChartRequire(fr.Require.Charts)
+		v.imageRules(i, fr.Images, &r, p)
 		p.Rules = append(p.Rules, r)
 	}
 }

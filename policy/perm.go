@@ -48,7 +48,9 @@ func LoadWith(path string, opts LoadOptions) (*Policy, error) {
 		}
 		return nil, &Error{File: path, Msg: fmt.Sprintf("cannot read the policy: %v", err), Err: err}
 	}
-	return Parse(path, data, func(p string) ([]byte, error) { return read(p, keys.MaxKeyFileSize) })
+	// Referenced files are public keys and Sigstore trusted roots; each parser
+	// bounds its own kind further.
+	return Parse(path, data, func(p string) ([]byte, error) { return read(p, max(keys.MaxKeyFileSize, MaxTrustedRootSize)) })
 }
 
 // readChecked reads up to limit bytes of path, fails if there is more, and

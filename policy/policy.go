@@ -48,6 +48,9 @@ type Rule struct {
 	AllowDowngrade bool
 	// Require lists content requirements; the zero value requires nothing.
 	Require Require
+	// Images require upstream signatures on the images whose reference
+	// matches; the first matching entry applies. Empty requires none.
+	Images []ImageRule
 }
 
 // Require lists what a bundle's content must satisfy.

@@ -18,8 +18,9 @@ var ErrNotSigned = errors.New("no valid cosign signature by the required key")
 
 // CosignVerifier implements pack.ImageVerifier (images[].verify in
 // airlock.yaml) for cosign key-based signatures found under the
-// "sha256-<hex>.sig" tag or stored as an OCI 1.1 referrer. The zero value
-// is ready.
+// "sha256-<hex>.sig" tag or stored as an OCI 1.1 referrer, and for keyless
+// signatures (an identity under a pinned Sigstore trusted root; see package
+// keyless). The zero value is ready.
 type CosignVerifier struct{}
 
 var _ pack.ImageVerifier = CosignVerifier{}
@@ -27,6 +28,9 @@ var _ pack.ImageVerifier = CosignVerifier{}
 // VerifyImage accepts the image when at least one signature layer under its
 // signature tag verifies with the key and names the image's digest.
 func (CosignVerifier) VerifyImage(ctx context.Context, req pack.ImageVerifyRequest) error {
+	if req.Keyless != nil {
+		return verifyKeyless(ctx, req)
+	}
 	key, err := keys.LoadPublic(req.Key)
 	if err != nil {
 		return err

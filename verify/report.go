@@ -18,10 +18,13 @@ type Report struct {
 	Signers       []SignerInfo     `json:"signers"`
 	Checks        []policy.Check   `json:"checks"`
 	Findings      []bundle.Finding `json:"findings"`
-	Throughput    Throughput       `json:"throughput"`
+	// Upstream lists, per image a policy images rule applies to, which
+	// upstream signature satisfied it; omitted when no rule applies.
+	Upstream   []UpstreamCheck `json:"upstream,omitempty"`
+	Throughput Throughput      `json:"throughput"`
 	// Error is the reason verification failed; empty when Verified.
 	Error string `json:"error,omitempty"`
-	// Stage is where it failed: head, signatures, policy or body.
+	// Stage is where it failed: head, signatures, policy, upstream or body.
 	Stage string `json:"stage,omitempty"`
 	// Now is the single point in time every time check used.
 	Now time.Time `json:"now"`

@@ -42,6 +42,9 @@ type Options struct {
 	// read, nothing is checked against the body's digests, and the report
 	// says so (Report.HeadOnly; Verified stays false). Blob is not called.
 	HeadOnly bool
+	// Upstream re-verifies upstream image signatures when the matched rule
+	// has images entries; without it such a rule fails verification.
+	Upstream UpstreamVerifier
 	// Progress receives bytes checked; nil reports nothing.
 	Progress bundle.Progress
 	// Logger receives debug messages; nil discards them.
@@ -111,6 +114,10 @@ func Verify(ctx context.Context, r io.Reader, opts Options) (*Report, error) {
 	}
 	if err != nil {
 		return fail("policy", &Failure{Stage: "policy", Err: err})
+	}
+
+	if err := checkUpstream(ctx, opts, head, rule, rep); err != nil {
+		return fail("upstream", err)
 	}
 
 	// Trust is decided; now every byte.

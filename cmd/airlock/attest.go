@@ -35,9 +35,17 @@ func (f *attestFlags) validate() error {
 // recorder signs and writes verification records. A nil *recorder writes
 // nothing.
 type recorder struct {
-	signer attest.Signer
-	output string
-	op     string
+	signer  attest.Signer
+	output  string
+	op      string
+	release func() // lets go of the key (a PKCS#11 session)
+}
+
+// close lets go of the recorder's key; a nil recorder is fine.
+func (r *recorder) close() {
+	if r != nil && r.release != nil {
+		r.release()
+	}
 }
 
 // newRecorder loads the --attest key up front, so a wrong password fails
@@ -46,15 +54,16 @@ func (f *attestFlags) newRecorder(e *env, op string) (*recorder, error) {
 	if f.key == "" {
 		return nil, nil
 	}
-	signers, err := loadSigners(e, []string{f.key})
+	signers, release, err := loadSigners(e, []string{f.key})
 	if err != nil {
 		return nil, err
 	}
 	s, ok := signers[0].(attest.Signer)
 	if !ok {
+		release()
 		return nil, fmt.Errorf("%s: this key cannot sign verification records", f.key)
 	}
-	return &recorder{signer: s, output: f.output, op: op}, nil
+	return &recorder{signer: s, output: f.output, op: op, release: release}, nil
 }
 
 // write builds the record of rep, signs it and writes it atomically to -o.

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/airlock-dev/airlock/install"
+	"github.com/airlock-dev/airlock/keyless"
 	"github.com/airlock-dev/airlock/mirror"
 	"github.com/airlock-dev/airlock/policy"
 	"github.com/airlock-dev/airlock/verify"
@@ -87,8 +88,10 @@ func runInstall(ctx context.Context, e *env, f *installFlags, path string) error
 	if err != nil {
 		return err
 	}
+	defer rec.close()
 	now := time.Now()
-	opts := install.Options{Root: f.root, Policy: pol, AllowDowngrade: f.allowDowngrade, Now: now, Path: reportPath(path), Airlock: version()}
+	opts := install.Options{Root: f.root, Policy: pol, AllowDowngrade: f.allowDowngrade, Now: now, Path: reportPath(path), Airlock: version(),
+		Upstream: (&keyless.Checker{Path: path}).Check}
 	if rec != nil {
 		opts.Record = func(ctx context.Context, rep *verify.Report) (string, error) { return rec.writeIfRead(ctx, e, rep) }
 	}

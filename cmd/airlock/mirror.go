@@ -12,6 +12,7 @@ import (
 
 	"github.com/airlock-dev/airlock/bundle"
 	"github.com/airlock-dev/airlock/internal/atomicfile"
+	"github.com/airlock-dev/airlock/keyless"
 	"github.com/airlock-dev/airlock/mirror"
 	"github.com/airlock-dev/airlock/policy"
 	"github.com/airlock-dev/airlock/verify"
@@ -47,7 +48,7 @@ func (f *mirrorFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.report, "report", "", "write the source -> mirrored ref@digest mapping of every artifact as JSON to this file")
 	fs.StringVar(&f.emitConfig, "emit-config", "", "write containerd hosts.toml and CRI-O/podman registries.conf mirror entries (and the --ca-file CA) into this directory, merged with what earlier runs wrote there")
 	fs.StringVar(&f.localHost, "emit-config-local-host", "", "with --emit-config: the registry host nodes use in the names of images packed from oci: and docker-archive: sources (default: no configuration for them)")
-	fs.StringVar(&f.signKey, "sign-key", "", "also sign every mirrored image with this site key (cosign format)")
+	fs.StringVar(&f.signKey, "sign-key", "", "also sign every mirrored image with this site key (cosign format): a file or a pkcs11: URI")
 	fs.StringVar(&f.tmpDir, "tmp-dir", "", "directory for blobs waiting to be uploaded (default: the system temporary directory)")
 	fs.BoolVarP(&f.quiet, "quiet", "q", false, "print only errors (and REJECTED NAME VERSION when the bundle is refused)")
 	fs.BoolVar(&f.asJSON, "json", false, "print the result (verification report, mapping, counts) as JSON")
@@ -112,16 +113,18 @@ func runMirror(ctx context.Context, e *env, f *mirrorFlags, path string) error {
 	}
 	var signer bundle.Signer
 	if f.signKey != "" {
-		signers, err := loadSigners(e, []string{f.signKey})
+		signers, release, err := loadSigners(e, []string{f.signKey})
 		if err != nil {
 			return err
 		}
+		defer release()
 		signer = signers[0]
 	}
 	rec, err := f.attest.newRecorder(e, "mirror")
 	if err != nil {
 		return err
 	}
+	defer rec.close()
 	file, _, err := openBundle(e, path)
 	if err != nil {
 		return err
@@ -131,6 +134,7 @@ func runMirror(ctx context.Context, e *env, f *mirrorFlags, path string) error {
 	mopts := mirror.MirrorOptions{
 		To: target, Policy: pol, KeepRegistryHost: f.keepHost, ImagesOnly: f.imagesOnly, Jobs: f.jobs,
 		Transport: rc.transport, Keychain: rc.keychain, TempDir: f.tmpDir, Path: reportPath(path), SiteSigner: signer, Now: time.Now(),
+		Upstream: (&keyless.Checker{Path: path}).Check,
 		Progress: prog.bundleProgress(), UserAgent: "airlock/" + version(),
 	}
 	res, merr := mirror.Mirror(ctx, file, mopts)

@@ -42,7 +42,7 @@ func (f *packFlags) register(fs *pflag.FlagSet) {
 	f.registry.register(fs, "source registries")
 	fs.BoolVarP(&f.quiet, "quiet", "q", false, "print only errors and the path of the bundle written")
 	fs.BoolVar(&f.json, "json", false, "print the summary as JSON on stdout")
-	fs.StringArrayVarP(&f.keys, "key", "k", nil, "sign while packing with this private key (repeatable)")
+	fs.StringArrayVarP(&f.keys, "key", "k", nil, "sign while packing with this private key: a file or a pkcs11: URI (repeatable)")
 	fs.Uint64Var(&f.sequence, "sequence", 0, "signed sequence number, must grow with every release of this name (default: creation time in Unix seconds)")
 	fs.StringVar(&f.expires, "expires", "90d", "validity: a duration (30d, 720h) from creation, or an RFC 3339 time")
 	fs.StringVar(&f.channel, "channel", "", "bind the bundle to an audience, e.g. prod (policies may require it)")
@@ -123,6 +123,7 @@ func packCommand() command {
   airlock pack --insecure-registry registry.lab:5000 --level better --jobs 8
   airlock pack --platform linux/amd64,linux/arm64   # every image without its own platforms:
   SOURCE_DATE_EPOCH=1767225600 airlock pack   # reproducible: same inputs, same bytes
+  AIRLOCK_PKCS11_PIN=... airlock pack --key 'pkcs11:token=release;object=airlock'   # key held in an HSM
 `,
 		setup: func(fs *pflag.FlagSet) func(context.Context, *env, []string) error {
 			f := &packFlags{}
@@ -166,10 +167,11 @@ func runPack(ctx context.Context, e *env, f *packFlags) error {
 		out = fmt.Sprintf("%s-%s.airlock", spec.Name, spec.Version)
 	}
 	level, _ := bundle.ParseLevel(f.level)
-	signers, err := loadSigners(e, f.keys)
+	signers, release, err := loadSigners(e, f.keys)
 	if err != nil {
 		return err
 	}
+	defer release()
 	validity, expiresAt, _ := parseExpiry(f.expires)
 	if created.Unix() <= 0 && !created.IsZero() && f.sequence == 0 {
 		return fmt.Errorf("SOURCE_DATE_EPOCH=%s gives no usable default sequence; pass --sequence", e.getenv("SOURCE_DATE_EPOCH"))

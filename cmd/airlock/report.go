@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/airlock-dev/airlock/internal/atomicfile"
+	"github.com/airlock-dev/airlock/keyless"
 	"github.com/airlock-dev/airlock/policy"
 	"github.com/airlock-dev/airlock/report"
 	"github.com/airlock-dev/airlock/verify"
@@ -94,6 +95,7 @@ func runReport(ctx context.Context, e *env, f *reportFlags, path string) error {
 	rep, verr := verify.Verify(ctx, file, verify.Options{
 		Policy: pol, Path: reportPath(path), Now: time.Now(), HeadOnly: f.headOnly,
 		Trusted: col.Trusted, Blob: col.Blob,
+		Upstream: (&keyless.Checker{Path: path}).Check,
 	})
 	prog.wait()
 	if verr != nil {

@@ -16,7 +16,7 @@ type signFlags struct {
 }
 
 func (f *signFlags) register(fs *pflag.FlagSet) {
-	fs.StringArrayVarP(&f.keys, "key", "k", nil, "private key to sign with (repeatable; cosign-compatible PEM); password from AIRLOCK_PASSWORD or a prompt")
+	fs.StringArrayVarP(&f.keys, "key", "k", nil, "private key to sign with (repeatable): a cosign-compatible PEM file (password from AIRLOCK_PASSWORD or a prompt) or a pkcs11: URI (PIN from pin-source, AIRLOCK_PKCS11_PIN or a prompt)")
 	fs.BoolVar(&f.asJSON, "json", false, "print the result as JSON")
 	fs.BoolVar(&f.recover, "recover", false, "only restore the head saved by an interrupted sign (BUNDLE.sign-journal); no key needed")
 }
@@ -42,6 +42,7 @@ func signCommand() command {
 		examples: `  AIRLOCK_PASSWORD=... airlock sign payments-1.4.2.airlock --key security.key
   airlock sign payments-1.4.2.airlock --key ops.key          # prompts for the password on a terminal
   airlock sign payments-1.4.2.airlock --key cosign.key       # keys made by cosign generate-key-pair work too
+  airlock sign payments-1.4.2.airlock --key 'pkcs11:token=security;object=airlock?pin-source=/run/secrets/pin'
 `,
 		setup: func(fs *pflag.FlagSet) func(context.Context, *env, []string) error {
 			f := &signFlags{}
@@ -64,10 +65,11 @@ func signCommand() command {
 						return nil
 					}
 				}
-				signers, err := loadSigners(e, f.keys)
+				signers, release, err := loadSigners(e, f.keys)
 				if err != nil {
 					return err
 				}
+				defer release()
 				res, err := bundle.Sign(ctx, args[0], signers)
 				if err != nil {
 					return err

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/airlock-dev/airlock/keyless"
 	"github.com/airlock-dev/airlock/policy"
 	"github.com/airlock-dev/airlock/verify"
 )
@@ -72,13 +73,15 @@ func runVerify(ctx context.Context, e *env, f *verifyFlags, path string) error {
 	if err != nil {
 		return err
 	}
+	defer rec.close()
 	file, _, err := openBundle(e, path)
 	if err != nil {
 		return err
 	}
 	defer file.Close()
 	prog := newProgress(e, f.quiet || f.asJSON, "verify")
-	rep, verr := verify.Verify(ctx, file, verify.Options{Policy: pol, Path: reportPath(path), Progress: prog.bundleProgress(), Now: time.Now()})
+	rep, verr := verify.Verify(ctx, file, verify.Options{Policy: pol, Path: reportPath(path), Progress: prog.bundleProgress(), Now: time.Now(),
+		Upstream: (&keyless.Checker{Path: path}).Check})
 	prog.wait()
 	if verr != nil {
 		verr = withJournalHint(path, verr)
@@ -171,6 +174,13 @@ func renderReport(w io.Writer, r *verify.Report) {
 			mark = "FAILED"
 		}
 		fmt.Fprintf(w, "  check:    %-18s %-6s %s\n", c.Name, mark, c.Detail)
+	}
+	for _, u := range r.Upstream {
+		if u.OK {
+			fmt.Fprintf(w, "  upstream: [+] %s signed by %s (%s), %s %s, log index %d, root %s\n", u.Image, u.Subject, u.Issuer, u.Form, shortDigest(u.Attachment), u.LogIndex, shortDigest(u.TrustedRoot))
+		} else {
+			fmt.Fprintf(w, "  upstream: [x] %s: %s\n", u.Image, u.Reason)
+		}
 	}
 	for _, fnd := range r.Findings {
 		fmt.Fprintf(w, "  finding:  %s: expected %s, got %s\n", fnd.Entry, fnd.Expected, fnd.Actual)
