@@ -235,7 +235,7 @@ func readNodeState(dir string) (*nodeState, error) {
 	}
 	var s nodeState
 	if err := strictjson.Unmarshal(b, &s); err != nil || s.SchemaVersion != 1 {
-		return nil, fmt.Errorf("%w: %s is not airlock's record of node configuration (schemaVersion 1): %v", ErrNodeConfig, p, err)
+		return nil, fmt.Errorf("%w: %s is not airlock's record of node configuration (schemaVersion 1): %w", ErrNodeConfig, p, err)
 	}
 	for _, r := range s.Registries {
 		if !validNodeHost(r.Host) {

@@ -3,8 +3,6 @@ package mirror
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -19,8 +17,6 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"golang.org/x/sync/errgroup"
@@ -53,14 +49,33 @@ type MirrorOptions struct {
 	Jobs int
 	// Keychain supplies credentials; nil means authn.DefaultKeychain.
 	Keychain authn.Keychain
-	// Transport carries requests; nil means NewTransport's defaults.
+	// Transport carries requests; nil means registryhttp.New's defaults.
 	Transport http.RoundTripper
-	// Retry is the backoff for retried requests (5xx, 429, broken
-	// connections); the zero value means 5 tries, waiting about 1, 2, 4
-	// and 8 s between them.
+	// Retry is the backoff for requests the registry answers with 5xx, 429
+	// or a conflict with a concurrent writer; the zero value means 5
+	// tries, waiting about 1, 2, 4 and 8 s between them.
 	Retry remote.Backoff
-	// TempDir holds verified blobs until they are uploaded (a few at a time);
-	// "" means the system temporary directory.
+	// RetryWindow is how long a registry that refuses or resets
+	// connections (a restart, a failover) is retried, with growing waits
+	// of up to 10 s, before the run fails; <= 0 means DefaultRetryWindow
+	// (2 minutes).
+	RetryWindow time.Duration
+	// OnRetry, when set, is told about every wait for an unreachable
+	// registry (the library prints nothing itself).
+	OnRetry func(RetryEvent)
+	// ChunkSize is the size of the chunks in which blobs larger than
+	// ChunkThreshold (64 MiB) are uploaded, each one a point a later run
+	// can resume from; <= 0 means 32 MiB.
+	ChunkSize int64
+	// AllowDowngrade accepts a bundle whose sequence is lower than the
+	// highest mirrored into the target prefix (the site state), when the
+	// policy rule for its name also sets allowDowngrade: true. Default
+	// false: such a bundle is refused.
+	AllowDowngrade bool
+	// TempDir holds this run's directory (airlock-mirror-XXXXXXXX), where
+	// verified blobs wait for their upload (a few at a time) and upload
+	// sessions are kept; "" means the system temporary directory. Run
+	// directories of runs that ended are removed.
 	TempDir string
 	// Now is the one time every time check uses; zero means time.Now().
 	Now time.Time
@@ -96,15 +111,26 @@ type Result struct {
 	Manifests ManifestCounts `json:"manifests"`
 	Tags      int            `json:"tags"` // tags set or moved; tags already right are not counted
 	Signed    int            `json:"signed,omitempty"`
-	Seconds   float64        `json:"seconds"`
+	// State is the site state artifact the run checked and updated
+	// (REGISTRY/PREFIX/airlock-state:NAME); "" when the run did not get
+	// that far.
+	State string `json:"state,omitempty"`
+	// Downgrade is true when the bundle's sequence is below the highest
+	// mirrored before (allowed by AllowDowngrade and the policy).
+	Downgrade bool    `json:"downgrade,omitempty"`
+	Seconds   float64 `json:"seconds"`
 }
 
 // BlobCounts counts blob transfers, per destination repository.
 type BlobCounts struct {
 	Pushed      int   `json:"pushed"`
 	Mounted     int   `json:"mounted"`
-	Skipped     int   `json:"skipped"` // already present
+	Skipped     int   `json:"skipped"` // already present (and confirmed served)
 	BytesPushed int64 `json:"bytesPushed"`
+	// Resumed counts uploads continued from where an earlier run left
+	// them; BytesResumed the bytes that therefore were not sent again.
+	Resumed      int   `json:"resumed,omitempty"`
+	BytesResumed int64 `json:"bytesResumed,omitempty"`
 }
 
 // ManifestCounts counts manifest writes.
@@ -122,16 +148,23 @@ type job struct {
 }
 
 type mirrorer struct {
-	opts    MirrorOptions
-	ropts   []remote.Option
-	spool   string
-	jobs    []*job
-	repos   map[string][]name.Repository // blob digest -> repositories needing it
-	uploads *errgroup.Group
-	uctx    context.Context
-	mu      sync.Mutex
-	res     *Result
-	pushed  atomic.Int64
+	opts  MirrorOptions
+	ropts []remote.Option
+	c     *regClient
+	run   *runDir
+	spool string // the run directory: blobs waiting for their upload
+	id    bundleID
+	now   time.Time
+	// downgrade is true when the site state allowed a lower sequence.
+	downgrade bool
+	jobs      []*job
+	repos     map[string][]name.Repository // blob digest -> repositories needing it
+	edges     map[string][2]byte           // blob digest -> its first and last byte, for later checks
+	uploads   *errgroup.Group
+	uctx      context.Context
+	mu        sync.Mutex
+	res       *Result
+	pushed    atomic.Int64
 }
 
 // Mirror verifies the bundle read from r and pushes its images, models and
@@ -195,15 +228,32 @@ func NewPusher(ctx context.Context, opts MirrorOptions) (*Pusher, error) {
 	if opts.Retry.Steps == 0 {
 		opts.Retry = remote.Backoff{Duration: time.Second, Factor: 2, Jitter: 0.1, Steps: 5}
 	}
-	spool, err := os.MkdirTemp(opts.TempDir, "airlock-mirror-")
+	if opts.RetryWindow <= 0 {
+		opts.RetryWindow = DefaultRetryWindow
+	}
+	if opts.ChunkSize <= 0 {
+		opts.ChunkSize = defaultChunkSize
+	}
+	now := opts.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	run, removed, err := openRunDir(opts.TempDir)
 	if err != nil {
-		return nil, fmt.Errorf("temporary directory: %w", err)
+		return nil, err
+	}
+	for _, p := range removed {
+		opts.Logger.Info("removed the temporary directory of an earlier run that ended", "path", p)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	g, uctx := errgroup.WithContext(ctx)
 	g.SetLimit(opts.Jobs)
-	m := &mirrorer{opts: opts, spool: spool, repos: map[string][]name.Repository{}, uploads: g, uctx: uctx,
+	m := &mirrorer{opts: opts, run: run, edges: map[string][2]byte{}, spool: run.path, now: now, repos: map[string][]name.Repository{}, uploads: g, uctx: uctx,
 		res: &Result{Target: strings.TrimSuffix(opts.To.Registry.Name()+"/"+opts.To.Prefix, "/"), Mappings: []Mapping{}}}
+	m.c = &regClient{
+		reg: opts.To.Registry, keys: opts.Keychain, base: opts.Transport, ua: opts.UserAgent, log: opts.Logger,
+		backoff: opts.Retry, window: opts.RetryWindow, onRetry: opts.OnRetry, tr: map[string]http.RoundTripper{},
+	}
 	m.ropts = []remote.Option{
 		remote.WithAuthFromKeychain(opts.Keychain), remote.WithTransport(opts.Transport),
 		remote.WithRetryBackoff(opts.Retry), remote.WithRetryPredicate(registryhttp.Retryable), remote.WithJobs(1),
@@ -257,6 +307,11 @@ func (p *Pusher) Finish(ctx context.Context, rep *verify.Report, verr error) (*R
 	if err := m.pushManifests(ctx); err != nil {
 		return finish(err)
 	}
+	// The site state again, right before the tags move: another operator
+	// may have mirrored a newer bundle meanwhile.
+	if err := m.checkSite(ctx); err != nil {
+		return finish(siteRejection(err))
+	}
 	if err := m.pushTags(ctx); err != nil {
 		return finish(err)
 	}
@@ -265,14 +320,32 @@ func (p *Pusher) Finish(ctx context.Context, rep *verify.Report, verr error) (*R
 			return finish(err)
 		}
 	}
+	if err := m.checkServed(ctx); err != nil {
+		return finish(err)
+	}
+	if err := m.recordSite(ctx); err != nil {
+		return finish(err)
+	}
+	m.res.Downgrade = m.downgrade
 	return finish(nil)
 }
 
-// Close stops pending uploads and removes the spool.
+// siteRejection makes a refusal by the site state a rejection of the
+// bundle (verify.IsFailure); other errors stay as they are.
+func siteRejection(err error) error {
+	var fe *FreshnessError
+	if errors.As(err, &fe) {
+		return &verify.Failure{Stage: "site state", Err: err}
+	}
+	return err
+}
+
+// Close stops pending uploads and removes the run directory (keeping only
+// unfinished upload sessions, for the next run).
 func (p *Pusher) Close() {
 	p.cancel()
 	p.m.uploads.Wait()
-	os.RemoveAll(p.m.spool)
+	p.m.run.close()
 }
 
 func (m *mirrorer) remoteOpts(ctx context.Context) []remote.Option {
@@ -282,6 +355,17 @@ func (m *mirrorer) remoteOpts(ctx context.Context) []remote.Option {
 // plan runs once trust is decided: it places every artifact and starts
 // uploading the configs, which the head already holds.
 func (m *mirrorer) plan(ctx context.Context, h *bundle.Head) error {
+	m.id = bundleID{name: h.Manifest.Name, version: h.Manifest.Version, root: h.Manifest.Root.Digest}
+	if h.Statement != nil {
+		m.id.sequence = h.Statement.Predicate.Sequence
+	}
+	if repo, err := m.stateRepo(); err == nil {
+		m.res.State = repo.String() + ":" + m.id.name
+	}
+	// Freshness first: nothing is pushed for a bundle the site state refuses.
+	if err := m.checkSite(ctx); err != nil {
+		return siteRejection(err)
+	}
 	names := layoutNames(h.IndexBytes)
 	imagePlace := map[string]placement{} // image ref -> placement
 	type tagUse struct{ digest, source string }
@@ -313,6 +397,9 @@ func (m *mirrorer) plan(ctx context.Context, h *bundle.Head) error {
 		}
 		if err != nil {
 			return err
+		}
+		if sr, err := m.stateRepo(); err == nil && pl.repo.String() == sr.String() {
+			return fmt.Errorf("%s would be placed in %s, the repository of the site state; use another prefix or --keep-registry-host", pl.source, sr)
 		}
 		c, err := h.Content(i)
 		if err != nil {
@@ -413,80 +500,61 @@ func fileOpener(p string) opener {
 	return func() (io.ReadCloser, error) { return os.Open(p) }
 }
 
-// spoolLayer presents a verified blob to go-containerregistry's uploader.
-type spoolLayer struct {
-	d    bundle.Descriptor
-	open opener
-	read *atomic.Int64
-}
-
-func (l *spoolLayer) Digest() (v1.Hash, error) { return v1.NewHash(l.d.Digest) }
-func (l *spoolLayer) DiffID() (v1.Hash, error) { return v1.NewHash(l.d.Digest) }
-func (l *spoolLayer) Size() (int64, error)     { return l.d.Size, nil }
-func (l *spoolLayer) MediaType() (types.MediaType, error) {
-	return types.MediaType(l.d.MediaType), nil
-}
-func (l *spoolLayer) Uncompressed() (io.ReadCloser, error) { return l.Compressed() }
-func (l *spoolLayer) Compressed() (io.ReadCloser, error) {
-	rc, err := l.open()
-	if err != nil {
-		return nil, err
-	}
-	return &countingReadCloser{ReadCloser: rc, n: l.read}, nil
-}
-
-type countingReadCloser struct {
-	io.ReadCloser
-	n *atomic.Int64
-}
-
-func (c *countingReadCloser) Read(p []byte) (int, error) {
-	n, err := c.ReadCloser.Read(p)
-	c.n.Add(int64(n))
-	return n, err
-}
-
 // uploadBlob puts one verified blob into every repository that needs it:
-// uploaded once, then mounted across repositories; skipped where present.
+// uploaded once, then mounted across repositories; skipped where the
+// registry serves it already (HEAD, then a ranged GET of its last byte,
+// compared with ours: a registry's "present" is not taken on its word).
 func (m *mirrorer) uploadBlob(ctx context.Context, d bundle.Descriptor, open opener) error {
 	u := m.meterUpload(d)
 	defer u.done()
 	open = u.wrap(open)
-	var from name.Repository
-	uploaded := false
+	local, err := m.keepEdges(d, open)
+	if err != nil {
+		return err
+	}
+	var from *name.Repository
 	for _, repo := range m.repos[d.Digest] {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if present, err := m.blobExists(ctx, repo, d.Digest); err == nil && present {
+		present, err := m.blobServedRetry(ctx, repo, d, local)
+		if err != nil {
+			return fmt.Errorf("%w: check blob %s in %s: %w", ErrRegistry, d.Digest, repo, err)
+		}
+		if present {
 			m.count(func(r *Result) { r.Blobs.Skipped++ })
-			if !uploaded {
-				from, uploaded = repo, true
+			if from == nil {
+				from = &repo
 			}
 			continue
 		}
-		var read atomic.Int64
-		var layer v1.Layer = &spoolLayer{d: d, open: open, read: &read}
-		if uploaded {
-			layer = &remote.MountableLayer{Layer: layer, Reference: from.Digest(d.Digest)}
+		n, mounted, err := m.pushBlob(ctx, repo, d, open, from)
+		if err != nil {
+			return err
 		}
-		if err := remote.WriteLayer(repo, layer, m.remoteOpts(ctx)...); err != nil {
-			return fmt.Errorf("%w: push blob %s to %s: %w", ErrRegistry, d.Digest, repo, err)
+		if mounted {
+			// A mount is the registry's word too: confirm it.
+			ok, err := m.blobServedRetry(ctx, repo, d, local)
+			if err != nil {
+				return fmt.Errorf("%w: check blob %s in %s: %w", ErrRegistry, d.Digest, repo, err)
+			}
+			if !ok {
+				if n, _, err = m.pushBlob(ctx, repo, d, open, nil); err != nil {
+					return err
+				}
+				mounted = false
+			}
 		}
-		n := read.Load()
 		m.count(func(r *Result) {
-			switch {
-			case n > 0:
+			if mounted {
+				r.Blobs.Mounted++
+			} else {
 				r.Blobs.Pushed++
 				r.Blobs.BytesPushed += n
-			case uploaded:
-				r.Blobs.Mounted++
-			default:
-				r.Blobs.Skipped++
 			}
 		})
-		if !uploaded {
-			from, uploaded = repo, true
+		if from == nil {
+			from = &repo
 		}
 	}
 	return nil
@@ -496,14 +564,6 @@ func (m *mirrorer) count(f func(*Result)) {
 	m.mu.Lock()
 	f(m.res)
 	m.mu.Unlock()
-}
-
-func (m *mirrorer) blobExists(ctx context.Context, repo name.Repository, digest string) (bool, error) {
-	l, err := remote.Layer(repo.Digest(digest), m.remoteOpts(ctx)...)
-	if err != nil {
-		return false, err
-	}
-	return partial.Exists(l)
 }
 
 // rawManifest pushes exact manifest bytes with their media type; nothing is
@@ -517,11 +577,13 @@ func (r rawManifest) RawManifest() ([]byte, error)        { return r.raw, nil }
 func (r rawManifest) MediaType() (types.MediaType, error) { return types.MediaType(r.mt), nil }
 
 // pushManifests writes every manifest by digest, children before parents,
-// and reads each back by digest to re-hash it.
+// and reads each back by digest to re-hash it. A manifest with a subject
+// is also listed among its subject's referrers (by the registry's
+// referrers API, or else in the sha256-<hex> tag index).
 func (m *mirrorer) pushManifests(ctx context.Context) error {
 	for _, j := range m.jobs {
 		for _, mf := range j.content.Manifests {
-			if err := m.putManifest(ctx, j.place.repo.Digest(mf.Digest), mf); err != nil {
+			if err := m.ensureManifest(ctx, j.place.repo, mf); err != nil {
 				return err
 			}
 		}
@@ -529,64 +591,37 @@ func (m *mirrorer) pushManifests(ctx context.Context) error {
 	return nil
 }
 
-func (m *mirrorer) putManifest(ctx context.Context, ref name.Reference, mf bundle.Blob) error {
-	if d, err := remote.Head(ref, m.remoteOpts(ctx)...); err == nil && d.Digest.String() == mf.Digest {
-		if err := m.readBack(ctx, ref, mf.Digest); err == nil && m.listedAsReferrer(ctx, ref, mf) {
-			m.count(func(r *Result) { r.Manifests.Skipped++ })
-			return nil
-		}
-	}
-	if err := remote.Put(ref, rawManifest{raw: mf.Data, mt: mf.MediaType}, m.remoteOpts(ctx)...); err != nil {
-		return fmt.Errorf("%w: push manifest %s to %s: %w", ErrRegistry, mf.Digest, ref.Context(), err)
-	}
-	if err := m.readBack(ctx, ref, mf.Digest); err != nil {
+func (m *mirrorer) ensureManifest(ctx context.Context, repo name.Repository, mf bundle.Blob) error {
+	served, err := m.manifestServed(ctx, repo, mf)
+	if err != nil {
 		return err
 	}
-	m.count(func(r *Result) { r.Manifests.Pushed++ })
-	return nil
-}
-
-// listedAsReferrer reports whether a manifest with a subject is among the
-// subject's referrers (the referrers API, or the sha256-<hex> tag index that
-// remote.Put maintains where there is none). A present manifest that is not
-// listed, because an earlier run failed between the two writes, is put
-// again, which lists it. A manifest without a subject needs nothing.
-func (m *mirrorer) listedAsReferrer(ctx context.Context, ref name.Reference, mf bundle.Blob) bool {
-	var s struct {
-		Subject *struct {
-			Digest string `json:"digest"`
-		} `json:"subject"`
-	}
-	if err := jsonUnmarshal(mf.Data, &s); err != nil || s.Subject == nil {
-		return true
-	}
-	idx, err := remote.Referrers(ref.Context().Digest(s.Subject.Digest), m.remoteOpts(ctx)...)
-	if err != nil {
-		return false
-	}
-	im, err := idx.IndexManifest()
-	if err != nil {
-		return false
-	}
-	for _, d := range im.Manifests {
-		if d.Digest.String() == mf.Digest {
-			return true
+	indexed := false
+	if served {
+		m.count(func(r *Result) { r.Manifests.Skipped++ })
+	} else {
+		if indexed, err = m.putManifest(ctx, repo, mf.Digest, mf); err != nil {
+			return err
 		}
+		m.count(func(r *Result) { r.Manifests.Pushed++ })
 	}
-	return false
+	return m.ensureListed(ctx, repo, mf, indexed)
 }
 
-// readBack fetches ref and checks its bytes hash to want.
-func (m *mirrorer) readBack(ctx context.Context, ref name.Reference, want string) error {
-	d, err := remote.Get(ref, m.remoteOpts(ctx)...)
+// ensureListed makes sure a manifest with a subject is among its
+// subject's referrers.
+func (m *mirrorer) ensureListed(ctx context.Context, repo name.Repository, mf bundle.Blob, indexed bool) error {
+	if indexed || subjectOfManifest(mf.Data) == "" {
+		return nil
+	}
+	listed, err := m.listedAsReferrer(ctx, repo, mf)
 	if err != nil {
-		return fmt.Errorf("%w: read back %s: %w", ErrRegistry, ref, err)
+		return fmt.Errorf("%w: referrers of %s: %w", ErrRegistry, mf.Digest, err)
 	}
-	sum := sha256.Sum256(d.Manifest)
-	if got := "sha256:" + hex.EncodeToString(sum[:]); got != want {
-		return fmt.Errorf("%w: %s reads back as %s, expected %s; the registry did not store the manifest byte for byte", ErrRegistry, ref, got, want)
+	if listed {
+		return nil
 	}
-	return nil
+	return m.listReferrer(ctx, repo, mf)
 }
 
 // pushTags sets the tags last, after every manifest is in place, and
@@ -596,22 +631,29 @@ func (m *mirrorer) pushTags(ctx context.Context) error {
 		root := j.content.Manifests[len(j.content.Manifests)-1]
 		target := j.place.repo.String()
 		if j.place.tag != "" {
-			tag := j.place.repo.Tag(j.place.tag)
-			d, err := remote.Head(tag, m.remoteOpts(ctx)...)
+			repo, tagName := j.place.repo, j.place.tag
+			tag := repo.Tag(tagName)
+			var raw []byte
+			var found bool
+			err := m.c.retry(ctx, "read "+tag.String(), func(ctx context.Context) error {
+				var err error
+				raw, _, found, err = m.getManifest(ctx, repo, tagName)
+				return err
+			})
+			if err != nil {
+				return fmt.Errorf("%w: read %s: %w", ErrRegistry, tag, err)
+			}
 			switch {
-			case err == nil && d.Digest.String() == root.Digest:
-				if err := m.readBack(ctx, tag, root.Digest); err != nil {
-					return err
-				}
+			case found && sha256Digest(raw) == root.Digest:
 			case m.siteSignedCopy(ctx, tag, root):
 				// An earlier run added the site signature to this upstream
 				// signature manifest; putting it back would drop the site's.
 			default:
-				if err := remote.Put(tag, rawManifest{raw: root.Data, mt: root.MediaType}, m.remoteOpts(ctx)...); err != nil {
-					return fmt.Errorf("%w: tag %s: %w", ErrRegistry, tag, err)
+				if _, err := m.putManifest(ctx, repo, tagName, root); err != nil {
+					return err
 				}
 				m.count(func(r *Result) { r.Tags++ })
-				if err := m.readBack(ctx, tag, root.Digest); err != nil {
+				if err := m.readBackRef(ctx, repo, tagName, root.Digest); err != nil {
 					return err
 				}
 			}

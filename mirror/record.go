@@ -70,7 +70,7 @@ func AttachRecord(ctx context.Context, opts MirrorOptions, res *Result, rec Reco
 		}
 		desc, err := remote.Head(subject, ropts...)
 		if err != nil {
-			return out, fmt.Errorf("%w: image %s: %v", ErrRegistry, mp.Target, err)
+			return out, fmt.Errorf("%w: image %s: %w", ErrRegistry, mp.Target, err)
 		}
 		if desc.Digest.String() != mp.Digest {
 			return out, fmt.Errorf("%w: image %s: the registry reports digest %s", ErrRegistry, mp.Target, desc.Digest)
@@ -78,7 +78,7 @@ func AttachRecord(ctx context.Context, opts MirrorOptions, res *Result, rec Reco
 		repo := subject.Context()
 		for _, l := range []v1.Layer{cfg, layer} {
 			if err := remote.WriteLayer(repo, l, ropts...); err != nil {
-				return out, fmt.Errorf("%w: push the record's blobs to %s: %v", ErrRegistry, repo, err)
+				return out, fmt.Errorf("%w: push the record's blobs to %s: %w", ErrRegistry, repo, err)
 			}
 		}
 		m := ocispec.Manifest{
@@ -97,11 +97,11 @@ func AttachRecord(ctx context.Context, opts MirrorOptions, res *Result, rec Reco
 		d := checked.Digest(raw)
 		ref := repo.Digest(d)
 		if err := remote.Put(ref, rawManifest{raw: raw, mt: bundle.MediaTypeOCIManifest}, ropts...); err != nil {
-			return out, fmt.Errorf("%w: push the record referrer of %s: %v", ErrRegistry, mp.Target, err)
+			return out, fmt.Errorf("%w: push the record referrer of %s: %w", ErrRegistry, mp.Target, err)
 		}
 		got, err := remote.Get(ref, ropts...)
 		if err != nil {
-			return out, fmt.Errorf("%w: read back the record referrer %s: %v", ErrRegistry, ref, err)
+			return out, fmt.Errorf("%w: read back the record referrer %s: %w", ErrRegistry, ref, err)
 		}
 		if !bytes.Equal(got.Manifest, raw) {
 			return out, fmt.Errorf("%w: the registry returned other bytes for %s", ErrRegistry, ref)

@@ -31,11 +31,11 @@ func ParseTarget(s string, insecure bool) (Target, error) {
 	}
 	reg, err := name.NewRegistry(host, append(opts, name.StrictValidation)...)
 	if err != nil || host == "" {
-		return Target{}, fmt.Errorf("%q: want REGISTRY[/PREFIX], e.g. registry.site:5000/mirror (%v)", s, err)
+		return Target{}, fmt.Errorf("%q: want REGISTRY[/PREFIX], e.g. registry.site:5000/mirror (%w)", s, err)
 	}
 	if prefix != "" {
 		if _, err := name.NewRepository(host+"/"+prefix, opts...); err != nil {
-			return Target{}, fmt.Errorf("%q: prefix %q is not a valid repository path: %v", s, prefix, err)
+			return Target{}, fmt.Errorf("%q: prefix %q is not a valid repository path: %w", s, prefix, err)
 		}
 	}
 	return Target{Registry: reg, Prefix: prefix, Insecure: insecure}, nil

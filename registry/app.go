@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"github.com/airlock-dev/airlock/internal/referrer"
 	"io"
 	"log/slog"
 	"net/http"
@@ -107,8 +108,8 @@ func (h *registryHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			r.Body = body
 			rw.beforeHeader = func(status int, hdr http.Header) {
 				if status == http.StatusCreated && !body.over {
-					if s := subjectOf(body.buf); s != "" {
-						hdr.Set(headerSubject, s)
+					if s := referrer.SubjectOf(body.buf); s != "" {
+						hdr.Set(referrer.HeaderSubject, s)
 					}
 				}
 			}

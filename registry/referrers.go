@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/airlock-dev/airlock/internal/referrer"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -27,9 +28,6 @@ import (
 // process, and returns those whose subject is <digest>.
 
 const (
-	// headerSubject tells a client that pushed a manifest with a subject
-	// that the registry indexed it for the referrers API.
-	headerSubject = "OCI-Subject"
 	// headerFiltersApplied names the filters a referrers response applied.
 	headerFiltersApplied = "OCI-Filters-Applied"
 	// referrersSegment is the path segment before the subject digest.
@@ -42,24 +40,17 @@ const (
 	maxManifestBytes = 4 << 20
 )
 
-// referrerInfo is what the referrers API needs from one stored manifest.
-// A zero subject means the manifest refers to nothing.
-type referrerInfo struct {
-	subject digest.Digest
-	desc    v1.Descriptor
-}
-
 // referrers answers the referrers API from a distribution namespace.
 type referrers struct {
 	ns  distribution.Namespace
 	log *slog.Logger
 
 	mu    sync.Mutex
-	cache map[digest.Digest]referrerInfo // by manifest digest; manifests are immutable
+	cache map[digest.Digest]referrer.Info // by manifest digest; manifests are immutable
 }
 
 func newReferrers(ns distribution.Namespace, log *slog.Logger) *referrers {
-	return &referrers{ns: ns, log: log, cache: make(map[digest.Digest]referrerInfo)}
+	return &referrers{ns: ns, log: log, cache: make(map[digest.Digest]referrer.Info)}
 }
 
 // referrersPath splits "/v2/<name>/referrers/<ref>" into name and ref. No
@@ -163,13 +154,13 @@ func (rf *referrers) list(ctx context.Context, named reference.Named, subject di
 		if err != nil || !ok {
 			return err
 		}
-		if info.subject != subject {
+		if info.Subject != subject {
 			return nil
 		}
-		if artifactType != "" && info.desc.ArtifactType != artifactType {
+		if artifactType != "" && info.Desc.ArtifactType != artifactType {
 			return nil
 		}
-		descs = append(descs, info.desc)
+		descs = append(descs, info.Desc)
 		return nil
 	})
 	if errors.As(err, new(storagedriver.PathNotFoundError)) {
@@ -186,7 +177,7 @@ func (rf *referrers) list(ctx context.Context, named reference.Named, subject di
 // reading it. ok is false for a manifest that vanished or cannot be read as
 // JSON; those are skipped (and logged), as the registry cannot serve them
 // either.
-func (rf *referrers) info(ctx context.Context, ms distribution.ManifestService, d digest.Digest) (referrerInfo, bool, error) {
+func (rf *referrers) info(ctx context.Context, ms distribution.ManifestService, d digest.Digest) (referrer.Info, bool, error) {
 	rf.mu.Lock()
 	info, ok := rf.cache[d]
 	rf.mu.Unlock()
@@ -196,23 +187,23 @@ func (rf *referrers) info(ctx context.Context, ms distribution.ManifestService, 
 	m, err := ms.Get(ctx, d)
 	if err != nil {
 		if ctx.Err() != nil {
-			return referrerInfo{}, false, ctx.Err()
+			return referrer.Info{}, false, ctx.Err()
 		}
 		var unknown distribution.ErrManifestUnknownRevision
 		if !errors.As(err, &unknown) {
 			rf.log.Warn("referrers: skip a manifest that cannot be read", "digest", d.String(), "err", err)
 		}
-		return referrerInfo{}, false, nil
+		return referrer.Info{}, false, nil
 	}
 	mediaType, payload, err := m.Payload()
 	if err != nil {
 		rf.log.Warn("referrers: skip a manifest that cannot be read", "digest", d.String(), "err", err)
-		return referrerInfo{}, false, nil
+		return referrer.Info{}, false, nil
 	}
-	info, err = parseReferrer(d, mediaType, payload)
+	info, err = referrer.Parse(d, mediaType, payload)
 	if err != nil {
 		rf.log.Warn("referrers: skip a manifest that is not valid JSON", "digest", d.String(), "err", err)
-		return referrerInfo{}, false, nil
+		return referrer.Info{}, false, nil
 	}
 	rf.mu.Lock()
 	if len(rf.cache) >= maxReferrerCache {
@@ -221,74 +212,4 @@ func (rf *referrers) info(ctx context.Context, ms distribution.ManifestService, 
 	rf.cache[d] = info
 	rf.mu.Unlock()
 	return info, true, nil
-}
-
-// referrerFields are the manifest fields the referrers API reports.
-type referrerFields struct {
-	MediaType    string `json:"mediaType"`
-	ArtifactType string `json:"artifactType"`
-	Config       *struct {
-		MediaType string `json:"mediaType"`
-	} `json:"config"`
-	Subject *struct {
-		Digest string `json:"digest"`
-	} `json:"subject"`
-	Annotations map[string]string `json:"annotations"`
-}
-
-// parseReferrer reads the subject and the referrers descriptor of the
-// manifest payload whose digest is d. storedType is the media type the
-// registry reported for it. The artifact type is the manifest's
-// artifactType, or else (image manifests only) its config media type.
-func parseReferrer(d digest.Digest, storedType string, payload []byte) (referrerInfo, error) {
-	if len(payload) > maxManifestBytes {
-		return referrerInfo{}, fmt.Errorf("manifest of %d bytes is larger than %d", len(payload), maxManifestBytes)
-	}
-	var f referrerFields
-	if err := json.Unmarshal(payload, &f); err != nil {
-		return referrerInfo{}, err
-	}
-	if f.Subject == nil {
-		return referrerInfo{}, nil
-	}
-	subject, err := digest.Parse(f.Subject.Digest)
-	if err != nil {
-		return referrerInfo{}, nil // a subject we cannot match is no subject
-	}
-	mediaType := f.MediaType
-	if mediaType == "" {
-		mediaType = storedType
-	}
-	artifactType := f.ArtifactType
-	if artifactType == "" && f.Config != nil && mediaType != v1.MediaTypeImageIndex {
-		artifactType = f.Config.MediaType
-	}
-	return referrerInfo{
-		subject: subject,
-		desc: v1.Descriptor{
-			MediaType:    mediaType,
-			Digest:       d,
-			Size:         int64(len(payload)),
-			ArtifactType: artifactType,
-			Annotations:  f.Annotations,
-		},
-	}, nil
-}
-
-// subjectOf returns the subject digest of a manifest body, or "" when it
-// has none (or is not JSON).
-func subjectOf(body []byte) string {
-	var f struct {
-		Subject *struct {
-			Digest string `json:"digest"`
-		} `json:"subject"`
-	}
-	if json.Unmarshal(body, &f) != nil || f.Subject == nil {
-		return ""
-	}
-	d, err := digest.Parse(f.Subject.Digest)
-	if err != nil {
-		return ""
-	}
-	return d.String()
 }

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"github.com/airlock-dev/airlock/internal/referrer"
 	"strings"
 	"testing"
 
@@ -91,7 +92,7 @@ func TestServeParseReferrer(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			info, err := parseReferrer(self, tc.storedType, []byte(tc.body))
+			info, err := referrer.Parse(self, tc.storedType, []byte(tc.body))
 			if tc.bad {
 				if err == nil {
 					t.Fatal("no error")
@@ -101,24 +102,24 @@ func TestServeParseReferrer(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if info.subject != tc.subject {
-				t.Errorf("subject %q, want %q", info.subject, tc.subject)
+			if info.Subject != tc.subject {
+				t.Errorf("subject %q, want %q", info.Subject, tc.subject)
 			}
 			if tc.subject == "" {
 				return
 			}
 			want := tc.desc
 			want.Digest, want.Size = self, int64(len(tc.body))
-			got := info.desc
+			got := info.Desc
 			if got.MediaType != want.MediaType || got.ArtifactType != want.ArtifactType || got.Digest != want.Digest || got.Size != want.Size || len(got.Annotations) != len(want.Annotations) || got.Annotations["k"] != want.Annotations["k"] {
 				t.Errorf("descriptor %+v, want %+v", got, want)
 			}
-			if s := subjectOf([]byte(tc.body)); s != string(tc.subject) {
+			if s := referrer.SubjectOf([]byte(tc.body)); s != string(tc.subject) {
 				t.Errorf("subjectOf = %q, want %q", s, tc.subject)
 			}
 		})
 	}
-	if _, err := parseReferrer(self, "", []byte(`{"a":"`+strings.Repeat("x", maxManifestBytes)+`"}`)); err == nil {
+	if _, err := referrer.Parse(self, "", []byte(`{"a":"`+strings.Repeat("x", maxManifestBytes)+`"}`)); err == nil {
 		t.Error("an oversized manifest was parsed")
 	}
 }
@@ -134,12 +135,12 @@ func FuzzServeParseReferrer(f *testing.F) {
 	}
 	self := digest.FromString("self")
 	f.Fuzz(func(t *testing.T, body []byte) {
-		info, err := parseReferrer(self, "", body)
+		info, err := referrer.Parse(self, "", body)
 		if err != nil {
 			return
 		}
-		if got := subjectOf(body); got != string(info.subject) {
-			t.Errorf("subjectOf %q, parseReferrer %q", got, info.subject)
+		if got := referrer.SubjectOf(body); got != string(info.Subject) {
+			t.Errorf("subjectOf %q, parseReferrer %q", got, info.Subject)
 		}
 	})
 }

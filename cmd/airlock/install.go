@@ -22,6 +22,7 @@ type installFlags struct {
 	registry       string
 	reg            registryFlags
 	allowDowngrade bool
+	retry          time.Duration
 	quiet          bool
 	asJSON         bool
 	attest         attestFlags
@@ -34,6 +35,7 @@ func (f *installFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.registry, "registry", "", "also mirror images and models into this registry in the same run: REGISTRY[/PREFIX]")
 	f.reg.register(fs, "the --registry registry")
 	fs.BoolVar(&f.allowDowngrade, "allow-downgrade", false, "accept a lower sequence than the highest installed, where the policy rule sets allowDowngrade: true")
+	fs.DurationVar(&f.retry, "retry-window", mirror.DefaultRetryWindow, "with --registry: how long to keep retrying a registry that refuses or resets connections")
 	fs.BoolVarP(&f.quiet, "quiet", "q", false, "print only errors (and REJECTED NAME VERSION when the bundle is refused)")
 	fs.BoolVar(&f.asJSON, "json", false, "print the result (verification report, what was installed and mirrored) as JSON")
 	f.attest.register(fs)
@@ -48,6 +50,9 @@ func (f *installFlags) validate(args []string) error {
 	}
 	if f.policy == "" {
 		return usagef("--policy is required: nothing is installed without verification")
+	}
+	if f.retry <= 0 {
+		return usagef("--retry-window must be positive, not %v", f.retry)
 	}
 	if f.registry == "" && (len(f.reg.insecure) > 0 || f.reg.caFile != "") {
 		return usagef("--insecure-registry and --ca-file need --registry")
@@ -110,6 +115,7 @@ func runInstall(ctx context.Context, e *env, f *installFlags, path string) error
 		pusher, err := mirror.NewPusher(ctx, mirror.MirrorOptions{
 			To: target, Policy: pol, Transport: rc.transport, Keychain: rc.keychain, Now: now, Path: reportPath(path),
 			UserAgent: "airlock/" + version(), Progress: prog.bundleProgress(),
+			AllowDowngrade: f.allowDowngrade, RetryWindow: f.retry, OnRetry: retryReporter(e),
 		})
 		if err != nil {
 			return err

@@ -35,6 +35,8 @@ type mirrorFlags struct {
 	asJSON        bool
 	attest        attestFlags
 	auditLog      string
+	downgrade     bool
+	retry         time.Duration
 }
 
 func (f *mirrorFlags) register(fs *pflag.FlagSet) {
@@ -50,6 +52,8 @@ func (f *mirrorFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.localHost, "emit-config-local-host", "", "with --emit-config: the registry host nodes use in the names of images packed from oci: and docker-archive: sources (default: no configuration for them)")
 	fs.StringVar(&f.signKey, "sign-key", "", "also sign every mirrored image with this site key (cosign format): a file or a pkcs11: URI")
 	fs.StringVar(&f.tmpDir, "tmp-dir", "", "directory for blobs waiting to be uploaded (default: the system temporary directory)")
+	fs.BoolVar(&f.downgrade, "allow-downgrade", false, "accept a lower sequence than the highest mirrored into this prefix, where the policy rule sets allowDowngrade: true")
+	fs.DurationVar(&f.retry, "retry-window", mirror.DefaultRetryWindow, "how long to keep retrying a registry that refuses or resets connections")
 	fs.BoolVarP(&f.quiet, "quiet", "q", false, "print only errors (and REJECTED NAME VERSION when the bundle is refused)")
 	fs.BoolVar(&f.asJSON, "json", false, "print the result (verification report, mapping, counts) as JSON")
 	f.attest.register(fs)
@@ -71,6 +75,9 @@ func (f *mirrorFlags) validate(args []string) error {
 	}
 	if f.localHost != "" && f.emitConfig == "" {
 		return usagef("--emit-config-local-host needs --emit-config")
+	}
+	if f.retry <= 0 {
+		return usagef("--retry-window must be positive, not %v", f.retry)
 	}
 	return f.attest.validate()
 }
@@ -134,7 +141,8 @@ func runMirror(ctx context.Context, e *env, f *mirrorFlags, path string) error {
 	mopts := mirror.MirrorOptions{
 		To: target, Policy: pol, KeepRegistryHost: f.keepHost, ImagesOnly: f.imagesOnly, Jobs: f.jobs,
 		Transport: rc.transport, Keychain: rc.keychain, TempDir: f.tmpDir, Path: reportPath(path), SiteSigner: signer, Now: time.Now(),
-		Upstream: (&keyless.Checker{Path: path}).Check,
+		Upstream:       (&keyless.Checker{Path: path}).Check,
+		AllowDowngrade: f.downgrade, RetryWindow: f.retry, OnRetry: retryReporter(e),
 		Progress: prog.bundleProgress(), UserAgent: "airlock/" + version(),
 	}
 	res, merr := mirror.Mirror(ctx, file, mopts)
@@ -197,6 +205,9 @@ func renderMirror(w io.Writer, r *mirror.Result, emitted *mirror.NodeConfigResul
 	if r.Signed > 0 {
 		fmt.Fprintf(w, "; %d site signatures", r.Signed)
 	}
+	if b.Resumed > 0 {
+		fmt.Fprintf(w, "; %d uploads resumed (%s not sent again)", b.Resumed, humanBytes(b.BytesResumed))
+	}
 	fmt.Fprintf(w, "; %.1fs\n", r.Seconds)
 	if report != "" && len(r.Mappings) > 0 {
 		fmt.Fprintf(w, "Mapping written to %s\n", report)
@@ -240,4 +251,13 @@ func destination(flag, to string, insecureHosts []string) (mirror.Target, error)
 		return mirror.Target{}, usagef("%s: %v", flag, err)
 	}
 	return target, nil
+}
+
+// retryReporter says on standard error that the registry is unreachable
+// and for how long it is still retried.
+func retryReporter(e *env) func(mirror.RetryEvent) {
+	return func(ev mirror.RetryEvent) {
+		fmt.Fprintf(e.stderr, "airlock: registry unreachable (%v); retrying for up to %v more (--retry-window %v)\n",
+			ev.Err, (ev.Window - ev.Waited).Round(time.Second), ev.Window)
+	}
 }

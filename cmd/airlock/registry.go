@@ -145,6 +145,7 @@ func (c *registryClient) hint(err error) string {
 		return def
 	}
 	var te *transport.Error
+	var hs interface{ HTTPStatus() int } // mirror's registry client
 	var ua x509.UnknownAuthorityError
 	var hn x509.HostnameError
 	var ns *diskspace.Error
@@ -158,7 +159,8 @@ func (c *registryClient) hint(err error) string {
 			return "point --tmp-dir at a disk with more room, or lower --jobs (about --jobs + 1 blobs wait there at once)"
 		}
 		return "point --tmp-dir at a disk with more room"
-	case errors.Is(err, source.ErrUnauthorized) || errors.As(err, &te) && (te.StatusCode == http.StatusUnauthorized || te.StatusCode == http.StatusForbidden):
+	case errors.Is(err, source.ErrUnauthorized) || errors.As(err, &te) && (te.StatusCode == http.StatusUnauthorized || te.StatusCode == http.StatusForbidden) ||
+		errors.As(err, &hs) && (hs.HTTPStatus() == http.StatusUnauthorized || hs.HTTPStatus() == http.StatusForbidden):
 		h := hostOr("REGISTRY")
 		where := "no credentials file was found, so requests were anonymous"
 		if src := c.keychain.Source(); src != "" {
@@ -197,6 +199,10 @@ func failedHost(err error) string {
 	var te *transport.Error
 	if errors.As(err, &te) && te.Request != nil && te.Request.URL != nil {
 		return te.Request.URL.Host
+	}
+	var he interface{ Host() string } // mirror's registry client
+	if errors.As(err, &he) {
+		return he.Host()
 	}
 	return ""
 }

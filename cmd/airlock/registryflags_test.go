@@ -112,9 +112,9 @@ func TestRegistryFlagsAndHints(t *testing.T) {
 	os.WriteFile(deadSpec, []byte("name: dead\nversion: 1.0.0\nimages:\n  - ref: "+dead+"/demo/api:1.0\n"), 0o644)
 	for _, args := range [][]string{
 		{"pack", "-q", "-f", deadSpec, "-o", filepath.Join(work, "dead.airlock"), "--insecure-registry", dead},
-		{"mirror", b, "--to", dead + "/x", "--policy", pol, "-q"},
-		{"mirror", b, "--to", dead + "/x", "--insecure-registry", dead, "--policy", pol, "-q"},
-		{"install", b, "--root", t.TempDir(), "--registry", dead + "/x", "--insecure-registry", dead, "--policy", pol, "-q"},
+		{"mirror", b, "--to", dead + "/x", "--policy", pol, "-q", "--retry-window", "1s"},
+		{"mirror", b, "--to", dead + "/x", "--insecure-registry", dead, "--policy", pol, "-q", "--retry-window", "1s"},
+		{"install", b, "--root", t.TempDir(), "--registry", dead + "/x", "--insecure-registry", dead, "--policy", pol, "-q", "--retry-window", "1s"},
 	} {
 		code, _, stderr = runCLI(t, good, args...)
 		if h := hint(stderr); code != exitError || !strings.Contains(h, "is the registry up") || !strings.Contains(h, dead) || strings.Contains(stderr, "add --insecure-registry") {

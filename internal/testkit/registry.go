@@ -30,6 +30,8 @@ type Registry struct {
 	// Dir is the registry's storage directory; empty for StartInProcess,
 	// which keeps everything in memory.
 	Dir string
+	// ctl stops and restarts the process of Start; nil for StartInProcess.
+	ctl *control
 }
 
 // Limits of Start.
@@ -71,7 +73,9 @@ func Start(t testing.TB) *Registry {
 		}
 		err = p.waitReady(host)
 		if err == nil {
+			reg := &Registry{Host: host, Dir: storage, ctl: &control{bin: bin, config: config, proc: p}}
 			t.Cleanup(func() {
+				p := reg.ctl.current()
 				if err := p.stop(); err != nil {
 					t.Errorf("testkit: stop registry at %s: %v", host, err)
 				}
@@ -79,7 +83,7 @@ func Start(t testing.TB) *Registry {
 					t.Logf("testkit: output of the registry at %s:\n%s", host, p.out.String())
 				}
 			})
-			return &Registry{Host: host, Dir: storage}
+			return reg
 		}
 		_ = p.stop()
 		lastOut = p.out.String()

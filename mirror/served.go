@@ -1,0 +1,112 @@
+package mirror
+
+import (
+	"context"
+	"fmt"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/airlock-dev/airlock/bundle"
+)
+
+// keepEdges remembers the first and last byte of a blob (read from open)
+// so that what the registry serves can be checked after the local copy is
+// gone; it returns the probe of those bytes.
+func (m *mirrorer) keepEdges(d bundle.Descriptor, open opener) (probe, error) {
+	if d.Size > 0 {
+		first, err := byteAt(open, 0)
+		if err != nil {
+			return nil, err
+		}
+		last, err := byteAt(open, d.Size-1)
+		if err != nil {
+			return nil, err
+		}
+		m.mu.Lock()
+		m.edges[d.Digest] = [2]byte{first, last}
+		m.mu.Unlock()
+	}
+	return m.edgeProbe(d), nil
+}
+
+// edgeProbe answers for the first and last byte of a blob kept by keepEdges.
+func (m *mirrorer) edgeProbe(d bundle.Descriptor) probe {
+	return func(off int64) (byte, error) {
+		m.mu.Lock()
+		e, ok := m.edges[d.Digest]
+		m.mu.Unlock()
+		switch {
+		case !ok:
+			return 0, fmt.Errorf("blob %s was not uploaded by this run", d.Digest)
+		case off == 0:
+			return e[0], nil
+		case off == d.Size-1:
+			return e[1], nil
+		}
+		return 0, fmt.Errorf("blob %s: byte %d is not kept", d.Digest, off)
+	}
+}
+
+// checkServed is the last step before success: every tag this run is about
+// resolves to its manifest byte for byte, every manifest of its graph is
+// served by digest, every blob is served (HEAD and a ranged GET of its last
+// byte, compared with ours), and every referrer is listed (listed again if
+// a concurrent writer dropped it). A registry that acknowledged what it
+// does not keep fails the run here.
+func (m *mirrorer) checkServed(ctx context.Context) error {
+	seen := map[string]bool{}
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	g, gctx := errgroup.WithContext(cctx)
+	g.SetLimit(m.opts.Jobs)
+	fail := func(err error) error { // stop the blob checks before returning
+		cancel()
+		_ = g.Wait()
+		return err
+	}
+	for _, j := range m.jobs {
+		repo := j.place.repo
+		root := j.content.Manifests[len(j.content.Manifests)-1]
+		if j.place.tag != "" && !m.siteSignedCopy(ctx, repo.Tag(j.place.tag), root) {
+			if err := m.readBackRef(ctx, repo, j.place.tag, root.Digest); err != nil {
+				return fail(err)
+			}
+		}
+		for _, mf := range j.content.Manifests {
+			ok, err := m.manifestServed(ctx, repo, mf)
+			if err != nil {
+				return fail(err)
+			}
+			if !ok {
+				return fail(&NotServedError{Ref: repo.String() + "@" + mf.Digest, Reason: "was pushed but the registry does not serve it byte for byte"})
+			}
+			if err := m.ensureListed(ctx, repo, mf, false); err != nil {
+				return fail(err)
+			}
+		}
+		blobs := append([]bundle.Descriptor{}, j.content.Layers...)
+		for _, c := range j.content.Configs {
+			blobs = append(blobs, c.Descriptor)
+		}
+		for _, b := range blobs {
+			key := repo.String() + "@" + b.Digest
+			if seen[key] {
+				continue
+			}
+			seen[key] = true
+			// Blobs are checked Jobs at a time: one HEAD and one small GET
+			// each, for every blob of every repository.
+			g.Go(func() error {
+				ok, err := m.blobServedRetry(gctx, repo, b, m.edgeProbe(b))
+				if err != nil {
+					return fmt.Errorf("%w: check blob %s: %w", ErrRegistry, key, err)
+				}
+				if !ok {
+					return &NotServedError{Ref: key, Reason: "is needed by a pushed manifest but the registry does not serve it"}
+				}
+				return nil
+			})
+		}
+	}
+	return g.Wait()
+}

@@ -1,0 +1,367 @@
+package mirror
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+
+	"github.com/airlock-dev/airlock/bundle"
+	"github.com/airlock-dev/airlock/internal/atomicfile"
+)
+
+// Blob uploads. A blob of at most ChunkThreshold bytes goes in one PATCH; a
+// larger one in chunks of MirrorOptions.ChunkSize, each PATCH carrying
+// Content-Range (OCI distribution spec, "Pushing a blob in chunks"). After
+// every chunk the upload's URL and offset are saved in the run directory
+// (sessions/KEY, KEY naming registry, repository and digest); a later run
+// adopts the sessions of a run that ended, asks the registry where the
+// upload stands (GET on the upload URL, its Range header) and continues
+// from there. When the context is cancelled (Ctrl-C, SIGTERM) the chunk in
+// flight is finished first, so that the registry's offset and the saved one
+// agree.
+
+const (
+	// ChunkThreshold is the size above which blobs are uploaded in chunks
+	// that a later run can resume.
+	ChunkThreshold = 64 << 20
+	// defaultChunkSize is MirrorOptions.ChunkSize's default.
+	defaultChunkSize = 32 << 20
+	// chunkGrace bounds how long a chunk in flight may take to finish
+	// after the run was cancelled.
+	chunkGrace = 2 * time.Minute
+)
+
+// session is a resumable upload, as saved between chunks.
+type session struct {
+	Registry string `json:"registry"`
+	Repo     string `json:"repository"`
+	Digest   string `json:"digest"`
+	Location string `json:"location"`
+	Offset   int64  `json:"offset"`
+}
+
+func sessionKey(repo name.Repository, digest string) string {
+	sum := sha256.Sum256([]byte(repo.RegistryStr() + "/" + repo.RepositoryStr() + "@" + digest))
+	return hex.EncodeToString(sum[:16])
+}
+
+func (m *mirrorer) sessionPath(repo name.Repository, digest string) string {
+	return filepath.Join(m.run.sessions, sessionKey(repo, digest))
+}
+
+func (m *mirrorer) loadSession(repo name.Repository, digest string) *session {
+	b, err := os.ReadFile(m.sessionPath(repo, digest))
+	if err != nil || len(b) > 64<<10 {
+		return nil
+	}
+	var s session
+	if json.Unmarshal(b, &s) != nil || s.Registry != repo.RegistryStr() || s.Repo != repo.RepositoryStr() || s.Digest != digest || s.Offset < 0 {
+		return nil
+	}
+	return &s
+}
+
+func (m *mirrorer) saveSession(s session) error {
+	repo, err := name.NewRepository(s.Registry + "/" + s.Repo)
+	if err != nil {
+		return err
+	}
+	f, err := atomicfile.Create(m.sessionPath(repo, s.Digest), 0o600)
+	if err != nil {
+		return err
+	}
+	defer f.Abort()
+	if err := json.NewEncoder(f).Encode(s); err != nil {
+		return err
+	}
+	return f.Commit()
+}
+
+func (m *mirrorer) dropSession(repo name.Repository, digest string) {
+	os.Remove(m.sessionPath(repo, digest))
+}
+
+// blobServed reports whether repo serves blob d: HEAD must say so, and a
+// ranged GET of its last byte must return that byte (a registry that only
+// claims to have it, or has it truncated, fails). local gives our copy's
+// bytes at an offset (the first and the last byte are asked for).
+func (m *mirrorer) blobServed(ctx context.Context, repo name.Repository, d bundle.Descriptor, local probe) (bool, error) {
+	u := m.c.url(repo, "blobs/"+d.Digest)
+	resp, err := m.c.send(ctx, request{method: http.MethodHead, url: u}, pullScope(repo))
+	if err != nil {
+		return false, err
+	}
+	drain(resp)
+	switch resp.StatusCode {
+	case http.StatusOK:
+	case http.StatusNotFound:
+		return false, nil
+	default:
+		return false, checkStatus(resp)
+	}
+	if resp.ContentLength >= 0 && resp.ContentLength != d.Size && resp.Header.Get("Content-Length") != "" {
+		m.opts.Logger.Warn("the registry reports a blob of another size; uploading it", "blob", d.Digest, "repository", repo.String(), "size", resp.ContentLength, "want", d.Size)
+		return false, nil
+	}
+	if d.Size == 0 {
+		return true, nil
+	}
+	off := d.Size - 1
+	resp, err = m.c.send(ctx, request{method: http.MethodGet, url: u, header: http.Header{"Range": {fmt.Sprintf("bytes=%d-%d", off, off)}}}, pullScope(repo))
+	if err != nil {
+		return false, err
+	}
+	defer resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusPartialContent:
+	case http.StatusOK:
+		off = 0 // the Range was ignored: the first byte is the one to compare
+	case http.StatusNotFound:
+		m.opts.Logger.Warn("the registry says a blob is present but does not serve it", "blob", d.Digest, "repository", repo.String())
+		return false, nil
+	default:
+		return false, checkStatus(resp, http.StatusOK, http.StatusPartialContent)
+	}
+	got := make([]byte, 1)
+	if _, err := io.ReadFull(resp.Body, got); err != nil {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return false, nil // an empty answer: not served
+		}
+		return false, err
+	}
+	want, err := local(off)
+	if err != nil {
+		return false, err
+	}
+	if got[0] != want {
+		return false, &NotServedError{Ref: repo.String() + "@" + d.Digest, Reason: fmt.Sprintf("the registry serves other bytes than the blob's (byte %d differs)", off)}
+	}
+	return true, nil
+}
+
+// probe returns the byte of a blob at an offset.
+type probe func(off int64) (byte, error)
+
+// byteAt reads one byte of a blob.
+func byteAt(open opener, off int64) (byte, error) {
+	rc, err := open()
+	if err != nil {
+		return 0, err
+	}
+	defer rc.Close()
+	if s, ok := rc.(io.Seeker); ok {
+		if _, err := s.Seek(off, io.SeekStart); err != nil {
+			return 0, err
+		}
+	} else if _, err := io.CopyN(io.Discard, rc, off); err != nil {
+		return 0, err
+	}
+	b := make([]byte, 1)
+	if _, err := io.ReadFull(rc, b); err != nil {
+		return 0, err
+	}
+	return b[0], nil
+}
+
+// pushBlob puts blob d into repo: a cross-repository mount from from when
+// it is set and the registry allows it, else an upload (resumed when an
+// earlier run left one). It returns the bytes sent and whether the blob was
+// mounted.
+func (m *mirrorer) pushBlob(ctx context.Context, repo name.Repository, d bundle.Descriptor, open opener, from *name.Repository) (sent int64, mounted bool, err error) {
+	op := fmt.Sprintf("push blob %s to %s", d.Digest, repo)
+	chunked := d.Size > ChunkThreshold
+	err = m.c.retry(ctx, op, func(ctx context.Context) error {
+		n, mnt, err := m.uploadAttempt(ctx, repo, d, open, from, chunked)
+		sent += n
+		mounted = mnt
+		return err
+	})
+	if err != nil {
+		return sent, false, fmt.Errorf("%w: %s: %w", ErrRegistry, op, err)
+	}
+	return sent, mounted, nil
+}
+
+func (m *mirrorer) uploadAttempt(ctx context.Context, repo name.Repository, d bundle.Descriptor, open opener, from *name.Repository, chunked bool) (sent int64, mounted bool, err error) {
+	scopes := []string{pushScope(repo)}
+	if from != nil {
+		scopes = append(scopes, pullScope(*from))
+	}
+	var loc string
+	var off int64
+	if chunked {
+		if s := m.loadSession(repo, d.Digest); s != nil {
+			loc, off = m.resumeUpload(ctx, repo, d, s)
+			if loc == "" {
+				m.dropSession(repo, d.Digest)
+			}
+		}
+	}
+	if loc == "" {
+		u := m.c.url(repo, "blobs/uploads/")
+		if from != nil {
+			u += "?mount=" + d.Digest + "&from=" + from.RepositoryStr()
+		}
+		resp, err := m.c.send(ctx, request{method: http.MethodPost, url: u}, scopes...)
+		if err != nil {
+			return 0, false, err
+		}
+		if err := checkStatus(resp, http.StatusCreated, http.StatusAccepted); err != nil {
+			return 0, false, err
+		}
+		drain(resp)
+		if resp.StatusCode == http.StatusCreated {
+			return 0, true, nil
+		}
+		if loc, err = resolveLocation(resp); err != nil {
+			return 0, false, err
+		}
+		off = 0
+	}
+	chunk := d.Size
+	if chunked {
+		chunk = m.opts.ChunkSize
+	}
+	for off < d.Size {
+		n := min(chunk, d.Size-off)
+		next, err := m.patchChunk(ctx, repo, loc, open, off, n, chunked)
+		if err != nil {
+			return sent, false, err
+		}
+		loc, off, sent = next, off+n, sent+n
+		if chunked {
+			if err := m.saveSession(session{Registry: repo.RegistryStr(), Repo: repo.RepositoryStr(), Digest: d.Digest, Location: loc, Offset: off}); err != nil {
+				return sent, false, fmt.Errorf("save upload state: %w", err)
+			}
+		}
+		if err := ctx.Err(); err != nil {
+			return sent, false, err
+		}
+	}
+	u, err := withQuery(loc, "digest", d.Digest)
+	if err != nil {
+		return sent, false, err
+	}
+	resp, err := m.c.send(ctx, request{method: http.MethodPut, url: u}, scopes...)
+	if err != nil {
+		return sent, false, err
+	}
+	if err := checkStatus(resp, http.StatusCreated, http.StatusNoContent, http.StatusAccepted); err != nil {
+		if chunked && transient(err) {
+			m.dropSession(repo, d.Digest) // the registry refused the whole: start over
+		}
+		return sent, false, err
+	}
+	drain(resp)
+	m.dropSession(repo, d.Digest)
+	return sent, false, nil
+}
+
+// patchChunk sends bytes [off, off+n) of the blob to the upload at loc and
+// returns the upload's next URL. A chunk of a resumable upload is finished
+// even when ctx is cancelled meanwhile (for at most chunkGrace), so that
+// the saved state matches the registry's.
+func (m *mirrorer) patchChunk(ctx context.Context, repo name.Repository, loc string, open opener, off, n int64, resumable bool) (string, error) {
+	pctx := ctx
+	if resumable {
+		var cancel context.CancelFunc
+		pctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), chunkGrace)
+		defer cancel()
+		if ctx.Err() != nil {
+			return "", ctx.Err()
+		}
+	}
+	body := func() (io.ReadCloser, error) {
+		rc, err := open()
+		if err != nil {
+			return nil, err
+		}
+		if off > 0 {
+			s, ok := rc.(io.Seeker)
+			if !ok {
+				rc.Close()
+				return nil, errors.New("blob source cannot seek")
+			}
+			if _, err := s.Seek(off, io.SeekStart); err != nil {
+				rc.Close()
+				return nil, err
+			}
+		}
+		return struct {
+			io.Reader
+			io.Closer
+		}{io.LimitReader(rc, n), rc}, nil
+	}
+	h := http.Header{
+		"Content-Type":  {"application/octet-stream"},
+		"Content-Range": {fmt.Sprintf("%d-%d", off, off+n-1)},
+	}
+	resp, err := m.c.send(pctx, request{method: http.MethodPatch, url: loc, header: h, body: body, size: n}, pushScope(repo))
+	if err != nil {
+		return "", err
+	}
+	if err := checkStatus(resp, http.StatusAccepted, http.StatusNoContent, http.StatusCreated); err != nil {
+		return "", err
+	}
+	drain(resp)
+	return resolveLocation(resp)
+}
+
+// resumeUpload asks the registry where a saved upload stands. It returns
+// the upload's URL and offset, or "" when the upload cannot be resumed (it
+// expired, the registry restarted, or its offset is not the saved one).
+func (m *mirrorer) resumeUpload(ctx context.Context, repo name.Repository, d bundle.Descriptor, s *session) (string, int64) {
+	resp, err := m.c.send(ctx, request{method: http.MethodGet, url: s.Location}, pushScope(repo))
+	if err != nil {
+		return "", 0
+	}
+	drain(resp)
+	if resp.StatusCode != http.StatusNoContent && resp.StatusCode != http.StatusOK {
+		m.opts.Logger.Info("an earlier upload cannot be resumed; starting it again", "blob", d.Digest, "repository", repo.String(), "status", resp.StatusCode)
+		return "", 0
+	}
+	off, ok := uploadOffset(resp.Header.Get("Range"))
+	if !ok || off > d.Size {
+		return "", 0
+	}
+	loc, err := resolveLocation(resp)
+	if err != nil {
+		return "", 0
+	}
+	m.opts.Logger.Info("resuming an earlier upload", "blob", d.Digest, "repository", repo.String(), "offset", off)
+	m.count(func(r *Result) { r.Blobs.Resumed++; r.Blobs.BytesResumed += off })
+	return loc, off
+}
+
+// uploadOffset reads the Range header of an upload status ("0-N", the bytes
+// received; some registries write "bytes=0-N") and returns N+1. A saved
+// session always has at least one chunk received, so "0-0" (which the spec
+// also uses for an empty upload) does not occur for it; whatever the
+// registry says, the final PUT's digest check catches a wrong offset.
+func uploadOffset(h string) (int64, bool) {
+	if h == "" {
+		return 0, true
+	}
+	h = strings.TrimPrefix(h, "bytes=")
+	a, b, ok := strings.Cut(h, "-")
+	if !ok || a != "0" {
+		return 0, false
+	}
+	end, err := strconv.ParseInt(b, 10, 64)
+	if err != nil || end < 0 {
+		return 0, false
+	}
+	return end + 1, true
+}
