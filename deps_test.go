@@ -62,6 +62,9 @@ func TestLayering(t *testing.T) {
 		{[]string{"bundle", "policy", "verify", "cosign", "mirror", "registry", "install", "pack", "source", "internal/keys"},
 			[]string{"github.com/ThalesGroup/crypto11", "github.com/miekg/pkcs11", module + "/internal/pkcs11key"},
 			"PKCS#11 needs cgo and loads a native module: only the CLI links it (internal/pkcs11key)"},
+		{[]string{"bundle", "policy", "verify", "cosign", "mirror", "registry", "install", "pack", "source", "internal/keys"},
+			[]string{module + "/internal/kmskey", "github.com/sigstore/sigstore/pkg/signature/kms", "github.com/aws/aws-sdk-go-v2", "cloud.google.com/go/kms", "github.com/Azure/azure-sdk-for-go", "github.com/hashicorp/vault"},
+			"the KMS clients reach cloud services: only the CLI links them (internal/kmskey)"},
 	}
 	for _, f := range forbidden {
 		for _, pkg := range f.pkgs {

@@ -50,11 +50,11 @@ func (r *recorder) close() {
 
 // newRecorder loads the --attest key up front, so a wrong password fails
 // before a long verification; nil without --attest.
-func (f *attestFlags) newRecorder(e *env, op string) (*recorder, error) {
+func (f *attestFlags) newRecorder(ctx context.Context, e *env, op string) (*recorder, error) {
 	if f.key == "" {
 		return nil, nil
 	}
-	signers, release, err := loadSigners(e, []string{f.key})
+	signers, release, err := loadSigners(ctx, e, []string{f.key})
 	if err != nil {
 		return nil, err
 	}

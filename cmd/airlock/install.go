@@ -89,7 +89,7 @@ func runInstall(ctx context.Context, e *env, f *installFlags, path string) error
 	if err != nil {
 		return err
 	}
-	rec, err := f.attest.newRecorder(e, "install")
+	rec, err := f.attest.newRecorder(ctx, e, "install")
 	if err != nil {
 		return err
 	}

@@ -93,7 +93,7 @@ func keyCommand() command {
 		setup: func(fs *pflag.FlagSet) func(context.Context, *env, []string) error {
 			f := &keyFlags{}
 			f.register(fs)
-			return func(_ context.Context, e *env, args []string) error {
+			return func(ctx context.Context, e *env, args []string) error {
 				if err := f.validate(fs, args); err != nil {
 					return err
 				}
@@ -101,7 +101,7 @@ func keyCommand() command {
 				case "generate":
 					return runKeyGenerate(e, f)
 				case "export-public":
-					return runKeyExportPublic(e, f)
+					return runKeyExportPublic(ctx, e, f)
 				}
 				return runKeyFingerprint(e, f, args[1])
 			}
@@ -154,8 +154,8 @@ func runKeyFingerprint(e *env, f *keyFlags, path string) error {
 
 // runKeyExportPublic writes the public half of a private key (a file, or a
 // key held in a PKCS#11 token) as the PEM file a policy names.
-func runKeyExportPublic(e *env, f *keyFlags) error {
-	k, err := openKey(e, f.key)
+func runKeyExportPublic(ctx context.Context, e *env, f *keyFlags) error {
+	k, err := openKey(ctx, e, f.key)
 	if err != nil {
 		return err
 	}

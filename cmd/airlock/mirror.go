@@ -120,14 +120,14 @@ func runMirror(ctx context.Context, e *env, f *mirrorFlags, path string) error {
 	}
 	var signer bundle.Signer
 	if f.signKey != "" {
-		signers, release, err := loadSigners(e, []string{f.signKey})
+		signers, release, err := loadSigners(ctx, e, []string{f.signKey})
 		if err != nil {
 			return err
 		}
 		defer release()
 		signer = signers[0]
 	}
-	rec, err := f.attest.newRecorder(e, "mirror")
+	rec, err := f.attest.newRecorder(ctx, e, "mirror")
 	if err != nil {
 		return err
 	}

@@ -167,7 +167,7 @@ func runPack(ctx context.Context, e *env, f *packFlags) error {
 		out = fmt.Sprintf("%s-%s.airlock", spec.Name, spec.Version)
 	}
 	level, _ := bundle.ParseLevel(f.level)
-	signers, release, err := loadSigners(e, f.keys)
+	signers, release, err := loadSigners(ctx, e, f.keys)
 	if err != nil {
 		return err
 	}

@@ -65,7 +65,7 @@ func signCommand() command {
 						return nil
 					}
 				}
-				signers, release, err := loadSigners(e, f.keys)
+				signers, release, err := loadSigners(ctx, e, f.keys)
 				if err != nil {
 					return err
 				}

@@ -1,14 +1,15 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
-	"strings"
 
 	"golang.org/x/term"
 
 	"github.com/airlock-dev/airlock/bundle"
 	"github.com/airlock-dev/airlock/internal/keys"
+	"github.com/airlock-dev/airlock/internal/kmskey"
 	"github.com/airlock-dev/airlock/internal/pkcs11key"
 )
 
@@ -27,22 +28,17 @@ type openedKey struct {
 	close  func() error
 }
 
-// kmsSchemes are the key URIs of sigstore's KMS providers. airlock
-// recognises them but does not link the providers: the four cloud clients
-// add about 26 MB and some 80 modules to the binary (measured with sigstore
-// v1.10.4: 9.8 MB -> 36.4 MB for a program that only opens a KMS key).
-var kmsSchemes = []string{"awskms://", "gcpkms://", "azurekms://", "hashivault://"}
-
 // openKey opens one --key value: a "pkcs11:" URI (RFC 7512) names a key in
-// a token; a KMS URI is refused naming what is not built in; anything else
+// a token; an awskms://, gcpkms://, azurekms:// or hashivault:// URI a key
+// in that KMS (sigstore's providers, as cosign accepts them); anything else
 // is a private key file, whose password is asked for when needed.
-func openKey(e *env, ref string) (*openedKey, error) {
-	for _, scheme := range kmsSchemes {
-		if strings.HasPrefix(strings.ToLower(ref), scheme) {
-			return nil, usagef("key %s: %s KMS keys are not built into this airlock (the cloud KMS clients are not linked); "+
-				"sign with a key file or a pkcs11: URI (cloud HSMs such as AWS CloudHSM and Azure Dedicated/Managed HSM ship PKCS#11 modules)",
-				ref, strings.TrimSuffix(scheme, "://"))
+func openKey(ctx context.Context, e *env, ref string) (*openedKey, error) {
+	if kmskey.IsURI(ref) {
+		s, err := kmskey.Open(ctx, ref)
+		if err != nil {
+			return nil, err
 		}
+		return &openedKey{signer: s, public: s.Public(), close: func() error { return nil }}, nil
 	}
 	if pkcs11key.IsURI(ref) {
 		u, err := pkcs11key.ParseURI(ref)
@@ -88,7 +84,7 @@ func promptPIN(e *env, what string) (string, error) {
 
 // loadSigners opens each --key value (see openKey). The returned function
 // releases tokens; call it when signing is done, also after an error.
-func loadSigners(e *env, refs []string) ([]bundle.Signer, func(), error) {
+func loadSigners(ctx context.Context, e *env, refs []string) ([]bundle.Signer, func(), error) {
 	var (
 		out    []bundle.Signer
 		closes []func() error
@@ -99,7 +95,7 @@ func loadSigners(e *env, refs []string) ([]bundle.Signer, func(), error) {
 		}
 	}
 	for _, ref := range refs {
-		k, err := openKey(e, ref)
+		k, err := openKey(ctx, e, ref)
 		if err != nil {
 			release()
 			return nil, func() {}, err

@@ -69,7 +69,7 @@ func runVerify(ctx context.Context, e *env, f *verifyFlags, path string) error {
 	if err != nil {
 		return err
 	}
-	rec, err := f.attest.newRecorder(e, "verify")
+	rec, err := f.attest.newRecorder(ctx, e, "verify")
 	if err != nil {
 		return err
 	}
