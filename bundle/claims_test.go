@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/airlock-dev/airlock/internal/safepath"
+
 	"github.com/airlock-dev/airlock/internal/checked"
 )
 
@@ -118,5 +120,24 @@ func TestManifestMediaTypeRequiredExceptHelm(t *testing.T) {
 	d, raw, blobs = build("application/vnd.oci.image.config.v1+json")
 	if _, err := Walk(context.Background(), d, raw, blobs, nil); !errors.Is(err, ErrMalformed) {
 		t.Fatalf("an image manifest without mediaType: %v, want ErrMalformed", err)
+	}
+}
+
+// TestPackCheckOnlyOnImages: only an image may record how images[].verify
+// checked it; the claim is bounded.
+func TestPackCheckOnlyOnImages(t *testing.T) {
+	t.Parallel()
+	d := Descriptor{MediaType: MediaTypeOCIManifest, Digest: checkedDigest([]byte("x")), Size: 1}
+	img := Artifact{Kind: KindImage, Ref: "r.io/a:1", Descriptor: d, PackCheck: "cosign signature by the key in k.pub"}
+	if err := checkArtifact(img, safepath.NewSet()); err != nil {
+		t.Fatalf("an image with packCheck: %v", err)
+	}
+	file := Artifact{Kind: KindFile, Target: "etc/a", Mode: "0644", Descriptor: d, PackCheck: "x"}
+	if err := checkArtifact(file, safepath.NewSet()); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("a file with packCheck: %v", err)
+	}
+	img.PackCheck = strings.Repeat("x", 1025)
+	if err := checkArtifact(img, safepath.NewSet()); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("a 1025-byte packCheck: %v", err)
 	}
 }

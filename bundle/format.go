@@ -131,6 +131,12 @@ type Artifact struct {
 	// Filtered is true when Platforms was filtered from the source index, so
 	// Digest differs from the digest in Resolved.
 	Filtered bool `json:"filtered,omitempty"`
+	// PackCheck says how images[].verify checked the image's upstream
+	// signature at pack time ("cosign key FILE (sha256:...)" or "keyless
+	// issuer ..., subject ..."); empty when it was not asked to. It is the
+	// packer's claim, covered by the bundle's signatures, not re-derived by
+	// a reader (a policy's images rules re-check signatures themselves).
+	PackCheck string `json:"packCheck,omitempty"`
 	// Subject is the image ref an SBOM describes, SubjectDigest its root digest.
 	Subject       string `json:"subject,omitempty"`
 	SubjectDigest string `json:"subjectDigest,omitempty"`

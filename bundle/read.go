@@ -443,6 +443,12 @@ func checkArtifact(a Artifact, targets *safepath.Set) error {
 	if !validDigest(a.Digest) || a.Size < 0 || a.Size > MaxManifestSize {
 		return malformed("bad descriptor")
 	}
+	if a.PackCheck != "" && a.Kind != KindImage {
+		return malformed("a %s artifact records packCheck (only images are checked by images[].verify)", a.Kind)
+	}
+	if len(a.PackCheck) > 1024 {
+		return malformed("packCheck of %d bytes (at most 1024)", len(a.PackCheck))
+	}
 	switch a.Kind {
 	case KindImage:
 		if a.Ref == "" {

@@ -20,6 +20,7 @@ import (
 	"github.com/airlock-dev/airlock/internal/checked"
 	"github.com/airlock-dev/airlock/internal/ctxio"
 	"github.com/airlock-dev/airlock/internal/diskspace"
+	"github.com/airlock-dev/airlock/internal/keys"
 )
 
 // Options configures Pack. The zero value packs with default settings
@@ -322,6 +323,13 @@ func packAttachments(ctx context.Context, spec *Spec, opts Options, im ImageSpec
 		}
 		if err := opts.ImageVerifier.VerifyImage(ctx, req); err != nil {
 			return nil, &SourceError{Artifact: "image " + im.Ref, Err: err}
+		}
+		if subject == im.Ref && img.Record.Kind == bundle.KindImage {
+			check := im.Verify.describe()
+			if pk, err := keys.LoadPublic(req.Key); err == nil && req.Key != "" {
+				check += " (" + pk.Fingerprint + ")"
+			}
+			img.Record.PackCheck = check
 		}
 	}
 	inBundle := map[string]bool{}

@@ -72,6 +72,22 @@ type ImageVerify struct {
 	TrustedRootSHA256 string `yaml:"trustedRootSHA256"`
 }
 
+// describe says what the check was, for bundle.Artifact.PackCheck.
+func (v *ImageVerify) describe() string {
+	if v.Keyless() {
+		who := "subject " + v.Subject
+		if v.Subject == "" {
+			who = "subject matching " + v.SubjectRegExp
+		}
+		root := v.TrustedRoot
+		if v.TrustedRootSHA256 != "" {
+			root += " (sha256:" + strings.TrimPrefix(v.TrustedRootSHA256, "sha256:") + ")"
+		}
+		return "keyless signature, issuer " + v.Issuer + ", " + who + ", trusted root " + root
+	}
+	return "cosign signature by the key in " + v.Key
+}
+
 // Keyless reports whether the image is verified by identity, not by key.
 func (v *ImageVerify) Keyless() bool {
 	return v != nil && (v.Issuer != "" || v.Subject != "" || v.SubjectRegExp != "" || v.TrustedRoot != "" || v.TrustedRootSHA256 != "")

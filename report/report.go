@@ -48,8 +48,11 @@ type Document struct {
 
 // ImageAttachments are the upstream attachments of one image.
 type ImageAttachments struct {
-	Image       string       `json:"image"`
-	Digest      string       `json:"digest"`
+	Image  string `json:"image"`
+	Digest string `json:"digest"`
+	// PackCheck is how images[].verify checked the image at pack time,
+	// as the packer recorded it in the signed bundle.json; "" when not asked.
+	PackCheck   string       `json:"packCheck,omitempty"`
 	Attachments []Attachment `json:"attachments"`
 }
 
@@ -145,7 +148,7 @@ func attachments(arts []bundle.Artifact) []ImageAttachments {
 	for _, a := range arts {
 		if a.Kind == bundle.KindImage {
 			idx[a.Ref] = len(out)
-			out = append(out, ImageAttachments{Image: a.Ref, Digest: a.Digest, Attachments: []Attachment{}})
+			out = append(out, ImageAttachments{Image: a.Ref, Digest: a.Digest, PackCheck: a.PackCheck, Attachments: []Attachment{}})
 		}
 	}
 	for _, a := range arts {

@@ -61,6 +61,23 @@ func TestPackCarriesAndChecksCosignSignatures(t *testing.T) {
 	if !found {
 		t.Fatalf("the cosign signature was not carried: %+v", ins.Artifacts)
 	}
+	// The image records how images[].verify checked it, for the reviewer's
+	// report; nothing else carries the claim.
+	for _, a := range ins.Artifacts {
+		switch {
+		case a.Kind == bundle.KindImage && !strings.Contains(a.PackCheck, "cosign signature by the key in cosign.pub (sha256:"):
+			t.Errorf("image %s: packCheck %q", a.Ref, a.PackCheck)
+		case a.Kind != bundle.KindImage && a.PackCheck != "":
+			t.Errorf("%s %s carries packCheck %q", a.Kind, a.Digest, a.PackCheck)
+		}
+	}
+	pol := filepath.Join(dir, "any-policy.yaml")
+	os.WriteFile(pol, []byte("keys:\n  k: {publicKey: cosign.pub}\nbundles:\n  - match: up\n    signers: [k]\n    threshold: 1\n"), 0o644)
+	md := filepath.Join(dir, "report.md")
+	runCLI(t, nil, "report", out, "--policy", pol, "--format", "md", "-o", md)
+	if b, err := os.ReadFile(md); err != nil || !strings.Contains(string(b), "cosign signature by the key in cosign.pub") {
+		t.Errorf("the report does not say how the image was checked at pack time (%v)", err)
+	}
 
 	out2 := filepath.Join(dir, "up2.airlock")
 	code, _, stderr := runCLI(t, nil, "pack", "-q", "-f", write(true), "-o", out2)
