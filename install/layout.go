@@ -208,30 +208,9 @@ type lockFile struct{ f *os.File }
 // acquireLock takes the lock without waiting and writes "pid N since TIME"
 // into it. A held lock is a *LockedError naming the holder.
 func (l *layout) acquireLock(now time.Time) error {
-	p := filepath.Join(l.path, dirAirlock, fileLock)
-	fi, err := l.air.Lstat(fileLock)
-	if err == nil && !fi.Mode().IsRegular() {
-		return &RootError{Path: p, Reason: "is not a regular file"}
-	}
-	if err != nil && !errorsIsNotExist(err) {
-		return err
-	}
-	f, err := l.air.OpenFile(fileLock, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := l.flockFile(true)
 	if err != nil {
-		return fmt.Errorf("open lock %s: %w", p, err)
-	}
-	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() || (fi != nil && !os.SameFile(fi, st)) {
-		f.Close()
-		return &RootError{Path: p, Reason: "changed while airlock opened it"}
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		defer f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			buf := make([]byte, 256)
-			n, _ := f.ReadAt(buf, 0)
-			return &LockedError{Path: p, Holder: trimHolder(buf[:n])}
-		}
-		return fmt.Errorf("lock %s: %w", p, err)
+		return err
 	}
 	if err := f.Truncate(0); err == nil {
 		f.WriteAt([]byte(fmt.Sprintf("pid %d since %s\n", os.Getpid(), now.UTC().Format(time.RFC3339))), 0)

@@ -15,34 +15,47 @@ import (
 // missing and the user may; a user who may not create it gets an error
 // wrapping fs.ErrPermission. The file's content is left alone.
 func (l *layout) acquireShared() error {
+	f, err := l.flockFile(false)
+	if err != nil {
+		return err
+	}
+	l.shared = f
+	return nil
+}
+
+// flockFile opens DIR/.airlock/lock (creating it when missing), checks it
+// is the regular file it was a moment before, and takes it exclusively or
+// shared without waiting; a lock another process holds is a *LockedError
+// naming the holder the file records.
+func (l *layout) flockFile(exclusive bool) (*os.File, error) {
 	p := filepath.Join(l.path, dirAirlock, fileLock)
 	fi, err := l.air.Lstat(fileLock)
 	if err == nil && !fi.Mode().IsRegular() {
-		return &RootError{Path: p, Reason: "is not a regular file"}
+		return nil, &RootError{Path: p, Reason: "is not a regular file"}
 	}
-	var f *os.File
-	switch {
-	case err == nil:
-		f, err = l.air.OpenFile(fileLock, os.O_RDONLY, 0)
-	case errorsIsNotExist(err):
-		f, err = l.air.OpenFile(fileLock, os.O_RDONLY|os.O_CREATE, 0o644)
+	if err != nil && !errorsIsNotExist(err) {
+		return nil, err
 	}
+	flag, how := os.O_RDONLY|os.O_CREATE, syscall.LOCK_SH
+	if exclusive {
+		flag, how = os.O_RDWR|os.O_CREATE, syscall.LOCK_EX
+	}
+	f, err := l.air.OpenFile(fileLock, flag, 0o644)
 	if err != nil {
-		return fmt.Errorf("open lock %s: %w", p, err)
+		return nil, fmt.Errorf("open lock %s: %w", p, err)
 	}
 	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() || (fi != nil && !os.SameFile(fi, st)) {
 		f.Close()
-		return &RootError{Path: p, Reason: "changed while airlock opened it"}
+		return nil, &RootError{Path: p, Reason: "changed while airlock opened it"}
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB); err != nil {
+	if err := syscall.Flock(int(f.Fd()), how|syscall.LOCK_NB); err != nil {
 		defer f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
 			buf := make([]byte, 256)
 			n, _ := f.ReadAt(buf, 0)
-			return &LockedError{Path: p, Holder: trimHolder(buf[:n])}
+			return nil, &LockedError{Path: p, Holder: trimHolder(buf[:n])}
 		}
-		return fmt.Errorf("lock %s: %w", p, err)
+		return nil, fmt.Errorf("lock %s: %w", p, err)
 	}
-	l.shared = f
-	return nil
+	return f, nil
 }

@@ -72,7 +72,7 @@ type MirrorOptions struct {
 	// policy rule for its name also sets allowDowngrade: true. Default
 	// false: such a bundle is refused.
 	AllowDowngrade bool
-	// TempDir holds this run's directory (airlock-mirror-XXXXXXXX), where
+	// TempDir holds this run's directory (airlock-mirror-<random>), where
 	// verified blobs wait for their upload (a few at a time) and upload
 	// sessions are kept; "" means the system temporary directory. Run
 	// directories of runs that ended are removed.

@@ -10,7 +10,7 @@ import (
 )
 
 // Run directories. Every run keeps what it spools in one directory,
-// TMP/airlock-mirror-XXXXXXXX, and holds an exclusive flock(2) on the file
+// TMP/airlock-mirror-<random>, and holds an exclusive flock(2) on the file
 // "lock" in it for as long as it runs (the kernel drops the lock when the
 // process ends, however it ends). A new run removes every run directory
 // whose lock it can take, after moving the resumable upload sessions it
