@@ -134,7 +134,7 @@ func (pr *progress) Plan(bytes int64, artifacts int) {
 			mpb.PrependDecorators(decor.Any(func(decor.Statistics) string {
 				return fmt.Sprintf("total: %d/%d artifacts", pr.artsDone.Load(), pr.artifacts.Load())
 			}, decor.WC{W: 40, C: decor.DindentRight})),
-			mpb.AppendDecorators(decor.CountersKibiByte("% .1f / % .1f"), decor.Name(" "), decor.AverageSpeed(decor.SizeB1024(0), "% .1f"),
+			mpb.AppendDecorators(byteCounters(), decor.Name(" "), byteSpeed(time.Now()),
 				decor.Name(" ETA "), decor.AverageETA(decor.ET_STYLE_GO)),
 		)
 		pr.overall.SetCurrent(pr.moved.Load())
@@ -162,7 +162,7 @@ func (pr *progress) Start(id, label string, total int64) {
 	}
 	bar := pr.p.AddBar(total,
 		mpb.PrependDecorators(decor.Name(label, decor.WC{W: 40, C: decor.DindentRight})),
-		mpb.AppendDecorators(decor.CountersKibiByte("% .1f / % .1f"), decor.Name(" "), decor.AverageSpeed(decor.SizeB1024(0), "% .1f")),
+		mpb.AppendDecorators(byteCounters(), decor.Name(" "), byteSpeed(time.Now())),
 		mpb.BarRemoveOnComplete(),
 	)
 	pr.mu.Lock()
@@ -221,4 +221,21 @@ func (pr *progress) end() {
 	}
 	pr.mu.Unlock()
 	pr.p.Wait()
+}
+
+// byteCounters shows "done / total" in the units people write (B, KiB,
+// MiB), as every other airlock output does.
+func byteCounters() decor.Decorator {
+	return decor.Any(func(s decor.Statistics) string { return humanBytes(s.Current) + " / " + humanBytes(s.Total) })
+}
+
+// byteSpeed shows the average rate since start ("12.3 MiB/s").
+func byteSpeed(start time.Time) decor.Decorator {
+	return decor.Any(func(s decor.Statistics) string {
+		el := time.Since(start).Seconds()
+		if el <= 0 {
+			return ""
+		}
+		return humanBytes(int64(float64(s.Current)/el)) + "/s"
+	})
 }

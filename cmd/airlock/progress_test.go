@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"github.com/vbauerster/mpb/v8/decor"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -133,4 +134,18 @@ func completeBar(stderr string) bool {
 		}
 	}
 	return false
+}
+
+// TestBarUnits: the bars count bytes in the units people write (B, KiB,
+// MiB), never mpb's lowercase "b".
+func TestBarUnits(t *testing.T) {
+	t.Parallel()
+	got, _ := byteCounters().Decor(decor.Statistics{Current: 512, Total: 3 << 20})
+	if got != "512 B / 3.0 MiB" {
+		t.Errorf("counters %q, want %q", got, "512 B / 3.0 MiB")
+	}
+	speed, _ := byteSpeed(time.Now().Add(-time.Second)).Decor(decor.Statistics{Current: 2048})
+	if !strings.HasSuffix(speed, "KiB/s") && !strings.HasSuffix(speed, " B/s") {
+		t.Errorf("speed %q", speed)
+	}
 }
