@@ -91,6 +91,7 @@ func mirrorCommand() command {
   airlock mirror payments-1.4.2.airlock --to 127.0.0.1:5000 --policy policy.yaml --report mapping.json --emit-config nodes/
   airlock mirror payments-1.4.2.airlock --to registry.site --ca-file site-ca.pem --policy policy.yaml --sign-key site.key
   airlock mirror payments-1.4.2.airlock --to registry.site --policy policy.yaml --attest site.key -o vsa.json --audit-log /var/log/airlock/audit.log
+  REGISTRY_AUTH_FILE=auth.json airlock mirror payments-1.4.2.airlock --to registry.site --policy policy.yaml   # credentials: docker/podman login, or an auth file; no --creds flag
 `,
 		setup: func(fs *pflag.FlagSet) func(context.Context, *env, []string) error {
 			f := &mirrorFlags{}

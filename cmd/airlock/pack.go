@@ -124,6 +124,7 @@ func packCommand() command {
   airlock pack --platform linux/amd64,linux/arm64   # every image without its own platforms:
   SOURCE_DATE_EPOCH=1767225600 airlock pack   # reproducible: same inputs, same bytes
   AIRLOCK_PKCS11_PIN=... airlock pack --key 'pkcs11:token=release;object=airlock'   # key held in an HSM
+  REGISTRY_AUTH_FILE=auth.json airlock pack   # credentials: no --creds flag; docker/podman login, or an auth file (as skopeo)
 `,
 		setup: func(fs *pflag.FlagSet) func(context.Context, *env, []string) error {
 			f := &packFlags{}
