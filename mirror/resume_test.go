@@ -108,23 +108,8 @@ func runDirs(t *testing.T, dir string) []string {
 
 func mirrorCtx(ctx context.Context, t *testing.T, path, host, prefix, tmp string, pol *policy.Policy) (*Result, error) {
 	t.Helper()
-	to, err := ParseTarget(host+"/"+prefix, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr, err := registryhttp.New(registryhttp.Options{StallTimeout: 10 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	return Mirror(ctx, r, MirrorOptions{
-		To: to, Policy: pol, TempDir: tmp, Transport: tr, ChunkSize: testChunk,
-		Retry:       remote.Backoff{Duration: 20 * time.Millisecond, Factor: 2, Steps: 5},
-		RetryWindow: 20 * time.Second,
+	return mirrorWith(ctx, t, path, host, prefix, pol, 10*time.Second, func(o *MirrorOptions) {
+		o.TempDir, o.ChunkSize, o.RetryWindow = tmp, testChunk, 20*time.Second
 	})
 }
 

@@ -112,11 +112,18 @@ func (s *siteFixture) pack(t *testing.T, bname, version string, seq uint64, edit
 // mod may change the options.
 func mirrorFile(t *testing.T, path, host, prefix string, pol *policy.Policy, mod func(*MirrorOptions)) (*Result, error) {
 	t.Helper()
+	return mirrorWith(context.Background(), t, path, host, prefix, pol, 5*time.Second, mod)
+}
+
+// mirrorWith mirrors the bundle at path into host/prefix under ctx, with a
+// stall timeout of stall and fast retries; mod may change the options.
+func mirrorWith(ctx context.Context, t *testing.T, path, host, prefix string, pol *policy.Policy, stall time.Duration, mod func(*MirrorOptions)) (*Result, error) {
+	t.Helper()
 	to, err := ParseTarget(host+"/"+prefix, true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr, err := registryhttp.New(registryhttp.Options{StallTimeout: 5 * time.Second})
+	tr, err := registryhttp.New(registryhttp.Options{StallTimeout: stall})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +140,7 @@ func mirrorFile(t *testing.T, path, host, prefix string, pol *policy.Policy, mod
 	if mod != nil {
 		mod(&opts)
 	}
-	return Mirror(context.Background(), r, opts)
+	return Mirror(ctx, r, opts)
 }
 
 // writeCounter is a proxy in front of backend that counts the requests
