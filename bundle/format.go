@@ -12,6 +12,8 @@ const (
 	EntrySignatures = "airlock/signatures.json"
 	// EntryManifest is the bundle manifest.
 	EntryManifest = "airlock/bundle.json"
+	// EntryFrames is the frame index of a v2 bundle (after EntryManifest).
+	EntryFrames = "airlock/frames.json"
 	// EntryOCILayout is the OCI image layout marker.
 	EntryOCILayout = "oci-layout"
 	// EntryIndex is the OCI image layout index: the root of the content tree.
@@ -102,6 +104,9 @@ type Manifest struct {
 	Root          Descriptor `json:"root"`
 	Artifacts     []Artifact `json:"artifacts"`
 	Totals        Totals     `json:"totals"`
+	// Frames names airlock/frames.json, the frame index (format v2; absent
+	// in v1).
+	Frames *Descriptor `json:"frames,omitempty"`
 }
 
 // Artifact is one thing the release carries.

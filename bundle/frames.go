@@ -48,6 +48,7 @@ type frameScanner struct {
 	err       error
 	offset    int64 // compressed bytes delivered
 	padding   int64 // bytes of the padding frame after the head, header included
+	name      string // what the stream is, for messages; "" means head or body by frame count
 }
 
 func newFrameScanner(r io.Reader, maxFrames int, maxWindow uint64) *frameScanner {
@@ -91,6 +92,9 @@ func (s *frameScanner) fail(format string, args ...any) error {
 	frame := "head"
 	if s.frames > 1 || s.frames == 1 && s.state == stFrameStart {
 		frame = "body"
+	}
+	if s.name != "" {
+		frame = s.name
 	}
 	return malformed("%s: zstd stream at byte %d: %s", frame, s.offset, fmt.Sprintf(format, args...))
 }

@@ -223,3 +223,45 @@ func readAll(b []byte) error {
 }
 
 func checkedDigest(b []byte) string { return checked.Digest(b) }
+
+// writeV1 writes items as an unsigned version 1 bundle, as airlock wrote
+// them before format v2: the head (no frame index), the padding frame, and
+// the whole body as one zstd frame. Readers must keep reading these.
+func writeV1(t testing.TB, name, version string, items []Item) []byte {
+	t.Helper()
+	w, err := NewWriter(name, version, time.Unix(1767225600, 0), items)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.version = 1
+	st, err := newStatement(w.manifest, w.manifestDigest, int64(len(w.manifestRaw)), StatementOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := newEnvelope(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.signatures, err = marshalIndent(env); err != nil {
+		t.Fatal(err)
+	}
+	head, err := headBytes(w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body []tarEntry
+	for _, b := range w.body {
+		rc, err := b.Open(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		body = append(body, tarEntry{hdr: *tarHeader(blobName(b.Digest), b.Size, w.manifest.Created), data: data})
+	}
+	out := append(frame(t, head), paddingFrame(HeadPadding)...)
+	return append(out, frame(t, tarBytes(t, body, true))...)
+}

@@ -3,8 +3,11 @@ package bundle
 // Limits of the format. A writer refuses to produce a bundle beyond them and
 // a reader refuses to read one. docs/format.md lists the same numbers.
 const (
-	// FormatVersion is the bundle format version this package writes and reads.
-	FormatVersion = 1
+	// FormatVersion is the bundle format version this package writes. It
+	// reads this version and every version from MinFormatVersion up.
+	FormatVersion = 2
+	// MinFormatVersion is the oldest format version this package reads.
+	MinFormatVersion = 1
 
 	// MaxHeadSize bounds the decompressed head (all metadata entries with tar headers).
 	MaxHeadSize = 64 << 20

@@ -50,6 +50,12 @@ type Head struct {
 	Entries int
 	// PaddingSize is the size of the zero padding frame after the head frame.
 	PaddingSize int64
+	// Frames is the frame index (format v2; nil in v1), FramesBytes its
+	// exact bytes.
+	Frames      *FrameIndex
+	FramesBytes []byte
+
+	layout *bodyLayout // the v2 body layout the frame index was checked against
 
 	raw []headEntry // the head's entries in order, to rebuild it when signing
 }
@@ -141,7 +147,7 @@ func clip(s string) string {
 
 func validEntryName(name string) bool {
 	switch name {
-	case EntryFormat, EntrySignatures, EntryManifest, EntryOCILayout, EntryIndex:
+	case EntryFormat, EntrySignatures, EntryManifest, EntryFrames, EntryOCILayout, EntryIndex:
 		return true
 	}
 	d, ok := strings.CutPrefix(name, "blobs/sha256/")
@@ -164,7 +170,7 @@ func parseHead(raw []byte) (*Head, error) {
 		h.raw = append(h.raw, headEntry{name: hdr.Name, data: b})
 		return b, nil
 	}
-	order := []string{EntryFormat, EntrySignatures, EntryManifest, EntryOCILayout, EntryIndex}
+	order := []string{EntryFormat, EntrySignatures, EntryManifest, EntryFrames, EntryOCILayout, EntryIndex}
 	pos := 0 // next allowed position in order
 	for {
 		before := src.Len()
@@ -224,8 +230,12 @@ func parseHead(raw []byte) (*Head, error) {
 			if err := strictjson.Unmarshal(b, &h.Marker); err != nil || h.Marker.Format != FormatName {
 				return nil, fmt.Errorf("%w: bad format marker", ErrNotBundle)
 			}
-			if h.Marker.Version != FormatVersion {
-				return nil, fmt.Errorf("%w: version %d (this airlock reads version %d; use a matching release of airlock)", ErrUnsupportedVersion, h.Marker.Version, FormatVersion)
+			if h.Marker.Version < MinFormatVersion || h.Marker.Version > FormatVersion {
+				return nil, fmt.Errorf("%w: version %d (this airlock reads versions %d to %d; use a matching release of airlock)", ErrUnsupportedVersion, h.Marker.Version, MinFormatVersion, FormatVersion)
+			}
+			if h.Marker.Version < 2 {
+				// Version 1 has no frame index.
+				order = []string{EntryFormat, EntrySignatures, EntryManifest, EntryOCILayout, EntryIndex}
 			}
 		case EntrySignatures:
 			if h.Signatures, err = read(hdr, MaxSignaturesSize); err != nil {
@@ -242,6 +252,14 @@ func parseHead(raw []byte) (*Head, error) {
 				return nil, &EntryError{Entry: hdr.Name, Err: malformed("%v", err)}
 			}
 			h.ManifestDigest = checked.Digest(h.ManifestBytes)
+		case EntryFrames:
+			if h.FramesBytes, err = read(hdr, MaxFrameIndexSize); err != nil {
+				return nil, err
+			}
+			h.Frames = &FrameIndex{}
+			if err := strictjson.Unmarshal(h.FramesBytes, h.Frames); err != nil {
+				return nil, &EntryError{Entry: hdr.Name, Err: malformed("%v", err)}
+			}
 		case EntryOCILayout:
 			b, err := read(hdr, 4096)
 			if err != nil {
@@ -413,6 +431,27 @@ func (h *Head) checkTree() error {
 	if n := h.Entries + len(h.Body); n > MaxEntries {
 		return overLimit("%d entries exceed %d", n, MaxEntries)
 	}
+	return h.checkFrames()
+}
+
+// checkFrames checks a v2 head's frame index: named by bundle.json, and
+// describing exactly the layout of the body blobs the head lists.
+func (h *Head) checkFrames() error {
+	m := &h.Manifest
+	if h.Frames == nil {
+		if m.Frames != nil {
+			return &EntryError{Entry: EntryManifest, Err: malformed("names a frame index, which a version %d bundle does not have", h.Marker.Version)}
+		}
+		return nil
+	}
+	if m.Frames == nil || m.Frames.MediaType != MediaTypeFrameIndex || m.Frames.Digest != checked.Digest(h.FramesBytes) || m.Frames.Size != int64(len(h.FramesBytes)) {
+		return &EntryError{Entry: EntryFrames, Err: fmt.Errorf("%w: does not match the frames descriptor in %s", ErrIntegrity, EntryManifest)}
+	}
+	l, err := checkFrameIndex(h.Frames, h.Body, m.Created)
+	if err != nil {
+		return &EntryError{Entry: EntryFrames, Err: err}
+	}
+	h.layout = l
 	return nil
 }
 

@@ -58,6 +58,7 @@ type Reader struct {
 	last     string // the name of the last body entry started
 	findings []Finding
 	err      error
+	body2    *v2Body // the body of a v2 bundle; nil for v1
 }
 
 // BodyEntry is one blob of the body. Read it to the end (or call Verify);
@@ -101,6 +102,13 @@ func NewReader(r io.Reader) (*Reader, error) {
 	if err != nil {
 		return nil, err
 	}
+	if head.layout != nil {
+		fs, err := newFrameStream(scan.r, head.Frames.Frames)
+		if err != nil {
+			return nil, err
+		}
+		return &Reader{head: head, scan: scan, body2: &v2Body{l: head.layout, stream: fs}}, nil
+	}
 	dec, err := zstd.NewReader(scan, zstd.WithDecoderMaxWindow(MaxWindow), zstd.WithDecoderMaxMemory(1<<30), zstd.WithDecoderConcurrency(2))
 	if err != nil {
 		return nil, err
@@ -118,7 +126,12 @@ func (r *Reader) Head() *Head { return r.head }
 
 // Close releases the decoder.
 func (r *Reader) Close() error {
-	r.dec.Close()
+	if r.dec != nil {
+		r.dec.Close()
+	}
+	if r.body2 != nil {
+		r.body2.stream.Close()
+	}
 	return nil
 }
 
@@ -163,6 +176,9 @@ func (r *Reader) Next() (*BodyEntry, error) {
 }
 
 func (r *Reader) next() (*BodyEntry, error) {
+	if r.body2 != nil {
+		return r.nextV2()
+	}
 	if r.cur != nil {
 		err := r.cur.Verify()
 		r.cur = nil
@@ -215,6 +231,34 @@ func (r *Reader) next() (*BodyEntry, error) {
 		return nil, err
 	}
 	r.cur = &BodyEntry{Descriptor: d, r: cr, owner: r}
+	return r.cur, nil
+}
+
+// nextV2 advances through a v2 body, whose entries come in the layout's
+// order with the exact headers the layout gives.
+func (r *Reader) nextV2() (*BodyEntry, error) {
+	if r.cur != nil {
+		err := r.cur.Verify()
+		r.cur = nil
+		if err != nil && !errors.Is(err, ErrIntegrity) {
+			return nil, classify(err)
+		}
+	}
+	d, data, err := r.body2.next()
+	if err == io.EOF {
+		if len(r.findings) > 0 {
+			return nil, &IntegrityError{Findings: r.findings}
+		}
+		return nil, io.EOF
+	}
+	if err != nil {
+		return nil, classify(err)
+	}
+	cr, err := checked.NewReader(data, d.Digest, d.Size)
+	if err != nil {
+		return nil, err
+	}
+	r.cur = &BodyEntry{Descriptor: *d, r: cr, owner: r}
 	return r.cur, nil
 }
 

@@ -18,7 +18,7 @@ var (
 // valid returns a copy of a packed test bundle (packed once per process).
 func valid(t *testing.T) []byte {
 	t.Helper()
-	validOnce.Do(func() { validBundle = packTest(t) })
+	validOnce.Do(func() { validBundle = writeV1(t, "test", "1.0.0", testItems(t)) })
 	if validBundle == nil {
 		t.Fatal("packing the test bundle failed")
 	}
@@ -34,6 +34,10 @@ func TestReaderAcceptsPackedBundle(t *testing.T) {
 	head, body := splitBundle(t, b)
 	if head[0].hdr.Name != EntryFormat || head[1].hdr.Name != EntrySignatures || head[2].hdr.Name != EntryManifest || head[4].hdr.Name != EntryIndex {
 		t.Fatalf("head order: %v %v %v %v", head[0].hdr.Name, head[1].hdr.Name, head[2].hdr.Name, head[4].hdr.Name)
+	}
+	// The version this build writes reads too.
+	if err := readAll(packTest(t)); err != nil {
+		t.Fatalf("a version %d bundle rejected: %v", FormatVersion, err)
 	}
 	if len(body) == 0 {
 		t.Fatal("no body blobs")
@@ -141,7 +145,7 @@ func TestReaderRejects(t *testing.T) {
 		}, ErrNotBundle},
 		{"future format version", func(t *testing.T) []byte {
 			return mutateEntries(t, func(h, b []tarEntry) ([]tarEntry, []tarEntry) {
-				h[0].data = []byte(`{"format":"airlock-bundle","version":2}`)
+				h[0].data = []byte(`{"format":"airlock-bundle","version":3}`)
 				h[0].hdr.Size = int64(len(h[0].data))
 				return h, b
 			})

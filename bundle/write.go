@@ -3,19 +3,15 @@ package bundle
 import (
 	"archive/tar"
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"syscall"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
 	godigest "github.com/opencontainers/go-digest"
 
 	"github.com/airlock-dev/airlock/internal/checked"
-	"github.com/airlock-dev/airlock/internal/ctxio"
 )
 
 // Level is a compression level.
@@ -51,9 +47,6 @@ func (l Level) zstd() zstd.EncoderLevel {
 	return zstd.SpeedDefault
 }
 
-// bodyConcurrency is fixed so that output does not depend on the machine.
-const bodyConcurrency = 2
-
 type encoders struct {
 	head  *zstd.Encoder
 	level Level
@@ -68,15 +61,6 @@ func newEncoders(l Level) (*encoders, error) {
 }
 
 func (e *encoders) close() { e.head.Close() }
-
-func (e *encoders) body(w io.Writer) (*zstd.Encoder, error) {
-	return zstd.NewWriter(w,
-		zstd.WithEncoderLevel(e.level.zstd()),
-		zstd.WithEncoderConcurrency(bodyConcurrency),
-		zstd.WithConcurrentBlocks(true),
-		zstd.WithWindowSize(WriterWindow),
-		zstd.WithEncoderCRC(true))
-}
 
 func digestOf(d string) godigest.Digest { return godigest.Digest(d) }
 
@@ -112,25 +96,25 @@ func headBytes(p *Writer) ([]byte, error) {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	mtime := p.manifest.Created
-	marker, err := json.Marshal(FormatMarker{Format: FormatName, Version: FormatVersion})
+	version := FormatVersion
+	if p.version != 0 {
+		version = p.version
+	}
+	marker, err := json.Marshal(FormatMarker{Format: FormatName, Version: version})
 	if err != nil {
 		return nil, err
 	}
-	entries := []struct {
+	type entry struct {
 		name string
 		data []byte
-	}{
-		{EntryFormat, marker},
-		{EntrySignatures, p.signatures},
-		{EntryManifest, p.manifestRaw},
-		{EntryOCILayout, []byte(ociLayoutContent)},
-		{EntryIndex, p.indexRaw},
 	}
+	entries := []entry{{EntryFormat, marker}, {EntrySignatures, p.signatures}, {EntryManifest, p.manifestRaw}}
+	if p.framesRaw != nil {
+		entries = append(entries, entry{EntryFrames, p.framesRaw})
+	}
+	entries = append(entries, entry{EntryOCILayout, []byte(ociLayoutContent)}, entry{EntryIndex, p.indexRaw})
 	for _, rb := range p.head {
-		entries = append(entries, struct {
-			name string
-			data []byte
-		}{blobName(rb.Digest), rb.Data})
+		entries = append(entries, entry{blobName(rb.Digest), rb.Data})
 	}
 	for _, e := range entries {
 		if err := tw.WriteHeader(tarHeader(e.name, int64(len(e.data)), mtime)); err != nil {
@@ -150,44 +134,6 @@ func headBytes(p *Writer) ([]byte, error) {
 }
 
 const ociLayoutContent = `{"imageLayoutVersion":"1.0.0"}`
-
-func writeBlob(ctx context.Context, tw *tar.Writer, b *BodyBlob, mtime time.Time, prog Progress, id string) error {
-	if b.Open == nil {
-		return fmt.Errorf("blob %s of %s: no opener", b.Digest, b.Label)
-	}
-	rc, err := b.Open(ctx)
-	if err != nil {
-		return &BlobError{Label: b.Label, Digest: b.Digest, Err: err}
-	}
-	defer rc.Close()
-	var src io.Reader
-	var cr *checked.Reader
-	if b.Verified {
-		// Already checked in this run: copy exactly Size bytes.
-		src = io.LimitReader(ctxio.Reader(ctx, rc), b.Size)
-	} else if cr, err = checked.NewReader(ctxio.Reader(ctx, rc), b.Digest, b.Size); err != nil {
-		return &BlobError{Label: b.Label, Digest: b.Digest, Err: err}
-	} else {
-		src = cr
-	}
-	if err := tw.WriteHeader(tarHeader(blobName(b.Digest), b.Size, mtime)); err != nil {
-		return err
-	}
-	n, err := io.CopyBuffer(tw, WithProgress(src, prog, id), make([]byte, 1<<20))
-	if err == nil && n != b.Size {
-		err = fmt.Errorf("%w: %d of %d bytes", checked.ErrSizeMismatch, n, b.Size)
-	}
-	if err == nil && cr != nil {
-		err = cr.Verify()
-	}
-	if err != nil {
-		if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
-			return err // writing, not the source, failed; WriteFile says where
-		}
-		return &BlobError{Label: b.Label, Digest: b.Digest, Err: wrapIntegrity(err)}
-	}
-	return nil
-}
 
 // wrapIntegrity marks a digest or size mismatch as ErrIntegrity.
 func wrapIntegrity(err error) error {

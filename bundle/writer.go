@@ -1,23 +1,21 @@
 package bundle
 
 import (
-	"archive/tar"
 	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
-	"github.com/airlock-dev/airlock/internal/atomicfile"
 	"github.com/airlock-dev/airlock/internal/checked"
 	"github.com/airlock-dev/airlock/internal/diskspace"
 	"github.com/airlock-dev/airlock/internal/errclass"
-	"github.com/airlock-dev/airlock/internal/meter"
 )
 
 // Item is one artifact to write: its record, its content tree, and where
@@ -63,8 +61,14 @@ type Writer struct {
 	manifestRaw    []byte
 	manifestDigest string
 	indexRaw       []byte
+	framesRaw      []byte      // airlock/frames.json, once the body is written
 	head           []Blob      // manifests and configs, in order
 	body           []*BodyBlob // large blobs, in order
+
+	version    int // format version of the head; 0 is FormatVersion (tests write v1)
+	stmtOpts   StatementOptions
+	signers    []Signer
+	signCalled bool
 }
 
 // NewWriter plans a bundle named name at version, created at created, that
@@ -201,23 +205,36 @@ func (w *Writer) ManifestDigest() string { return w.manifestDigest }
 // Open and Verified (to read a staged copy) before WriteFile.
 func (w *Writer) Body() []*BodyBlob { return w.body }
 
-// Sign builds the signed statement from o and signs it with signers; with
-// no signers the bundle is written unsigned (sign it later with Sign).
+// Sign records the statement options and the signers. The statement is
+// built and signed when the bundle is written, because in format v2 it
+// covers the frame index, which exists only once the body is compressed.
+// The options are checked now, so a wrong channel, expiry or sequence fails
+// before anything is pulled. With no signers the bundle is written unsigned
+// (sign it later with the package's Sign).
 func (w *Writer) Sign(ctx context.Context, o StatementOptions, signers []Signer) error {
 	if len(signers) > MaxSignatures {
 		return errclass.Mark(errclass.Usage, overLimit("%d signers exceed %d", len(signers), MaxSignatures))
 	}
-	st, err := newStatement(w.manifest, w.manifestDigest, int64(len(w.manifestRaw)), o)
-	if err != nil {
+	if _, err := newStatement(w.manifest, w.manifestDigest, int64(len(w.manifestRaw)), o); err != nil {
 		// The options the caller gave are wrong (channel, expiry,
 		// sequence): a usage error, not a rejected bundle.
+		return errclass.Mark(errclass.Usage, err)
+	}
+	w.stmtOpts, w.signers, w.signCalled = o, signers, true
+	return nil
+}
+
+// signNow builds the statement over the final bundle.json and signs it.
+func (w *Writer) signNow(ctx context.Context) error {
+	st, err := newStatement(w.manifest, w.manifestDigest, int64(len(w.manifestRaw)), w.stmtOpts)
+	if err != nil {
 		return errclass.Mark(errclass.Usage, err)
 	}
 	env, err := newEnvelope(st)
 	if err != nil {
 		return err
 	}
-	if err := env.sign(ctx, signers); err != nil {
+	if err := env.sign(ctx, w.signers); err != nil {
 		return err
 	}
 	w.signatures, err = marshalIndent(env)
@@ -231,31 +248,53 @@ type WriteOptions struct {
 	// Progress receives the bytes written; nil reports nothing.
 	Progress Progress
 	// Written, when set, is called after each body blob is in the bundle
-	// (writing is sequential), for progress by artifact.
+	// (blobs are consumed in order), for progress by artifact.
 	Written func(b *BodyBlob)
+	// VolumeSize, when > 0, makes WriteFile write volumes OUT.001,
+	// OUT.002, ... of at most VolumeSize bytes each instead of OUT.
+	VolumeSize int64
+	// FrameSize overrides the frame size (a multiple of 512 between
+	// MinFrameSize and MaxFrameSize); 0 lets the writer choose.
+	FrameSize int64
+	// TempDir is where WriteStream keeps the compressed body until the
+	// head is known; "" is the system's temporary directory.
+	TempDir string
 }
 
-// WriteFile writes the head frame, the padding frame and the body frame to
-// a temporary file next to out, re-reads the head it wrote, and renames the
-// file to out. On error nothing is left at out. It returns the size of the
-// bundle. Sign must have been called.
+// VolumeName is the file name of volume n of a bundle written to out.
+func VolumeName(out string, n int) string { return fmt.Sprintf("%s.%03d", out, n) }
+
+// WriteFile writes the bundle to out (or, with VolumeSize, to its volumes):
+// the body frames first, after room for the head, then the frame index,
+// the statement and its signatures, then the head and padding frames into
+// the room left at the start. Everything goes to temporary files next to
+// out; the head is re-read before they are renamed into place. On error
+// nothing is left. It returns the bundle's total size. Sign must have
+// been called.
 func (w *Writer) WriteFile(ctx context.Context, out string, opts WriteOptions) (int64, error) {
-	f, err := atomicfile.Create(out, 0o644)
+	if !w.signCalled {
+		return 0, errors.New("bundle writer: Sign was not called")
+	}
+	l, room, err := w.prepare(opts)
 	if err != nil {
+		return 0, err
+	}
+	sink := &fileSink{out: out, volumeSize: opts.VolumeSize, room: room}
+	defer sink.abort()
+	if opts.VolumeSize > 0 {
+		if least := room + maxCompressedFrame(l.FrameSize); opts.VolumeSize < least {
+			return 0, errclass.Mark(errclass.Usage, fmt.Errorf("volume size %d is too small: the first volume needs room for the head and one frame, at least %d bytes", opts.VolumeSize, least))
+		}
+	}
+	if err := sink.open(); err != nil {
 		return 0, fmt.Errorf("create %s: %w", out, err)
 	}
-	defer f.Abort()
-	bw := bufio.NewWriterSize(atomicfile.NewWriteback(f.File), 1<<20)
-	n, err := w.write(ctx, bw, "write "+out, opts)
-	if err == nil {
-		err = bw.Flush()
-	}
+	n, err := w.compose(ctx, l, room, sink, opts)
 	if err != nil {
-		// The bundle is compressed: its uncompressed size is the most it needs.
 		return 0, diskspace.Check(err, "writing the bundle "+out, out, w.manifest.Totals.BodyBytes+HeadPadding)
 	}
 	// Re-read what was produced before it replaces anything.
-	again, err := ReadHeadFile(f.TempName())
+	again, err := ReadHeadFile(sink.vols[0].TempName())
 	if err != nil {
 		// The writer's own output failed its reader: not a judged input.
 		return 0, errclass.Mark(errclass.CouldNotRun, fmt.Errorf("re-reading the new bundle: %w", err))
@@ -263,30 +302,171 @@ func (w *Writer) WriteFile(ctx context.Context, out string, opts WriteOptions) (
 	if again.ManifestDigest != w.manifestDigest {
 		return 0, fmt.Errorf("re-reading the new bundle: manifest %s, expected %s", again.ManifestDigest, w.manifestDigest)
 	}
-	if err := f.Commit(); err != nil {
+	if err := sink.commit(); err != nil {
 		return 0, err
 	}
 	return n, nil
 }
 
-// WriteStream writes the bundle to out as it is made (a pipe, standard
-// output), byte for byte what WriteFile would write. The head is decoded
-// and checked before it is sent; the body cannot be re-read, and a failure
-// part-way leaves out with a partial bundle that every reader refuses (it
-// has no end). Sign must have been called.
+// WriteStream writes the bundle to out (a pipe, standard output), byte for
+// byte what WriteFile would write to one file. The head comes first in the
+// file but is known only after the body, so the compressed body is kept in
+// a temporary file (opts.TempDir) and sent after the head. Volumes need
+// WriteFile. Sign must have been called.
 func (w *Writer) WriteStream(ctx context.Context, out io.Writer, opts WriteOptions) (int64, error) {
-	bw := bufio.NewWriterSize(out, 1<<20)
-	n, err := w.write(ctx, bw, "write to stream", opts)
+	if !w.signCalled {
+		return 0, errors.New("bundle writer: Sign was not called")
+	}
+	if opts.VolumeSize > 0 {
+		return 0, errclass.Mark(errclass.Usage, errors.New("volumes are written to files, not to a stream"))
+	}
+	l, room, err := w.prepare(opts)
 	if err != nil {
-		return n, err
+		return 0, err
+	}
+	spool, err := os.CreateTemp(opts.TempDir, ".airlock-body-")
+	if err != nil {
+		return 0, err
+	}
+	defer os.Remove(spool.Name())
+	defer spool.Close()
+	sink := &streamSink{spool: spool, bw: bufio.NewWriterSize(spool, 1<<20)}
+	n, err := w.compose(ctx, l, room, sink, opts)
+	if err != nil {
+		return 0, diskspace.Check(err, "keeping the compressed body in "+spool.Name(), spool.Name(), w.manifest.Totals.BodyBytes)
+	}
+	bw := bufio.NewWriterSize(out, 1<<20)
+	if _, err := bw.Write(sink.region); err != nil {
+		return 0, err
+	}
+	if _, err := spool.Seek(0, io.SeekStart); err != nil {
+		return 0, err
+	}
+	if _, err := io.Copy(bw, spool); err != nil {
+		return 0, err
 	}
 	return n, bw.Flush()
 }
 
-// write lays out the head frame, the padding frame and the body frame on out.
-func (w *Writer) write(ctx context.Context, out io.Writer, label string, opts WriteOptions) (int64, error) {
-	if w.signatures == nil {
-		return 0, errors.New("bundle writer: Sign was not called")
+// prepare lays out the body and works out the room the head will need.
+func (w *Writer) prepare(opts WriteOptions) (*bodyLayout, int64, error) {
+	l, err := planBody(w.bodyDescriptors(), w.manifest.Created, opts.FrameSize)
+	if err != nil {
+		return nil, 0, err
+	}
+	room, err := w.headRoom(l, opts)
+	if err != nil {
+		return nil, 0, err
+	}
+	return l, room, nil
+}
+
+// headRoom is the number of bytes reserved at the start of the file for the
+// head frame and the padding frame: the compressed size of a stand-in head
+// (a frame index of the right shape with stand-in numbers and digests, an
+// unsigned statement), plus room for each signer's signature, plus
+// HeadPadding for signatures added later in place. It depends only on the
+// bundle's content, so the bytes written stay reproducible.
+func (w *Writer) headRoom(l *bodyLayout, opts WriteOptions) (int64, error) {
+	fi := w.frameIndex(l, placeholderFrames(l), nil)
+	if opts.VolumeSize > 0 {
+		bound := l.Total + int64(len(l.Frames))*64
+		n := int(bound/opts.VolumeSize) + 2
+		for i := range n {
+			fi.Volumes = append(fi.Volumes, VolumeRecord{Number: i + 1, Offset: bound, Size: opts.VolumeSize, SHA256: placeholderHex(fmt.Sprint("volume", i))})
+		}
+	}
+	stand := *w
+	if err := stand.finish(fi); err != nil {
+		return 0, err
+	}
+	st, err := newStatement(stand.manifest, stand.manifestDigest, int64(len(stand.manifestRaw)), w.stmtOpts)
+	if err != nil {
+		return 0, errclass.Mark(errclass.Usage, err)
+	}
+	env, err := newEnvelope(st)
+	if err != nil {
+		return 0, err
+	}
+	if stand.signatures, err = marshalIndent(env); err != nil {
+		return 0, err
+	}
+	head, err := headBytes(&stand)
+	if err != nil {
+		return 0, err
+	}
+	enc, err := newEncoders(opts.Level)
+	if err != nil {
+		return 0, err
+	}
+	defer enc.close()
+	return int64(len(enc.head.EncodeAll(head, nil))) + int64(len(w.signers))*signatureRoom + HeadPadding, nil
+}
+
+// signatureRoom is the head room reserved per signer at pack time.
+const signatureRoom = 2048
+
+func placeholderFrames(l *bodyLayout) []FrameRecord {
+	out := make([]FrameRecord, len(l.Frames))
+	var off int64
+	for i, f := range l.Frames {
+		f.Offset, f.Size = off, maxCompressedFrame(f.UncompressedSize)
+		f.SHA256 = placeholderHex(fmt.Sprint("frame", i))
+		off += f.Size
+		out[i] = f
+	}
+	return out
+}
+
+// frameIndex builds the frame index from compressed frames and volumes.
+func (w *Writer) frameIndex(l *bodyLayout, frames []FrameRecord, vols []VolumeRecord) *FrameIndex {
+	fi := &FrameIndex{MediaType: MediaTypeFrameIndex, FrameSize: l.FrameSize, UncompressedSize: l.Total, Frames: frames, Volumes: vols}
+	for _, f := range frames {
+		fi.CompressedSize += f.Size
+	}
+	return fi
+}
+
+// finish puts the frame index into the head and bundle.json.
+func (w *Writer) finish(fi *FrameIndex) error {
+	raw, err := marshalIndent(fi)
+	if err != nil {
+		return err
+	}
+	if len(raw) > MaxFrameIndexSize {
+		return overLimit("frame index of %d bytes exceeds %d; split the release", len(raw), MaxFrameIndexSize)
+	}
+	m := *w.manifest
+	m.Frames = &Descriptor{MediaType: MediaTypeFrameIndex, Digest: checked.Digest(raw), Size: int64(len(raw))}
+	mraw, err := marshalIndent(&m)
+	if err != nil {
+		return err
+	}
+	if len(mraw) > MaxBundleManifestSize {
+		return overLimit("bundle manifest of %d bytes exceeds %d; split the release", len(mraw), MaxBundleManifestSize)
+	}
+	w.framesRaw, w.manifest, w.manifestRaw, w.manifestDigest = raw, &m, mraw, checked.Digest(mraw)
+	return nil
+}
+
+// compose writes the body frames to sink, then builds the frame index,
+// bundle.json, the signed statement and the head, and gives sink the head
+// region (head frame and padding frame). It returns the bundle's size.
+func (w *Writer) compose(ctx context.Context, l *bodyLayout, room int64, sink headSink, opts WriteOptions) (int64, error) {
+	frames, err := w.encodeBody(ctx, l, sink, opts)
+	if err != nil {
+		return 0, err
+	}
+	vols, err := sink.volumes()
+	if err != nil {
+		return 0, err
+	}
+	fi := w.frameIndex(l, frames, vols)
+	if err := w.finish(fi); err != nil {
+		return 0, err
+	}
+	if err := w.signNow(ctx); err != nil {
+		return 0, err
 	}
 	enc, err := newEncoders(opts.Level)
 	if err != nil {
@@ -301,40 +481,18 @@ func (w *Writer) write(ctx context.Context, out io.Writer, label string, opts Wr
 	if err := checkOwnHead(frame, w.manifestDigest); err != nil {
 		return 0, errclass.Mark(errclass.CouldNotRun, fmt.Errorf("re-reading the new head: %w", err))
 	}
-	cw := &meter.Writer{W: out}
-	if _, err := cw.Write(frame); err != nil {
-		return cw.N, err
+	region := room
+	if int64(len(frame))+8 > room {
+		// The signatures took more room than reserved: the body moves.
+		region = int64(len(frame)) + HeadPadding
 	}
-	if _, err := cw.Write(paddingFrame(HeadPadding)); err != nil {
-		return cw.N, err
+	buf := make([]byte, region)
+	copy(buf, frame)
+	copy(buf[len(frame):], paddingFrame(int(region)-len(frame)))
+	if err := sink.head(buf, room); err != nil {
+		return 0, err
 	}
-	zw, err := enc.body(cw)
-	if err != nil {
-		return cw.N, err
-	}
-	defer zw.Close()
-	tw := tar.NewWriter(zw)
-	prog := opts.Progress
-	const writeID = "write"
-	if prog != nil {
-		prog.Start(writeID, label, w.manifest.Totals.BodyBytes)
-		defer prog.Done(writeID)
-	}
-	for _, b := range w.body {
-		if err := writeBlob(ctx, tw, b, w.manifest.Created, prog, writeID); err != nil {
-			return cw.N, err
-		}
-		if opts.Written != nil {
-			opts.Written(b)
-		}
-	}
-	if err := tw.Close(); err != nil {
-		return cw.N, err
-	}
-	if err := zw.Close(); err != nil {
-		return cw.N, err
-	}
-	return cw.N, nil
+	return region + fi.CompressedSize, nil
 }
 
 // checkOwnHead decodes an encoded head frame and parses it as a reader
