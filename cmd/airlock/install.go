@@ -124,6 +124,9 @@ func runInstall(ctx context.Context, e *env, f *installFlags, path string) error
 		peer = &mirror.Peer{Pusher: pusher}
 		opts.Mirror = peer
 	}
+	if err := checkVolumes(ctx, e, path); err != nil {
+		return err
+	}
 	file, _, err := openBundle(e, path)
 	if err != nil {
 		return err
