@@ -53,7 +53,7 @@ func newFrameDecoder(workers int) (*zstd.Decoder, error) {
 // decodeFrame checks that raw is exactly one zstd frame within the format's
 // limits (no dictionary, no skippable frame, window at most MaxWindow) and
 // decodes it into dst, which must come out at exactly want bytes.
-func decodeFrame(dec *zstd.Decoder, raw []byte, want int64, dst []byte) ([]byte, error) {
+func decodeFrame(dec zstdDecoder, raw []byte, want int64, dst []byte) ([]byte, error) {
 	s := newFrameScanner(bytes.NewReader(raw), 1, MaxWindow)
 	s.name = "frame"
 	if _, err := io.Copy(io.Discard, s); err != nil {
