@@ -263,3 +263,58 @@ func TestRollbackPruneRefusalRecorded(t *testing.T) {
 		t.Fatalf("created %v", ents)
 	}
 }
+
+// TestRefusalSettlesPendingEntry: a crash can leave the entry of a
+// committed install in audit.pending (before or after it was appended).
+// A refusal settles it first, as any command on the root would, so the log
+// lists the install once and before the refusal.
+func TestRefusalSettlesPendingEntry(t *testing.T) {
+	t.Parallel()
+	v2 := pack(t, release{version: "2.0.0", seq: 20})
+	unsigned := pack(t, release{version: "3.0.0", seq: 30, unsigned: true})
+	for _, point := range []string{install.FailpointAfterState, install.FailpointAfterAudit} {
+		t.Run(point, func(t *testing.T) {
+			t.Parallel()
+			root := filepath.Join(t.TempDir(), "root")
+			mustInstall(t, root, pack(t, release{version: "1.0.0", seq: 10}))
+			func() {
+				defer func() { recover() }()
+				installFile(t, root, v2, loadPolicy(t, "default"), func(o *install.Options) {
+					o.Failpoint = func(n string) {
+						if n == point {
+							panic("crash")
+						}
+					}
+				})
+			}()
+			if _, err := os.Stat(filepath.Join(root, ".airlock", "audit.pending")); err != nil {
+				t.Fatalf("the crash left no pending entry: %v", err)
+			}
+			if _, err := installFile(t, root, unsigned, loadPolicy(t, "default")); !verify.IsFailure(err) {
+				t.Fatalf("unsigned: %v", err)
+			}
+			rep, err := audit.VerifyFile(install.AuditPath(root), audit.VerifyOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, e := range rep.Entries {
+				v := ""
+				if e.Bundle != nil {
+					v = e.Bundle.Version
+				}
+				if e.Claimed != nil {
+					v = e.Claimed.Version + " (claimed)"
+				}
+				got = append(got, e.Result+" "+v)
+			}
+			want := []string{"accepted 1.0.0", "accepted 2.0.0", "refused 3.0.0 (claimed)"}
+			if strings.Join(got, ", ") != strings.Join(want, ", ") {
+				t.Fatalf("log: %q, want %q", got, want)
+			}
+			if _, err := os.Stat(filepath.Join(root, ".airlock", "audit.pending")); !errors.Is(err, os.ErrNotExist) {
+				t.Fatalf("the pending entry is still there: %v", err)
+			}
+		})
+	}
+}
