@@ -202,7 +202,19 @@ func TestRefusedInstallAuditCLI(t *testing.T) {
 		t.Fatalf("rollback line: %+v", e)
 	}
 	sameTree(t, "root after the refused rollback", tree, rootTree(t, root))
-	if code, out, _ := runBinary(t, nil, "audit", "verify", "--root", root); code != exitOK || !strings.Contains(out, "3 entries") {
+
+	// A bundle file that cannot be opened: refused before install ran
+	// (exit 1), recorded with the path given.
+	logBefore, _ = os.ReadFile(rootLog)
+	missing := filepath.Join(t.TempDir(), "missing.airlock")
+	if code, _, stderr := runBinary(t, nil, "install", missing, "--root", root, "--policy", f.policy); code != exitError {
+		t.Fatalf("missing bundle: exit %d\n%s", code, stderr)
+	}
+	if e := addedLine(t, rootLog, logBefore); e.Result != audit.ResultRefused || e.Class != audit.ClassCouldNotRun || e.Bundle != nil || e.Claimed == nil || e.Claimed.Path != missing {
+		t.Fatalf("missing bundle line: %+v", e)
+	}
+	sameTree(t, "root after the missing bundle", tree, rootTree(t, root))
+	if code, out, _ := runBinary(t, nil, "audit", "verify", "--root", root); code != exitOK || !strings.Contains(out, "4 entries") {
 		t.Fatalf("audit verify at the end: exit %d\n%s", code, out)
 	}
 
