@@ -9,8 +9,8 @@ import (
 )
 
 // orasSeparators are the characters oras cannot take in the NAME of an
-// `--oci-layout DIR:NAME` reference: it ends DIR at the last ':' and, when
-// there is an '@', at the last '@' (oras v1.3.6, option.Target).
+// `--oci-layout DIR:NAME` reference: it ends DIR at the last '@' when there
+// is one, otherwise at the last ':' (oras v1.3.6, option.Target).
 const orasSeparators = ":@"
 
 // OrasName returns the second layout name an index.json entry named
