@@ -320,8 +320,12 @@ func (h *Head) checkTree() error {
 	if err := json.Unmarshal(h.IndexBytes, &idx); err != nil || idx.SchemaVersion != 2 || idx.MediaType != MediaTypeOCIIndex {
 		return &EntryError{Entry: EntryIndex, Err: malformed("not an OCI image index")}
 	}
-	if len(idx.Manifests) != len(m.Artifacts) {
+	if len(idx.Manifests) < len(m.Artifacts) {
 		return &EntryError{Entry: EntryIndex, Err: malformed("%d entries for %d artifacts", len(idx.Manifests), len(m.Artifacts))}
+	}
+	// The artifacts' entries come first; the rest are their oras names.
+	if err := checkLayoutAliases(h.IndexBytes, len(m.Artifacts)); err != nil {
+		return &EntryError{Entry: EntryIndex, Err: err}
 	}
 	used := map[string]bool{}
 	inBody := map[string]bool{}

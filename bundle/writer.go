@@ -164,6 +164,8 @@ func NewWriter(name, version string, created time.Time, items []Item) (*Writer, 
 		}
 		records[i] = rec
 	}
+	// Then a second name for each entry oras cannot address (layoutnames.go).
+	idx.Manifests = append(idx.Manifests, layoutAliases(idx.Manifests)...)
 	if n := 5 + len(w.head) + len(w.body); n > MaxEntries {
 		return nil, overLimit("%d entries exceed the format's limit of %d; split the release", n, MaxEntries)
 	}
