@@ -323,8 +323,13 @@ func (h *Head) checkTree() error {
 	if len(idx.Manifests) < len(m.Artifacts) {
 		return &EntryError{Entry: EntryIndex, Err: malformed("%d entries for %d artifacts", len(idx.Manifests), len(m.Artifacts))}
 	}
-	// The artifacts' entries come first; the rest are their oras names.
-	if err := checkLayoutAliases(h.IndexBytes, len(m.Artifacts)); err != nil {
+	// The artifacts' entries come first; in v2 the rest are their oras
+	// names (version 1 had none).
+	if h.Marker.Version < 2 {
+		if len(idx.Manifests) != len(m.Artifacts) {
+			return &EntryError{Entry: EntryIndex, Err: malformed("%d entries for %d artifacts", len(idx.Manifests), len(m.Artifacts))}
+		}
+	} else if err := checkLayoutAliases(h.IndexBytes, len(m.Artifacts)); err != nil {
 		return &EntryError{Entry: EntryIndex, Err: err}
 	}
 	used := map[string]bool{}
