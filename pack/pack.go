@@ -44,6 +44,9 @@ type Options struct {
 	// VolumeSize, when > 0, writes the bundle as volumes OUTPUT.001,
 	// OUTPUT.002, ... of at most VolumeSize bytes each (not with Stream).
 	VolumeSize int64
+	// FrameSize sets the body's zstd frame size (docs/format.md §18); 0
+	// lets the writer choose.
+	FrameSize int64
 	// Created is recorded as the bundle's creation time and used as every tar
 	// entry's mtime; the zero value means now. Set it (e.g. from
 	// SOURCE_DATE_EPOCH) for reproducible bundles.
@@ -175,7 +178,7 @@ func Pack(ctx context.Context, spec *Spec, opts Options) (*Result, error) {
 	if err := stage(ctx, w.Body(), staged, tmp, opts); err != nil {
 		return nil, err
 	}
-	wo := bundle.WriteOptions{Level: opts.Level, Progress: opts.Progress, VolumeSize: opts.VolumeSize, TempDir: tmp}
+	wo := bundle.WriteOptions{Level: opts.Level, Progress: opts.Progress, VolumeSize: opts.VolumeSize, FrameSize: opts.FrameSize, TempDir: tmp}
 	if pp, ok := opts.Progress.(*packProgress); ok {
 		wo.Written = pp.written
 	}
