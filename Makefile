@@ -99,7 +99,7 @@ bench: build
 FUZZTIME ?= 10s
 FUZZMINIMIZETIME ?= 2s
 FUZZPARALLEL ?= 2
-FUZZ_TARGETS := ./bundle:FuzzReader ./pack:FuzzParseSpec ./install:FuzzState ./internal/sbom:FuzzSummarize ./internal/sbom:FuzzList \
+FUZZ_TARGETS := ./bundle:FuzzReader ./bundle:FuzzFrameIndex ./pack:FuzzParseSpec ./install:FuzzState ./internal/sbom:FuzzSummarize ./internal/sbom:FuzzList \
 	./policy:FuzzParse ./internal/strictjson:FuzzUnmarshal ./internal/strictjson:FuzzCheck \
 	./cosign:FuzzParse ./cosign:FuzzVerify ./internal/keys:FuzzParsePublic ./registry:FuzzServeParseReferrer
 fuzz:
