@@ -310,6 +310,7 @@ func (h *Head) checkTree() error {
 	imageManifests := map[string]map[string]bool{} // image ref -> digests of its manifests
 	var totals Totals
 	targets, files := safepath.NewSet(), safepath.NewSet()
+	subjects := newSubjectIndex(m.Artifacts)
 	for i, a := range m.Artifacts {
 		e := idx.Manifests[i]
 		where := fmt.Sprintf("artifact %d (%s)", i, a.Describe())
@@ -326,7 +327,7 @@ func (h *Head) checkTree() error {
 		if int64(len(raw)) != a.Size {
 			return &EntryError{Entry: blobName(a.Digest), Artifact: where, Err: fmt.Errorf("%w: %d bytes, the artifact says %d", ErrIntegrity, len(raw), a.Size)}
 		}
-		if err := checkSubject(a, raw, m.Artifacts, imageManifests); err != nil {
+		if err := checkSubject(a, raw, subjects, imageManifests); err != nil {
 			return &EntryError{Entry: blobName(a.Digest), Artifact: where, Err: err}
 		}
 		g, err := Walk(context.Background(), a.Descriptor, raw, headContent(h.Blobs), nil)
@@ -487,7 +488,7 @@ func checkArtifact(a Artifact, targets *safepath.Set) error {
 // checkSubject requires an artifact that names a subject (an SBOM or an
 // attachment) to carry that subject in its manifest, and the subject to be an
 // image of this bundle with that digest.
-func checkSubject(a Artifact, raw []byte, all []Artifact, imageManifests map[string]map[string]bool) error {
+func checkSubject(a Artifact, raw []byte, subjects subjectIndex, imageManifests map[string]map[string]bool) error {
 	if a.Kind != KindSBOM && a.Kind != KindAttachment {
 		if a.Subject != "" || a.SubjectDigest != "" {
 			return malformed("a %s artifact has no subject", a.Kind)
@@ -509,13 +510,8 @@ func checkSubject(a Artifact, raw []byte, all []Artifact, imageManifests map[str
 	if a.Kind == KindSBOM && (m.Subject == nil || m.Subject.Digest != a.SubjectDigest) {
 		return malformed("manifest subject does not match subjectDigest %s", a.SubjectDigest)
 	}
-	for _, o := range all {
-		if o.Kind == KindImage && o.Ref == a.Subject && o.Digest == a.SubjectDigest {
-			return nil
-		}
-		if a.Kind == KindAttachment && isChartSubject(o, a) {
-			return nil
-		}
+	if subjects.has(a) {
+		return nil
 	}
 	// An attachment may belong to any manifest of its image (a platform's).
 	if a.Kind == KindAttachment && imageManifests[a.Subject][a.SubjectDigest] {
