@@ -338,7 +338,7 @@ func (h *Head) checkTree() error {
 			return &EntryError{Entry: EntryManifest, Artifact: where, Err: err}
 		}
 		if a.Info().Target {
-			fs, err := installFiles(i, a, raw)
+			fs, err := installFiles(i, a, g)
 			if err != nil {
 				return &EntryError{Entry: blobName(a.Digest), Artifact: where, Err: err}
 			}
@@ -356,7 +356,7 @@ func (h *Head) checkTree() error {
 			}
 			imageManifests[a.Ref] = set
 		}
-		if err := checkAnnotations(a, g.Manifests[0].Data); err != nil {
+		if err := checkAnnotations(a, g); err != nil {
 			return &EntryError{Entry: blobName(a.Digest), Artifact: where, Err: err}
 		}
 		if err := checkKindContent(a, g); err != nil {
@@ -522,14 +522,16 @@ func checkSubject(a Artifact, raw []byte, subjects subjectIndex, imageManifests 
 
 // checkAnnotations requires the target and mode inside an artifact's OCI
 // manifest to equal those in bundle.json, so consumers cannot disagree.
-func checkAnnotations(a Artifact, raw []byte) error {
+func checkAnnotations(a Artifact, g *Graph) error {
 	if a.Kind != KindModel && a.Kind != KindFile && a.Kind != KindDir {
 		return nil
 	}
 	var m struct {
 		Annotations map[string]string `json:"annotations"`
 	}
-	if err := json.Unmarshal(raw, &m); err != nil {
+	if r := g.decodedRoot(); r != nil {
+		m.Annotations = r.Annotations
+	} else if err := json.Unmarshal(g.Manifests[0].Data, &m); err != nil {
 		return malformed("%v", err)
 	}
 	if m.Annotations[AnnotationTarget] != a.Target || m.Annotations[AnnotationKind] != a.Kind || ((a.Kind == KindFile || a.Kind == KindDir) && m.Annotations[AnnotationMode] != a.Mode) {
