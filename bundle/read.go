@@ -51,7 +51,8 @@ type Head struct {
 	// PaddingSize is the size of the zero padding frame after the head frame.
 	PaddingSize int64
 
-	raw []headEntry // the head's entries in order, to rebuild it when signing
+	raw   []headEntry     // the head's entries in order, to rebuild it when signing
+	roots []*rootManifest // by artifact: its root manifest as decoded by Walk, or nil (rootmanifest.go)
 }
 
 type headEntry struct {
@@ -334,6 +335,7 @@ func (h *Head) checkTree() error {
 		if err != nil {
 			return withArtifact(err, where, blobName(a.Digest))
 		}
+		h.roots = append(h.roots, g.root)
 		if err := checkClaims(a, g, e.Annotations[AnnotationRefName]); err != nil {
 			return &EntryError{Entry: EntryManifest, Artifact: where, Err: err}
 		}

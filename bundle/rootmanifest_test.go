@@ -1,6 +1,7 @@
 package bundle
 
 import (
+	"bytes"
 	"encoding/json"
 	"reflect"
 	"testing"
@@ -75,4 +76,24 @@ func FuzzDecodeBoth(f *testing.F) {
 		}
 		sameAsSeparateDecodes(t, raw)
 	})
+}
+
+// TestContentFilesSameWithoutDecodedRoots: the content files listed from
+// the manifests the reader decoded equal those listed by decoding each
+// manifest again (a Head built without the reader).
+func TestContentFilesSameWithoutDecodedRoots(t *testing.T) {
+	t.Parallel()
+	h, err := ReadHead(bytes.NewReader(packTest(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(h.roots) != len(h.Manifest.Artifacts) {
+		t.Fatalf("%d decoded roots for %d artifacts", len(h.roots), len(h.Manifest.Artifacts))
+	}
+	got := h.ContentFiles()
+	h.roots = nil
+	want := h.ContentFiles()
+	if len(got) < 5 || !reflect.DeepEqual(got, want) {
+		t.Fatalf("with decoded roots: %+v\nwithout: %+v", got, want)
+	}
 }
