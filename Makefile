@@ -89,7 +89,7 @@ FUZZMINIMIZETIME ?= 2s
 FUZZPARALLEL ?= 2
 FUZZ_TARGETS := ./bundle:FuzzReader ./pack:FuzzParseSpec ./install:FuzzState ./internal/sbom:FuzzSummarize \
 	./policy:FuzzParse ./internal/strictjson:FuzzUnmarshal ./internal/strictjson:FuzzCheck \
-	./internal/strictjson:FuzzFastWalk ./internal/safepath:FuzzTargets ./bundle:FuzzDecodeBoth \
+	./internal/strictjson:FuzzFastWalk ./internal/safepath:FuzzTargets ./bundle:FuzzDecodeBoth ./bundle:FuzzFastDecodeUnion \
 	./cosign:FuzzParse ./cosign:FuzzVerify ./internal/keys:FuzzParsePublic ./registry:FuzzServeParseReferrer
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \

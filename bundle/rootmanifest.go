@@ -21,28 +21,33 @@ type rootManifest struct {
 
 // nodeUnion holds the fields of ociNode and of rootManifest.
 type nodeUnion struct {
-	SchemaVersion int            `json:"schemaVersion"`
-	MediaType     string         `json:"mediaType"`
-	ArtifactType  string         `json:"artifactType"`
-	Config        *ociDescriptor `json:"config"`
-	Subject       *ociDescriptor `json:"subject"`
-	Layers        []struct {
-		MediaType   string            `json:"mediaType"`
-		Digest      string            `json:"digest"`
-		Size        int64             `json:"size"`
-		Platform    *ociPlatform      `json:"platform,omitempty"`
-		Annotations map[string]string `json:"annotations"`
-	} `json:"layers"`
-	Manifests   []ociDescriptor   `json:"manifests"`
+	SchemaVersion int               `json:"schemaVersion"`
+	MediaType     string            `json:"mediaType"`
+	ArtifactType  string            `json:"artifactType"`
+	Config        *ociDescriptor    `json:"config"`
+	Subject       *ociDescriptor    `json:"subject"`
+	Layers        []unionLayer      `json:"layers"`
+	Manifests     []ociDescriptor   `json:"manifests"`
+	Annotations   map[string]string `json:"annotations"`
+}
+
+type unionLayer struct {
+	MediaType   string            `json:"mediaType"`
+	Digest      string            `json:"digest"`
+	Size        int64             `json:"size"`
+	Platform    *ociPlatform      `json:"platform,omitempty"`
 	Annotations map[string]string `json:"annotations"`
 }
 
 // decodeBoth decodes raw as an ociNode and a rootManifest at once, or
 // returns nil, nil when raw does not decode as their union.
 func decodeBoth(raw []byte) (*ociNode, *rootManifest) {
-	var u nodeUnion
-	if json.Unmarshal(raw, &u) != nil {
-		return nil, nil
+	u, ok := fastDecodeUnion(raw)
+	if !ok {
+		u = &nodeUnion{}
+		if json.Unmarshal(raw, u) != nil {
+			return nil, nil
+		}
 	}
 	n := &ociNode{SchemaVersion: u.SchemaVersion, MediaType: u.MediaType, Config: u.Config, Manifests: u.Manifests}
 	r := &rootManifest{Annotations: u.Annotations}
