@@ -101,6 +101,7 @@ FUZZMINIMIZETIME ?= 2s
 FUZZPARALLEL ?= 2
 FUZZ_TARGETS := ./bundle:FuzzReader ./bundle:FuzzFrameIndex ./pack:FuzzParseSpec ./install:FuzzState ./internal/sbom:FuzzSummarize ./internal/sbom:FuzzList \
 	./policy:FuzzParse ./internal/strictjson:FuzzUnmarshal ./internal/strictjson:FuzzCheck \
+	./internal/strictjson:FuzzFastWalk ./internal/safepath:FuzzTargets ./bundle:FuzzDecodeBoth ./bundle:FuzzFastDecodeUnion \
 	./cosign:FuzzParse ./cosign:FuzzVerify ./internal/keys:FuzzParsePublic ./registry:FuzzServeParseReferrer
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
