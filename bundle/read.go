@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -100,8 +101,11 @@ func readHead(r io.Reader) (*Head, *frameScanner, error) {
 		return nil, nil, err
 	}
 	defer dec.Close()
-	raw, err := io.ReadAll(io.LimitReader(dec, MaxHeadSize+1))
+	raw, err := dec.DecodeAll(frame, nil)
 	if err != nil {
+		if errors.Is(err, zstd.ErrDecoderSizeExceeded) || errors.Is(err, zstd.ErrWindowSizeExceeded) {
+			return nil, nil, overLimit("head larger than %d bytes", MaxHeadSize)
+		}
 		return nil, nil, malformed("head frame: %v", err)
 	}
 	if len(raw) > MaxHeadSize {
@@ -330,7 +334,7 @@ func (h *Head) checkTree() error {
 		if len(idx.Manifests) != len(m.Artifacts) {
 			return &EntryError{Entry: EntryIndex, Err: malformed("%d entries for %d artifacts", len(idx.Manifests), len(m.Artifacts))}
 		}
-	} else if err := checkLayoutAliases(h.IndexBytes, len(m.Artifacts)); err != nil {
+	} else if err := checkLayoutAliases(h.IndexBytes, len(m.Artifacts), idx.Manifests); err != nil {
 		return &EntryError{Entry: EntryIndex, Err: err}
 	}
 	used := map[string]bool{}
