@@ -23,6 +23,7 @@ type packFlags struct {
 	jobs     int
 	level    string
 	tmpDir   string
+	prefetch int
 	registry registryFlags
 	quiet    bool
 	json     bool
@@ -38,7 +39,8 @@ func (f *packFlags) register(fs *pflag.FlagSet) {
 	fs.StringVarP(&f.output, "output", "o", "", "bundle to write, or - for standard output (default NAME-VERSION.airlock in the current directory)")
 	fs.IntVar(&f.jobs, "jobs", 4, "concurrent pulls and hashes")
 	fs.StringVar(&f.level, "level", "default", "compression level: fastest, default or better")
-	fs.StringVar(&f.tmpDir, "tmp-dir", "", "directory for staged blobs (default: next to the output)")
+	fs.StringVar(&f.tmpDir, "tmp-dir", "", "directory for pulled layers waiting for their turn when memory is full (default: next to the output)")
+	fs.IntVar(&f.prefetch, "prefetch-memory", pack.DefaultPrefetchMemory>>20, "MiB of pulled layers held in memory ahead of the bundle writer; beyond it they wait in --tmp-dir (0: all wait there)")
 	f.registry.register(fs, "source registries")
 	fs.BoolVarP(&f.quiet, "quiet", "q", false, "print only errors and the path of the bundle written")
 	fs.BoolVar(&f.json, "json", false, "print the summary as JSON on stdout")
@@ -55,6 +57,9 @@ func (f *packFlags) validate(args []string) error {
 	}
 	if f.jobs < 1 || f.jobs > 64 {
 		return usagef("--jobs must be between 1 and 64, not %d", f.jobs)
+	}
+	if f.prefetch < 0 || f.prefetch > 1<<16 {
+		return usagef("--prefetch-memory must be between 0 and 65536 (MiB), not %d", f.prefetch)
 	}
 	if _, err := bundle.ParseLevel(f.level); err != nil {
 		return usagef("--level: %v", err)
@@ -210,12 +215,13 @@ func runPack(ctx context.Context, e *env, f *packFlags) error {
 		Images: source.NewPuller(source.PullOptions{
 			InsecureRegistries: f.registry.insecure, Transport: rc.transport, Keychain: rc.keychain, UserAgent: "airlock/" + version(),
 		}),
-		TempDir:  f.tmpDir,
-		Jobs:     f.jobs,
-		Level:    level,
-		Created:  created,
-		Progress: prog.bundleProgress(),
-		Signers:  signers,
+		TempDir:        f.tmpDir,
+		PrefetchMemory: prefetchBytes(f.prefetch),
+		Jobs:           f.jobs,
+		Level:          level,
+		Created:        created,
+		Progress:       prog.bundleProgress(),
+		Signers:        signers,
 		// images[].verify in airlock.yaml: cosign key-based signatures.
 		ImageVerifier: source.CosignVerifier{},
 		// charts[].repo: classic chart repositories.
@@ -277,4 +283,13 @@ func sourceDateEpoch(v string) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("SOURCE_DATE_EPOCH=%q is not a number of seconds since 1970 (unset it or fix it)", v)
 	}
 	return time.Unix(secs, 0).UTC(), nil
+}
+
+// prefetchBytes maps --prefetch-memory (MiB, 0 for none) to
+// pack.Options.PrefetchMemory (bytes, < 0 for none).
+func prefetchBytes(mib int) int64 {
+	if mib == 0 {
+		return -1
+	}
+	return int64(mib) << 20
 }
