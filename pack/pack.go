@@ -106,6 +106,16 @@ type Result struct {
 	BytesIn        int64 // bytes of all unique blobs as stored (layers usually gzip-compressed already)
 	BytesOut       int64 // size of the bundle file
 	Duration       time.Duration
+	// Pulled says how the blobs of expensive sources (registries,
+	// docker-archive files) went into the bundle.
+	Pulled PullStats
+}
+
+// PullStats describes the blobs pulled ahead of the bundle writer.
+type PullStats struct {
+	Blobs           int   // blobs pulled
+	SpooledBytes    int64 // bytes that waited in a spool file under TempDir
+	PeakMemoryBytes int64 // most bytes held in memory at once
 }
 
 // packArtifact is one artifact on its way into the bundle.
@@ -193,7 +203,7 @@ func Pack(ctx context.Context, spec *Spec, opts Options) (*Result, error) {
 	}
 	cause := context.Cause(wctx)
 	stats := pf.close()
-	opts.Logger.Debug("pulled blobs streamed into the bundle", "blobs", stats.Fetched, "spooled_bytes", stats.Spooled, "peak_memory_bytes", stats.PeakMem)
+	opts.Logger.Debug("pulled blobs streamed into the bundle", "blobs", stats.Blobs, "spooled_bytes", stats.SpooledBytes, "peak_memory_bytes", stats.PeakMemoryBytes)
 	if err != nil {
 		if ctx.Err() == nil && cause != nil && !errors.Is(cause, context.Canceled) {
 			err = cause // a pull ahead of the writer failed: that is the error
@@ -204,10 +214,12 @@ func Pack(ctx context.Context, spec *Spec, opts Options) (*Result, error) {
 		case errors.As(err, &se):
 			return nil, err
 		case errors.As(err, &be):
+			// The label is the artifact's; the SourceError names it once.
+			inner := fmt.Errorf("blob %s: %w", be.Digest, be.Err)
 			if errors.Is(err, checked.ErrSizeMismatch) || errors.Is(err, checked.ErrDigestMismatch) {
-				return nil, &SourceError{Artifact: be.Label, Err: fmt.Errorf("%w (the source served other bytes than the digest its manifest names: a corrupt or changed source)", err)}
+				inner = fmt.Errorf("%w (the source served other bytes than the digest its manifest names: a corrupt or changed source)", inner)
 			}
-			return nil, &SourceError{Artifact: be.Label, Err: err}
+			return nil, &SourceError{Artifact: be.Label, Err: inner}
 		}
 		return nil, err
 	}
@@ -219,6 +231,7 @@ func Pack(ctx context.Context, spec *Spec, opts Options) (*Result, error) {
 		BytesIn:        m.Totals.Bytes,
 		BytesOut:       size,
 		Duration:       time.Since(start),
+		Pulled:         stats,
 	}, nil
 }
 

@@ -40,13 +40,6 @@ type prefetchOptions struct {
 	pause  time.Duration // wait for memory this long before spooling
 }
 
-// prefetchStats says what a prefetcher did.
-type prefetchStats struct {
-	Fetched int   // blobs pulled
-	Spooled int64 // bytes written to spool files
-	PeakMem int64 // most bytes held in memory at once
-}
-
 // prefetcher pulls body blobs from expensive sources (registries,
 // on-the-fly compression) in the order the writer consumes them: the blob
 // the writer reads streams through, and up to jobs blobs after it are
@@ -67,7 +60,7 @@ type prefetcher struct {
 	running int // pulls in flight other than the head's
 	mem     int64
 	free    [][]byte // chunks to reuse
-	stats   prefetchStats
+	stats   PullStats
 	wg      sync.WaitGroup
 }
 
@@ -123,7 +116,7 @@ func newPrefetcher(ctx context.Context, body []*bundle.BodyBlob, fetch func(*bun
 }
 
 // close stops every pull, waits for them, and removes the spool files.
-func (p *prefetcher) close() prefetchStats {
+func (p *prefetcher) close() PullStats {
 	p.cancel(context.Canceled)
 	p.wg.Wait()
 	p.mu.Lock()
@@ -158,7 +151,7 @@ func (p *prefetcher) start(ctx context.Context, s *slot, asHead bool) {
 	if !asHead {
 		p.running++
 	}
-	p.stats.Fetched++
+	p.stats.Blobs++
 	sctx, stop := context.WithCancel(ctx)
 	s.stop = stop
 	p.wg.Add(1)
@@ -189,7 +182,7 @@ func pullError(b *bundle.BodyBlob, err error) error {
 	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
 		return err
 	}
-	return &SourceError{Artifact: b.Label, Err: fmt.Errorf("layer %s: %w", b.Digest, err)}
+	return &SourceError{Artifact: b.Label, Err: fmt.Errorf("blob %s: %w", b.Digest, err)}
 }
 
 // pull copies s's bytes from its source into memory and, once spooling
@@ -257,7 +250,7 @@ func (p *prefetcher) pull(ctx context.Context, s *slot) error {
 				return nil
 			}
 			if err != nil {
-				return pullError(s.blob, err)
+				return pullError(s.blob, fmt.Errorf("the source stopped after %d of %d bytes: %w", s.n, s.blob.Size, err))
 			}
 			continue
 		}
@@ -279,7 +272,7 @@ func (p *prefetcher) pull(ctx context.Context, s *slot) error {
 			}
 			p.mu.Lock()
 			s.n += int64(n)
-			p.stats.Spooled += int64(n)
+			p.stats.SpooledBytes += int64(n)
 			p.cond.Broadcast()
 			p.mu.Unlock()
 		}
@@ -287,7 +280,7 @@ func (p *prefetcher) pull(ctx context.Context, s *slot) error {
 			return nil
 		}
 		if err != nil {
-			return pullError(s.blob, err)
+			return pullError(s.blob, fmt.Errorf("the source stopped after %d of %d bytes: %w", s.n, s.blob.Size, err))
 		}
 	}
 }
@@ -336,7 +329,7 @@ func (p *prefetcher) openSlot(ctx context.Context, s *slot) (io.ReadCloser, erro
 // takeChunk reserves one chunk of memory. Called with mu held.
 func (p *prefetcher) takeChunk() []byte {
 	p.mem += prefetchChunk
-	p.stats.PeakMem = max(p.stats.PeakMem, p.mem)
+	p.stats.PeakMemoryBytes = max(p.stats.PeakMemoryBytes, p.mem)
 	if k := len(p.free); k > 0 {
 		c := p.free[k-1]
 		p.free = p.free[:k-1]
