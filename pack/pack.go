@@ -37,12 +37,12 @@ type Options struct {
 	TempDir string
 	// PrefetchMemory bounds the bytes of pulled blobs held in memory ahead
 	// of the writer; what a pull brings beyond it, when the writer does not
-	// free memory within a second, is spooled to TempDir. 0 means
-	// DefaultPrefetchMemory (64 MiB); < 0 means none (every blob pulled
+	// free memory within five seconds, is spooled to TempDir. 0 means
+	// DefaultPrefetchMemory (32 MiB); < 0 means none (every blob pulled
 	// ahead is spooled).
 	PrefetchMemory int64
 	// prefetchPause overrides how long a pull waits for memory before it
-	// spools (tests); 0 means one second.
+	// spools (tests); 0 means five seconds.
 	prefetchPause time.Duration
 	// Jobs bounds concurrent resolves, hashes of local files, and pulls
 	// ahead of the writer; <= 0 means 4.

@@ -20,7 +20,7 @@ import (
 const (
 	// DefaultPrefetchMemory is Options.PrefetchMemory's default: how many
 	// bytes of blobs pulled ahead of the writer are held in memory.
-	DefaultPrefetchMemory = 64 << 20
+	DefaultPrefetchMemory = 32 << 20
 	// prefetchChunk is the unit in which pulled bytes are held in memory.
 	prefetchChunk = 1 << 20
 	// prefetchHeadCap bounds the bytes of the blob the writer is reading
@@ -29,7 +29,7 @@ const (
 	// defaultPrefetchPause is how long a pull ahead of the writer waits for
 	// memory before it continues into a spool file, so that no connection
 	// sits idle for long.
-	defaultPrefetchPause = time.Second
+	defaultPrefetchPause = 5 * time.Second
 )
 
 // prefetchOptions configures a prefetcher.
@@ -128,14 +128,18 @@ func (p *prefetcher) close() PullStats {
 	return p.stats
 }
 
-// schedule starts pulls in write order while fewer than jobs run and memory
-// is not full. Called with mu held.
+// schedule starts pulls in write order while fewer than jobs run, none is
+// more than jobs blobs ahead of the writer, and memory is not full. Called
+// with mu held.
 func (p *prefetcher) schedule(ctx context.Context) {
 	for p.next < len(p.slots) && p.running < p.opts.jobs {
 		s := p.slots[p.next]
 		if s.started {
 			p.next++
 			continue
+		}
+		if s.i > p.head+p.opts.jobs {
+			return // at most jobs blobs ahead of the writer, whether in memory or spooled
 		}
 		if p.opts.memory >= 0 && p.mem >= p.opts.memory {
 			return // the writer frees memory as it reads; schedule runs again then
