@@ -10,7 +10,6 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -18,8 +17,6 @@ import (
 
 	"github.com/airlock-dev/airlock/bundle"
 	"github.com/airlock-dev/airlock/internal/checked"
-	"github.com/airlock-dev/airlock/internal/ctxio"
-	"github.com/airlock-dev/airlock/internal/diskspace"
 	"github.com/airlock-dev/airlock/internal/keys"
 )
 
@@ -35,9 +32,20 @@ type Options struct {
 	Stream io.Writer
 	// Images resolves image references. Required when the spec lists images.
 	Images ImageResolver
-	// TempDir holds staged blobs; "" means the directory of Output.
+	// TempDir holds pulled blobs spooled ahead of the writer; "" means the
+	// directory of Output (the system temporary directory with Stream).
 	TempDir string
-	// Jobs bounds concurrent fetches and hashes; <= 0 means 4.
+	// PrefetchMemory bounds the bytes of pulled blobs held in memory ahead
+	// of the writer; what a pull brings beyond it, when the writer does not
+	// free memory within five seconds, is spooled to TempDir. 0 means
+	// DefaultPrefetchMemory (32 MiB); < 0 means none (every blob pulled
+	// ahead is spooled).
+	PrefetchMemory int64
+	// prefetchPause overrides how long a pull waits for memory before it
+	// spools (tests); 0 means five seconds.
+	prefetchPause time.Duration
+	// Jobs bounds concurrent resolves, hashes of local files, and pulls
+	// ahead of the writer; <= 0 means 4.
 	Jobs int
 	// Level is the compression level; the zero value is bundle.LevelDefault.
 	Level bundle.Level
@@ -106,6 +114,16 @@ type Result struct {
 	Duration       time.Duration
 	// Volumes lists the volume files in order when VolumeSize was set.
 	Volumes []string
+	// Pulled says how the blobs of expensive sources (registries,
+	// docker-archive files) went into the bundle.
+	Pulled PullStats
+}
+
+// PullStats describes the blobs pulled ahead of the bundle writer.
+type PullStats struct {
+	Blobs           int   // blobs pulled
+	SpooledBytes    int64 // bytes that waited in a spool file under TempDir
+	PeakMemoryBytes int64 // most bytes held in memory at once
 }
 
 // packArtifact is one artifact on its way into the bundle.
@@ -173,28 +191,43 @@ func Pack(ctx context.Context, spec *Spec, opts Options) (*Result, error) {
 		return nil, &TempDirError{Dir: tmpParent, Err: err}
 	}
 	defer os.RemoveAll(tmp)
-	staged := stagedSources(arts)
-	opts.Progress = newPackProgress(opts.Progress, w.Manifest(), w.Body(), staged)
-	if err := stage(ctx, w.Body(), staged, tmp, opts); err != nil {
-		return nil, err
-	}
+	// Blobs of expensive sources stream from their source into the writer,
+	// pulled ahead in write order; the writer checks each digest once.
+	fetched := fetchedSources(arts)
+	pf, wctx := newPrefetcher(ctx, w.Body(), func(b *bundle.BodyBlob) bool {
+		_, ok := fetched[b.Digest]
+		return ok && !b.Verified
+	}, prefetchOptions{jobs: opts.Jobs, memory: prefetchMemory(opts.PrefetchMemory), dir: tmp, pause: opts.prefetchPause})
+	opts.Progress = newPackProgress(opts.Progress, w.Manifest(), w.Body())
 	wo := bundle.WriteOptions{Level: opts.Level, Progress: opts.Progress, VolumeSize: opts.VolumeSize, FrameSize: opts.FrameSize, TempDir: tmp}
 	if pp, ok := opts.Progress.(*packProgress); ok {
 		wo.Written = pp.written
 	}
 	var size int64
 	if opts.Stream != nil {
-		size, err = w.WriteStream(ctx, opts.Stream, wo)
+		size, err = w.WriteStream(wctx, opts.Stream, wo)
 	} else {
-		size, err = w.WriteFile(ctx, opts.Output, wo)
+		size, err = w.WriteFile(wctx, opts.Output, wo)
 	}
+	cause := context.Cause(wctx)
+	stats := pf.close()
+	opts.Logger.Debug("pulled blobs streamed into the bundle", "blobs", stats.Blobs, "spooled_bytes", stats.SpooledBytes, "peak_memory_bytes", stats.PeakMemoryBytes)
 	if err != nil {
+		if ctx.Err() == nil && cause != nil && !errors.Is(cause, context.Canceled) {
+			err = cause // a pull ahead of the writer failed: that is the error
+		}
 		var be *bundle.BlobError
-		if errors.As(err, &be) {
+		var se *SourceError
+		switch {
+		case errors.As(err, &se):
+			return nil, err
+		case errors.As(err, &be):
+			// The label is the artifact's; the SourceError names it once.
+			inner := fmt.Errorf("blob %s: %w", be.Digest, be.Err)
 			if errors.Is(err, checked.ErrSizeMismatch) || errors.Is(err, checked.ErrDigestMismatch) {
-				return nil, &SourceError{Artifact: be.Label, Err: fmt.Errorf("%w (did the source change while packing?)", err)}
+				inner = fmt.Errorf("%w (the source served other bytes than the digest its manifest names: a corrupt or changed source)", inner)
 			}
-			return nil, &SourceError{Artifact: be.Label, Err: err}
+			return nil, &SourceError{Artifact: be.Label, Err: inner}
 		}
 		return nil, err
 	}
@@ -213,6 +246,7 @@ func Pack(ctx context.Context, spec *Spec, opts Options) (*Result, error) {
 		BytesIn:        m.Totals.Bytes,
 		BytesOut:       size,
 		Duration:       time.Since(start),
+		Pulled:         stats,
 	}, nil
 }
 
@@ -640,9 +674,10 @@ func openStamped(p string, want fileStamp) (*os.File, error) {
 	return f, nil
 }
 
-// stagedSources maps each body blob digest to the image source it comes
-// from when that source is expensive to read (Staged).
-func stagedSources(arts []*packArtifact) map[string]ImageSource {
+// fetchedSources maps each body blob digest to the image source it comes
+// from when that source is expensive to read (Staged): such blobs are
+// pulled ahead of the writer.
+func fetchedSources(arts []*packArtifact) map[string]ImageSource {
 	out := map[string]ImageSource{}
 	for _, a := range arts {
 		if a.src == nil || !a.src.Staged() {
@@ -657,79 +692,15 @@ func stagedSources(arts []*packArtifact) map[string]ImageSource {
 	return out
 }
 
-// stage copies blobs from expensive sources to tmp, verifying each, so that
-// writing the bundle reads only local disk.
-func stage(ctx context.Context, body []*bundle.BodyBlob, sources map[string]ImageSource, tmp string, opts Options) error {
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(opts.Jobs)
-	var need int64 // every staged blob stays until the bundle is written
-	for _, b := range body {
-		if _, ok := sources[b.Digest]; ok && !b.Verified {
-			need += b.Size
-		}
+// prefetchMemory maps Options.PrefetchMemory to the prefetcher's budget.
+func prefetchMemory(n int64) int64 {
+	switch {
+	case n == 0:
+		return DefaultPrefetchMemory
+	case n < 0:
+		return -1
 	}
-	for _, b := range body {
-		if _, ok := sources[b.Digest]; !ok || b.Verified {
-			continue
-		}
-		g.Go(func() error {
-			dst := filepath.Join(tmp, strings.TrimPrefix(b.Digest, "sha256:"))
-			if err := stageBlob(gctx, b, dst, opts.Progress); err != nil {
-				return diskspace.Check(err, "staging the pulled blobs (one was "+b.Digest+")", dst, need)
-			}
-			b.Open = func(context.Context) (io.ReadCloser, error) { return os.Open(dst) }
-			b.Verified = true
-			return nil
-		})
-	}
-	return g.Wait()
-}
-
-// stageBlob copies one blob to dst, checking size and digest.
-func stageBlob(ctx context.Context, b *bundle.BodyBlob, dst string, prog bundle.Progress) error {
-	rc, err := b.Open(ctx)
-	if err != nil {
-		return &SourceError{Artifact: b.Label, Err: fmt.Errorf("blob %s: %w", b.Digest, err)}
-	}
-	defer rc.Close()
-	cr, err := checked.NewReader(ctxio.Reader(ctx, rc), b.Digest, b.Size)
-	if err != nil {
-		return &SourceError{Artifact: b.Label, Err: err}
-	}
-	f, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if prog != nil {
-		prog.Start(b.Digest, "pull "+b.Label+" "+short(b.Digest), b.Size)
-		defer prog.Done(b.Digest)
-	}
-	if _, err := io.Copy(f, bundle.WithProgress(cr, prog, b.Digest)); err != nil {
-		if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
-			return err // the staging disk, not the source, failed; stage says where
-		}
-		return &SourceError{Artifact: b.Label, Err: fmt.Errorf("layer %s: %w", b.Digest, wrapIntegrity(err))}
-	}
-	if err := cr.Verify(); err != nil {
-		return &SourceError{Artifact: b.Label, Err: fmt.Errorf("layer %s: %w", b.Digest, wrapIntegrity(err))}
-	}
-	return f.Close()
-}
-
-func wrapIntegrity(err error) error {
-	var me *checked.MismatchError
-	if errors.As(err, &me) {
-		return fmt.Errorf("%w: %w", bundle.ErrIntegrity, err)
-	}
-	return err
-}
-
-func short(d string) string {
-	if len(d) > 19 {
-		return d[:19]
-	}
-	return d
+	return n
 }
 
 // packTrustedRoots carries each distinct trusted root images[].verify named

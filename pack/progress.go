@@ -2,9 +2,9 @@ package pack
 
 import "github.com/airlock-dev/airlock/bundle"
 
-// packProgress is the Progress pack hands to staging and writing when the
-// caller's progress has an overall view: every byte staged or written
-// settles in the overall bar, and an artifact is done once the last body
+// packProgress is the Progress pack hands to the writer when the caller's
+// progress has an overall view: every byte written settles in the overall
+// bar, and an artifact is done once the last body
 // blob it brought is written.
 type packProgress struct {
 	bundle.Progress
@@ -12,23 +12,19 @@ type packProgress struct {
 	left map[string]int // artifact (BodyBlob.Label) -> body blobs not written yet
 }
 
-// newPackProgress plans staging and writing of the body; it returns prog
-// itself when prog has no overall view.
-func newPackProgress(prog bundle.Progress, m *bundle.Manifest, body []*bundle.BodyBlob, staged map[string]ImageSource) bundle.Progress {
+// newPackProgress plans writing of the body (pulls stream into it); it
+// returns prog itself when prog has no overall view.
+func newPackProgress(prog bundle.Progress, m *bundle.Manifest, body []*bundle.BodyBlob) bundle.Progress {
 	ov := bundle.OverallOf(prog)
 	if ov == nil {
 		return prog
 	}
 	pp := &packProgress{Progress: prog, ov: ov, left: map[string]int{}}
-	var stagedBytes int64
 	for _, b := range body {
-		if _, ok := staged[b.Digest]; ok && !b.Verified {
-			stagedBytes += b.Size
-		}
 		pp.left[b.Label]++
 	}
 	artifacts := len(m.Artifacts)
-	ov.Plan(stagedBytes+m.Totals.BodyBytes, artifacts)
+	ov.Plan(m.Totals.BodyBytes, artifacts)
 	for range max(artifacts-len(pp.left), 0) {
 		ov.ArtifactDone() // everything of it is in the head
 	}

@@ -25,10 +25,14 @@ type ImageSource interface {
 	Repository() string
 	// Manifest returns the exact bytes of a child manifest or index.
 	Manifest(ctx context.Context, d bundle.Descriptor) ([]byte, error)
-	// Blob opens a config or layer blob.
+	// Blob opens a config or layer blob. The caller checks the bytes
+	// against d; Blob need not.
 	Blob(ctx context.Context, d bundle.Descriptor) (io.ReadCloser, error)
 	// Staged reports whether blobs are expensive to read (network, on-the-fly
-	// compression) and so are copied once to temporary disk before writing.
+	// compression): Pack then pulls them ahead of the writer, in write
+	// order, into memory and (beyond Options.PrefetchMemory) a spool file.
+	// Blob need not check the bytes it returns: the writer checks every
+	// layer's digest once as it writes it.
 	Staged() bool
 }
 

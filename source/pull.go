@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -132,6 +133,9 @@ type remoteSource struct {
 	ref  string
 	root bundle.Descriptor
 	raw  []byte
+
+	mu     sync.Mutex
+	client *http.Client // authenticated for pulls from repo, made on first use
 }
 
 func (s *remoteSource) Root() (bundle.Descriptor, []byte) { return s.root, s.raw }
@@ -146,20 +150,66 @@ func (s *remoteSource) Manifest(ctx context.Context, d bundle.Descriptor) ([]byt
 	return desc.Manifest, nil
 }
 
+// Blob opens a blob with a plain GET: the bytes are not hashed here. Every
+// caller checks them once against d (the bundle writer as it writes a
+// layer, checked.ReadAll for a config), so go-containerregistry's
+// verifying reader would hash each byte a second time.
 func (s *remoteSource) Blob(ctx context.Context, d bundle.Descriptor) (io.ReadCloser, error) {
-	h, err := v1.NewHash(d.Digest)
+	if _, err := v1.NewHash(d.Digest); err != nil {
+		return nil, err
+	}
+	cl, err := s.httpClient(ctx)
+	if err != nil {
+		return nil, classify(s.ref, s.repo.RegistryStr(), err)
+	}
+	reg := s.repo.Registry
+	u := fmt.Sprintf("%s://%s/v2/%s/blobs/%s", reg.Scheme(), reg.RegistryStr(), s.repo.RepositoryStr(), d.Digest)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, err
 	}
-	l, err := remote.Layer(s.repo.Digest(h.String()), s.p.remoteOptions(ctx)...)
+	resp, err := cl.Do(req)
 	if err != nil {
 		return nil, classify(s.ref, s.repo.RegistryStr(), err)
 	}
-	rc, err := l.Compressed()
-	if err != nil {
+	if err := transport.CheckError(resp, http.StatusOK); err != nil {
+		resp.Body.Close()
 		return nil, classify(s.ref, s.repo.RegistryStr(), err)
 	}
-	return rc, nil
+	if resp.ContentLength >= 0 && resp.ContentLength != d.Size {
+		resp.Body.Close()
+		return nil, fmt.Errorf("%w: the registry announces %d bytes for blob %s of %d bytes", bundle.ErrIntegrity, resp.ContentLength, d.Digest, d.Size)
+	}
+	return resp.Body, nil
+}
+
+// httpClient returns a client authenticated to pull from the source's
+// repository, with go-containerregistry's retries for failed requests.
+func (s *remoteSource) httpClient(ctx context.Context) (*http.Client, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.client != nil {
+		return s.client, nil
+	}
+	auth, err := authn.Resolve(ctx, s.p.opts.Keychain, s.repo)
+	if err != nil {
+		return nil, fmt.Errorf("credentials for %s: %w", s.repo.RegistryStr(), err)
+	}
+	inner := s.p.opts.Transport
+	if inner == nil {
+		inner = remote.DefaultTransport
+	}
+	inner = transport.NewRetry(inner)
+	if s.p.opts.UserAgent != "" {
+		inner = transport.NewUserAgent(inner, s.p.opts.UserAgent)
+	}
+	// The context only bounds the token exchange; the transport outlives it.
+	t, err := transport.NewWithContext(ctx, s.repo.Registry, auth, inner, []string{s.repo.Scope(transport.PullScope)})
+	if err != nil {
+		return nil, err
+	}
+	s.client = &http.Client{Transport: t}
+	return s.client, nil
 }
 
 // bytesSource is shared by local sources that hold their root in memory.

@@ -65,8 +65,9 @@ func TestNoSpaceSaysWhereAndHowMuch(t *testing.T) {
 		args []string
 		want []string
 	}{
-		{"pack staging", []string{"pack", "-q", "-f", filepath.Join(rel, "airlock.yaml"), "-o", filepath.Join(t.TempDir(), "x.airlock"), "--tmp-dir", small},
-			[]string{"no space left in " + small + "/.airlock-pack-", "while staging the pulled blobs", "it needs about ", "is free", "hint: ", "--tmp-dir"}},
+		// --prefetch-memory 0: every layer pulled ahead of the writer waits on disk.
+		{"pack spool", []string{"pack", "-q", "-f", filepath.Join(rel, "airlock.yaml"), "-o", filepath.Join(t.TempDir(), "x.airlock"), "--tmp-dir", small, "--prefetch-memory", "0"},
+			[]string{"no space left in " + small + "/.airlock-pack-", "while holding pulled blobs ahead of the writer", "it needs about ", "is free", "hint: ", "--tmp-dir"}},
 		{"pack output", []string{"pack", "-q", "-f", filepath.Join(rel, "airlock.yaml"), "-o", filepath.Join(small, "x.airlock"), "--tmp-dir", t.TempDir()},
 			[]string{"no space left in " + small + " while writing the bundle", "it needs about", "is free", "hint: ", "-o"}},
 		{"mirror spool", []string{"mirror", b, "--to", reg.Host + "/s", "--policy", pol, "-q", "--tmp-dir", small},

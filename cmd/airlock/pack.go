@@ -23,6 +23,7 @@ type packFlags struct {
 	jobs     int
 	level    string
 	tmpDir   string
+	prefetch int
 	registry registryFlags
 	quiet    bool
 	json     bool
@@ -42,7 +43,8 @@ func (f *packFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.level, "level", "default", "compression level: fastest, default or better")
 	fs.StringVar(&f.volume, "volume-size", "", "write the bundle as numbered volumes OUT.001, OUT.002, ... of at most this size (e.g. 4GiB for FAT32, 4482MiB for a DVD); cat of the volumes in order is the bundle")
 	fs.StringVar(&f.frame, "frame-size", "", "body frame size, a multiple of 512 from 64KiB to 64MiB (default 4MiB, larger for bodies over 64 GiB): smaller frames mean finer random access for serve --bundle and smaller minimum volumes, larger frames compress a little better")
-	fs.StringVar(&f.tmpDir, "tmp-dir", "", "directory for staged blobs (default: next to the output)")
+	fs.StringVar(&f.tmpDir, "tmp-dir", "", "directory for pulled layers waiting for their turn when memory is full (default: next to the output)")
+	fs.IntVar(&f.prefetch, "prefetch-memory", pack.DefaultPrefetchMemory>>20, "MiB of pulled layers held in memory ahead of the bundle writer; beyond it they wait in --tmp-dir (0: all wait there)")
 	f.registry.register(fs, "source registries")
 	fs.BoolVarP(&f.quiet, "quiet", "q", false, "print only errors and the path of the bundle written")
 	fs.BoolVar(&f.json, "json", false, "print the summary as JSON on stdout")
@@ -59,6 +61,9 @@ func (f *packFlags) validate(args []string) error {
 	}
 	if f.jobs < 1 || f.jobs > 64 {
 		return usagef("--jobs must be between 1 and 64, not %d", f.jobs)
+	}
+	if f.prefetch < 0 || f.prefetch > 1<<16 {
+		return usagef("--prefetch-memory must be between 0 and 65536 (MiB), not %d", f.prefetch)
 	}
 	if _, err := bundle.ParseLevel(f.level); err != nil {
 		return usagef("--level: %v", err)
@@ -243,14 +248,15 @@ func runPack(ctx context.Context, e *env, f *packFlags) error {
 		Images: source.NewPuller(source.PullOptions{
 			InsecureRegistries: f.registry.insecure, Transport: rc.transport, Keychain: rc.keychain, UserAgent: "airlock/" + version(),
 		}),
-		TempDir:    f.tmpDir,
-		VolumeSize: volumeSize,
-		FrameSize:  frameSize,
-		Jobs:       f.jobs,
-		Level:      level,
-		Created:    created,
-		Progress:   prog.bundleProgress(),
-		Signers:    signers,
+		TempDir:        f.tmpDir,
+		PrefetchMemory: prefetchBytes(f.prefetch),
+		VolumeSize:     volumeSize,
+		FrameSize:      frameSize,
+		Jobs:           f.jobs,
+		Level:          level,
+		Created:        created,
+		Progress:       prog.bundleProgress(),
+		Signers:        signers,
 		// images[].verify in airlock.yaml: cosign key-based signatures.
 		ImageVerifier: source.CosignVerifier{},
 		// charts[].repo: classic chart repositories.
@@ -339,4 +345,13 @@ func parseByteSize(s string) (int64, error) {
 		return 0, fmt.Errorf("%q is not a size like 4GiB, 700MiB or 4GB", s)
 	}
 	return int64(n * float64(mult)), nil
+}
+
+// prefetchBytes maps --prefetch-memory (MiB, 0 for none) to
+// pack.Options.PrefetchMemory (bytes, < 0 for none).
+func prefetchBytes(mib int) int64 {
+	if mib == 0 {
+		return -1
+	}
+	return int64(mib) << 20
 }

@@ -16,6 +16,10 @@
 //     10 MiB one; signing rewrites only the head, so the two should match.
 //   - BenchmarkVerifyVsZstdSha256 compares `airlock verify` of the 2 GiB
 //     bundle with `zstd -dc | sha256sum` and reports verify's peak memory.
+//   - BenchmarkPackFromRegistry packs the release of BenchmarkMirrorVsCrane
+//     from a docker-registry and compares the time and peak memory with
+//     `crane pull --format oci` of its images followed by
+//     `tar | zstd -T2 -3` of the layout and the model.
 //   - BenchmarkMirrorVsCrane mirrors a 2.6 GB release (20 images on shared
 //     base layers, signatures, referrers, SBOMs, a 1 GiB model) into a fresh
 //     docker-registry and compares the time and the bytes uploaded with
