@@ -207,14 +207,28 @@ func (m *mirrorer) pushBlob(ctx context.Context, repo name.Repository, d bundle.
 	return sent, mounted, nil
 }
 
+// uploadAttempt is one attempt of pushBlob. When the registry refuses the
+// upload session in the middle (it no longer knows it, or no longer at our
+// offset), a new upload is started at once, in the same attempt.
 func (m *mirrorer) uploadAttempt(ctx context.Context, repo name.Repository, d bundle.Descriptor, open opener, from *name.Repository, chunked bool) (sent int64, mounted bool, err error) {
+	sent, mounted, err = m.upload(ctx, repo, d, open, from, chunked, true)
+	if err != nil && sessionRefused(err) && ctx.Err() == nil {
+		n, mnt, err := m.upload(ctx, repo, d, open, from, chunked, false)
+		return sent + n, mnt, err
+	}
+	return sent, mounted, err
+}
+
+// upload sends blob d in one upload session: a saved one when resume is
+// set and there is one the registry continues, else a new one.
+func (m *mirrorer) upload(ctx context.Context, repo name.Repository, d bundle.Descriptor, open opener, from *name.Repository, chunked, resume bool) (sent int64, mounted bool, err error) {
 	scopes := []string{pushScope(repo)}
 	if from != nil {
 		scopes = append(scopes, pullScope(*from))
 	}
 	var loc string
 	var off, resumedAt int64
-	if chunked {
+	if chunked && resume {
 		if s := m.loadSession(repo, d.Digest); s != nil {
 			if loc, off, err = m.resumeUpload(ctx, repo, d, s); err != nil {
 				return 0, false, err // the session is kept for the next attempt
@@ -252,8 +266,7 @@ func (m *mirrorer) uploadAttempt(ctx context.Context, repo name.Repository, d bu
 		next, err := m.patchChunk(ctx, repo, loc, open, off, n, chunked)
 		if err != nil {
 			if chunked && sessionRefused(err) {
-				// The upload is gone (or no longer at our offset): the
-				// next attempt starts a new one.
+				// The upload is gone (or no longer at our offset).
 				m.restarted(repo, d, off, resumedAt, err)
 			}
 			return sent, false, err
