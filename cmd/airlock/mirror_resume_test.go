@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -28,11 +29,12 @@ import (
 
 // Sizes of TestMirrorKilledMidChunk: a model blob of three 32 MiB chunks
 // (mirror's default chunk size), and the point at which the first run is
-// killed, half-way through the second chunk.
+// killed, a quarter into the second chunk (what the client's and the
+// proxy's socket buffers still hold, a few MiB, arrives after the kill).
 const (
 	resumeModelBytes = 96 << 20
 	resumeChunkBytes = 32 << 20
-	resumeKillAt     = 48 << 20
+	resumeKillAt     = 40 << 20
 )
 
 // TestMirrorKilledMidChunk runs `airlock mirror` as its own process and
@@ -43,7 +45,8 @@ const (
 //   - airlock serve reports the upload's true size (partial chunk included)
 //     with a fresh upload URL, so the rerun resumes: it sends exactly the
 //     bytes the registry did not have, at most one chunk more than the
-//     killed run had not sent yet;
+//     killed run had not sent yet; also when airlock serve was restarted
+//     in between (a new key signs its upload URLs, the old one is refused);
 //   - docker-registry 2.8 refuses the saved upload URL (its state names
 //     the offset of the last whole chunk, the upload is longer) and cancels
 //     the upload, so the rerun says once that it restarts that blob and
@@ -51,24 +54,40 @@ const (
 func TestMirrorKilledMidChunk(t *testing.T) {
 	t.Parallel()
 	b, pol := bigModelBundle(t, resumeModelBytes)
+	serve := func(t *testing.T) (string, func()) {
+		s := startServeCLI(t, "127.0.0.1:0", filepath.Join(t.TempDir(), "data"))
+		return s.host, nil
+	}
+	// airlock serve stopped while the client is dead and started again on
+	// the same port and data: the key that signs upload URLs is new.
+	serveRestarted := func(t *testing.T) (string, func()) {
+		s := startServeCLI(t, "127.0.0.1:0", filepath.Join(t.TempDir(), "data"))
+		return s.host, func() {
+			s.stop()
+			startServeCLI(t, s.host, s.data)
+		}
+	}
 	for _, tc := range []struct {
 		name    string
-		start   func(t *testing.T) string
+		start   func(t *testing.T) (host string, afterKill func())
 		resumes bool
 	}{
-		{"airlock serve", startServeCLI, true},
-		{"docker-registry 2.8", func(t *testing.T) string { return testkit.Start(t).Host }, false},
+		{"airlock serve", serve, true},
+		{"airlock serve restarted", serveRestarted, true},
+		{"docker-registry 2.8", func(t *testing.T) (string, func()) { return testkit.Start(t).Host, nil }, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			backend := tc.start(t)
+			backend, afterKill := tc.start(t)
 			tmp := t.TempDir()
 			var child atomic.Pointer[os.Process]
 			var killed atomic.Bool
+			dead := make(chan struct{})
 			proxy := testkit.StartUploadCounter(t, backend, "/models/big/", func(total int64) {
 				if total >= resumeKillAt && !killed.Swap(true) {
 					if p := child.Load(); p != nil {
 						_ = p.Signal(syscall.SIGKILL)
+						<-dead // read nothing more until the client is gone
 					}
 				}
 			})
@@ -83,6 +102,7 @@ func TestMirrorKilledMidChunk(t *testing.T) {
 			}
 			child.Store(cmd.Process)
 			err := cmd.Wait()
+			close(dead)
 			var ee *exec.ExitError
 			if !killed.Load() || !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
 				t.Fatalf("the first mirror was not killed mid-chunk: %v (killed %v)\n%s", err, killed.Load(), stderr.String())
@@ -93,6 +113,9 @@ func TestMirrorKilledMidChunk(t *testing.T) {
 				t.Fatal("the killed run's upload request did not end")
 			}
 			first := proxy.Reset()
+			if afterKill != nil {
+				afterKill()
+			}
 			if first < resumeKillAt || first >= 2*resumeChunkBytes {
 				t.Fatalf("the killed run sent %d bytes of the model, want it killed inside the second chunk", first)
 			}
@@ -242,25 +265,36 @@ func checkModelServed(t *testing.T, host string, res *mirror.Result) {
 	}
 }
 
-// startServeCLI runs `airlock serve` in this process on a free port of
-// 127.0.0.1 until the test ends, and returns its host.
-func startServeCLI(t *testing.T) string {
+// servedCLI is `airlock serve` running in this process for a test.
+type servedCLI struct {
+	host, data string
+	stop       func()
+}
+
+// startServeCLI runs `airlock serve` in this process on addr
+// ("127.0.0.1:0": a free port) with its data in data until the test ends
+// or stop is called.
+func startServeCLI(t *testing.T, addr, data string) *servedCLI {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	var out, errb lockedBuffer
 	e := &env{stdin: strings.NewReader(""), stdout: &out, stderr: &errb, getenv: func(string) string { return "" }}
 	exited := make(chan int, 1)
 	go func() {
-		exited <- runCommand(ctx, serveCommand(), []string{"--data", filepath.Join(t.TempDir(), "data"), "--addr", "127.0.0.1:0"}, e)
+		exited <- runCommand(ctx, serveCommand(), []string{"--data", data, "--addr", addr}, e)
 	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-exited:
-		case <-time.After(serveWait):
-			t.Errorf("airlock serve still running %v after cancel", serveWait)
-		}
-	})
+	var once sync.Once
+	s := &servedCLI{data: data, stop: func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case <-exited:
+			case <-time.After(serveWait):
+				t.Errorf("airlock serve still running %v after cancel", serveWait)
+			}
+		})
+	}}
+	t.Cleanup(s.stop)
 	for deadline := time.Now().Add(serveWait); ; time.Sleep(20 * time.Millisecond) {
 		select {
 		case code := <-exited:
@@ -268,7 +302,8 @@ func startServeCLI(t *testing.T) string {
 		default:
 		}
 		if m := servingLine.FindStringSubmatch(errb.String()); m != nil {
-			return m[1]
+			s.host = m[1]
+			return s
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("airlock serve did not start within %v: %s", serveWait, errb.String())
