@@ -28,9 +28,15 @@ import (
 // (sessions/KEY, KEY naming registry, repository and digest); a later run
 // adopts the sessions of a run that ended, asks the registry where the
 // upload stands (GET on the upload URL, its Range header) and continues
-// from there. When the context is cancelled (Ctrl-C, SIGTERM) the chunk in
-// flight is finished first, so that the registry's offset and the saved one
-// agree.
+// from there: from the registry's offset, which after a kill in the middle
+// of a chunk is ahead of the saved one where the registry kept the part it
+// received (distribution 3). A saved URL is only ever used for that status
+// request; an upload the registry no longer knows or will not continue
+// (distribution 2.x refuses an upload whose size is not the offset signed
+// into its URL, and deletes it) is started again at once and reported
+// (MirrorOptions.OnRestart, Result.Blobs.Restarted). When the context is
+// cancelled (Ctrl-C, SIGTERM) the chunk in flight is finished first, so
+// that the registry's offset and the saved one agree.
 
 const (
 	// ChunkThreshold is the size above which blobs are uploaded in chunks
