@@ -63,6 +63,11 @@ type MirrorOptions struct {
 	// OnRetry, when set, is told about every wait for an unreachable
 	// registry (the library prints nothing itself).
 	OnRetry func(RetryEvent)
+	// OnRestart, when set, is told about every upload of a large blob that
+	// an earlier run or attempt had begun and that the registry would not
+	// continue (the blob is then sent again from its start), once per
+	// such upload.
+	OnRestart func(RestartEvent)
 	// ChunkSize is the size of the chunks in which blobs larger than
 	// ChunkThreshold (64 MiB) are uploaded, each one a point a later run
 	// can resume from; <= 0 means 32 MiB.
@@ -131,6 +136,11 @@ type BlobCounts struct {
 	// them; BytesResumed the bytes that therefore were not sent again.
 	Resumed      int   `json:"resumed,omitempty"`
 	BytesResumed int64 `json:"bytesResumed,omitempty"`
+	// Restarted counts uploads begun earlier that the registry would not
+	// continue, so that the blob was sent again from its start;
+	// BytesRestarted the bytes of them that had been sent before.
+	Restarted      int   `json:"restarted,omitempty"`
+	BytesRestarted int64 `json:"bytesRestarted,omitempty"`
 }
 
 // ManifestCounts counts manifest writes.

@@ -170,6 +170,116 @@ func TestMirrorInterruptedLargeBlob(t *testing.T) {
 		}
 	})
 
+	// The registry cannot be asked where the saved upload stands (the
+	// connection drops on the status request, three times): the session
+	// is kept and a retry resumes it, instead of starting the blob again.
+	t.Run("status request cut", func(t *testing.T) {
+		tmp := t.TempDir()
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		var rerun atomic.Bool
+		var sent, cuts atomic.Int64
+		host := startProxy(t, backend, func(w http.ResponseWriter, r *http.Request) bool {
+			if !strings.Contains(r.URL.Path, "/cut/models/big/blobs/uploads/") {
+				return false
+			}
+			switch {
+			case r.Method == http.MethodGet && rerun.Load() && cuts.Add(1) <= 3:
+				// Three times: Go's transport retries a GET once by itself
+				// when a reused connection drops.
+				conn, _, err := w.(http.Hijacker).Hijack()
+				if err == nil {
+					conn.Close()
+				}
+				return true
+			case r.Method == http.MethodPatch:
+				r.Body = &countingBody{ReadCloser: r.Body, onRead: func(n int) {
+					if sent.Add(int64(n)) >= big*9/10 && !rerun.Load() {
+						cancel()
+					}
+				}}
+			}
+			return false
+		}, nil)
+		if _, err := mirrorCtx(ctx, t, path, host, "cut", tmp, s.policy); !errors.Is(err, context.Canceled) {
+			t.Fatalf("interrupted run: err = %v, want context.Canceled", err)
+		}
+		rerun.Store(true)
+		sent.Store(0)
+		res, err := mirrorCtx(context.Background(), t, path, host, "cut", tmp, s.policy)
+		if err != nil {
+			t.Fatalf("rerun: %v", err)
+		}
+		if cuts.Load() < 3 {
+			t.Fatalf("the rerun asked for the upload's status %d times, want it cut three times", cuts.Load())
+		}
+		t.Logf("the rerun sent %.1f MiB of the %d MiB blob: resumed %d (at %.1f MiB), restarted %d",
+			float64(sent.Load())/(1<<20), big>>20, res.Blobs.Resumed, float64(res.Blobs.BytesResumed)/(1<<20), res.Blobs.Restarted)
+		if res.Blobs.Resumed != 1 || res.Blobs.Restarted != 0 {
+			t.Errorf("resumed %d, restarted %d; want the upload resumed after the cut status request", res.Blobs.Resumed, res.Blobs.Restarted)
+		}
+		if got := sent.Load(); got > big*15/100 {
+			t.Errorf("the rerun re-sent %d bytes, more than 15%% of the %d-byte blob", got, big)
+		}
+		checkTagsComplete(t, backend, "cut")
+	})
+
+	// The registry answers the status of the saved upload but then refuses
+	// the upload itself (a plain 404, as when it was purged meanwhile): a
+	// new upload starts at once in the same attempt, reported once, and
+	// the run succeeds.
+	t.Run("upload refused after its status", func(t *testing.T) {
+		tmp := t.TempDir()
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		var rerun, refused atomic.Bool
+		var sent atomic.Int64
+		host := startProxy(t, backend, func(w http.ResponseWriter, r *http.Request) bool {
+			if r.Method != http.MethodPatch || !strings.Contains(r.URL.Path, "/gone/models/big/blobs/uploads/") {
+				return false
+			}
+			if rerun.Load() && !refused.Swap(true) {
+				_, _ = io.Copy(io.Discard, r.Body)
+				http.Error(w, "not found", http.StatusNotFound)
+				return true
+			}
+			r.Body = &countingBody{ReadCloser: r.Body, onRead: func(n int) {
+				if sent.Add(int64(n)) >= big*9/10 && !rerun.Load() {
+					cancel()
+				}
+			}}
+			return false
+		}, nil)
+		if _, err := mirrorCtx(ctx, t, path, host, "gone", tmp, s.policy); !errors.Is(err, context.Canceled) {
+			t.Fatalf("interrupted run: err = %v, want context.Canceled", err)
+		}
+		rerun.Store(true)
+		sent.Store(0)
+		var events []RestartEvent
+		res, err := mirrorWith(context.Background(), t, path, host, "gone", s.policy, 10*time.Second, func(o *MirrorOptions) {
+			o.TempDir, o.ChunkSize, o.RetryWindow = tmp, testChunk, 20*time.Second
+			o.OnRestart = func(ev RestartEvent) { events = append(events, ev) }
+		})
+		if err != nil {
+			t.Fatalf("rerun: %v", err)
+		}
+		if !refused.Load() {
+			t.Fatal("the rerun sent no chunk to the saved upload")
+		}
+		t.Logf("the rerun sent %.1f MiB of the %d MiB blob: resumed %d, restarted %d (%.1f MiB lost); events %+v",
+			float64(sent.Load())/(1<<20), big>>20, res.Blobs.Resumed, res.Blobs.Restarted, float64(res.Blobs.BytesRestarted)/(1<<20), events)
+		if res.Blobs.Resumed != 0 || res.Blobs.BytesResumed != 0 || res.Blobs.Restarted != 1 || res.Blobs.BytesRestarted < big*8/10 {
+			t.Errorf("blobs %+v; want one restart that lost the resumed bytes and no resume counted", res.Blobs)
+		}
+		if len(events) != 1 || events[0].Size != big || events[0].Lost != res.Blobs.BytesRestarted {
+			t.Errorf("restart events %+v, want one for the %d-byte blob", events, big)
+		}
+		if got := sent.Load(); got != big {
+			t.Errorf("the rerun sent %d bytes, want the whole %d-byte blob once", got, big)
+		}
+		checkTagsComplete(t, backend, "gone")
+	})
+
 	t.Run("killed and rerun", func(t *testing.T) {
 		tmp := t.TempDir()
 		var child atomic.Pointer[os.Process]

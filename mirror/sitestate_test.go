@@ -61,7 +61,7 @@ func TestUploadOffset(t *testing.T) {
 		want int64
 		ok   bool
 	}{
-		{"", 0, true}, {"0-99", 100, true}, {"bytes=0-1023", 1024, true},
+		{"", 0, true}, {"0-0", 0, true}, {"bytes=0-0", 0, true}, {"0-99", 100, true}, {"bytes=0-1023", 1024, true},
 		{"5-10", 0, false}, {"0-", 0, false}, {"0--1", 0, false}, {"junk", 0, false},
 	} {
 		got, ok := uploadOffset(tc.h)

@@ -28,9 +28,15 @@ import (
 // (sessions/KEY, KEY naming registry, repository and digest); a later run
 // adopts the sessions of a run that ended, asks the registry where the
 // upload stands (GET on the upload URL, its Range header) and continues
-// from there. When the context is cancelled (Ctrl-C, SIGTERM) the chunk in
-// flight is finished first, so that the registry's offset and the saved one
-// agree.
+// from there: from the registry's offset, which after a kill in the middle
+// of a chunk is ahead of the saved one where the registry kept the part it
+// received (distribution 3). A saved URL is only ever used for that status
+// request; an upload the registry no longer knows or will not continue
+// (distribution 2.x refuses an upload whose size is not the offset signed
+// into its URL, and deletes it) is started again at once and reported
+// (MirrorOptions.OnRestart, Result.Blobs.Restarted). When the context is
+// cancelled (Ctrl-C, SIGTERM) the chunk in flight is finished first, so
+// that the registry's offset and the saved one agree.
 
 const (
 	// ChunkThreshold is the size above which blobs are uploaded in chunks
@@ -42,6 +48,19 @@ const (
 	// after the run was cancelled.
 	chunkGrace = 2 * time.Minute
 )
+
+// RestartEvent describes an upload of a large blob, begun by an earlier
+// run or attempt, that the registry would not continue: the blob is sent
+// again from its start. Distribution 2.x refuses an upload whose stored
+// size is not the offset in its saved URL, which is what a run killed
+// (SIGKILL, power loss) or cut off in the middle of a chunk leaves.
+type RestartEvent struct {
+	Blob       string // the blob's digest
+	Repository string // REGISTRY/REPO
+	Size       int64  // the blob's size
+	Lost       int64  // bytes sent before that are sent again
+	Err        error  // the registry's answer
+}
 
 // session is a resumable upload, as saved between chunks.
 type session struct {
@@ -194,19 +213,33 @@ func (m *mirrorer) pushBlob(ctx context.Context, repo name.Repository, d bundle.
 	return sent, mounted, nil
 }
 
+// uploadAttempt is one attempt of pushBlob. When the registry refuses the
+// upload session in the middle (it no longer knows it, or no longer at our
+// offset), a new upload is started at once, in the same attempt.
 func (m *mirrorer) uploadAttempt(ctx context.Context, repo name.Repository, d bundle.Descriptor, open opener, from *name.Repository, chunked bool) (sent int64, mounted bool, err error) {
+	sent, mounted, err = m.upload(ctx, repo, d, open, from, chunked, true)
+	if err != nil && sessionRefused(err) && ctx.Err() == nil {
+		n, mnt, err := m.upload(ctx, repo, d, open, from, chunked, false)
+		return sent + n, mnt, err
+	}
+	return sent, mounted, err
+}
+
+// upload sends blob d in one upload session: a saved one when resume is
+// set and there is one the registry continues, else a new one.
+func (m *mirrorer) upload(ctx context.Context, repo name.Repository, d bundle.Descriptor, open opener, from *name.Repository, chunked, resume bool) (sent int64, mounted bool, err error) {
 	scopes := []string{pushScope(repo)}
 	if from != nil {
 		scopes = append(scopes, pullScope(*from))
 	}
 	var loc string
-	var off int64
-	if chunked {
+	var off, resumedAt int64
+	if chunked && resume {
 		if s := m.loadSession(repo, d.Digest); s != nil {
-			loc, off = m.resumeUpload(ctx, repo, d, s)
-			if loc == "" {
-				m.dropSession(repo, d.Digest)
+			if loc, off, err = m.resumeUpload(ctx, repo, d, s); err != nil {
+				return 0, false, err // the session is kept for the next attempt
 			}
+			resumedAt = off
 		}
 	}
 	if loc == "" {
@@ -238,6 +271,10 @@ func (m *mirrorer) uploadAttempt(ctx context.Context, repo name.Repository, d bu
 		n := min(chunk, d.Size-off)
 		next, err := m.patchChunk(ctx, repo, loc, open, off, n, chunked)
 		if err != nil {
+			if chunked && sessionRefused(err) {
+				// The upload is gone (or no longer at our offset).
+				m.restarted(repo, d, off, resumedAt, err)
+			}
 			return sent, false, err
 		}
 		loc, off, sent = next, off+n, sent+n
@@ -259,14 +296,58 @@ func (m *mirrorer) uploadAttempt(ctx context.Context, repo name.Repository, d bu
 		return sent, false, err
 	}
 	if err := checkStatus(resp, http.StatusCreated, http.StatusNoContent, http.StatusAccepted); err != nil {
-		if chunked && transient(err) {
-			m.dropSession(repo, d.Digest) // the registry refused the whole: start over
+		if chunked && (transient(err) || sessionRefused(err)) {
+			// The registry refused the whole (a digest that does not
+			// match what it holds, a lost upload): start over.
+			m.restarted(repo, d, off, resumedAt, err)
 		}
 		return sent, false, err
 	}
 	drain(resp)
 	m.dropSession(repo, d.Digest)
 	return sent, false, nil
+}
+
+// restarted drops the saved session of an upload the registry would not
+// continue, and says so (once for each such upload) when bytes that an
+// earlier request had delivered are lost with it: the blob is sent again
+// from its start by the next attempt. resumedAt is the offset the upload
+// was resumed from in this attempt (0 when it was not), which is then no
+// longer counted as resumed.
+func (m *mirrorer) restarted(repo name.Repository, d bundle.Descriptor, lost, resumedAt int64, why error) {
+	m.dropSession(repo, d.Digest)
+	if resumedAt > 0 {
+		m.count(func(r *Result) { r.Blobs.Resumed--; r.Blobs.BytesResumed -= resumedAt })
+	}
+	if lost <= 0 {
+		return
+	}
+	m.count(func(r *Result) { r.Blobs.Restarted++; r.Blobs.BytesRestarted += lost })
+	m.opts.Logger.Warn("the registry would not continue an upload; sending the blob again from its start",
+		"blob", d.Digest, "repository", repo.String(), "lost", lost, "err", why)
+	if m.opts.OnRestart != nil {
+		m.opts.OnRestart(RestartEvent{Blob: d.Digest, Repository: repo.String(), Size: d.Size, Lost: lost, Err: why})
+	}
+}
+
+// sessionRefused reports an answer that means the upload session itself
+// is not accepted (any more): it is unknown (404: expired, purged, a
+// registry restarted without its state), its state token is invalid or no
+// longer at the upload's size (400 BLOB_UPLOAD_INVALID: distribution 2.x
+// cancels the upload then), or the offset is not the upload's (416).
+// Sending the same session again cannot succeed; a new upload can.
+func sessionRefused(err error) bool {
+	var se *statusError
+	if !errors.As(err, &se) {
+		return false
+	}
+	switch se.Status {
+	case http.StatusNotFound, http.StatusRequestedRangeNotSatisfiable:
+		return true
+	case http.StatusBadRequest:
+		return se.has("BLOB_UPLOAD_INVALID") || se.has("BLOB_UPLOAD_UNKNOWN") || se.has("RANGE_INVALID") || se.has("SIZE_INVALID")
+	}
+	return false
 }
 
 // patchChunk sends bytes [off, off+n) of the blob to the upload at loc and
@@ -319,39 +400,56 @@ func (m *mirrorer) patchChunk(ctx context.Context, repo name.Repository, loc str
 	return resolveLocation(resp)
 }
 
-// resumeUpload asks the registry where a saved upload stands. It returns
-// the upload's URL and offset, or "" when the upload cannot be resumed (it
-// expired, the registry restarted, or its offset is not the saved one).
-func (m *mirrorer) resumeUpload(ctx context.Context, repo name.Repository, d bundle.Descriptor, s *session) (string, int64) {
+// resumeUpload asks the registry where a saved upload stands (GET on its
+// URL, the distribution spec's upload status) and returns the URL and
+// offset to continue from. The offset is the registry's (its Range
+// header), not the saved one: it may be ahead of it (a registry that kept
+// part of a chunk cut by a kill) or behind. When the registry does not
+// know the upload, refuses its state, or reports nothing to continue
+// from, the session is dropped, the loss reported, and loc is "": a new
+// upload starts at once. err is set only when the registry could not be
+// asked (unreachable, overloaded, or refusing credentials): the session is
+// then kept for the next attempt.
+func (m *mirrorer) resumeUpload(ctx context.Context, repo name.Repository, d bundle.Descriptor, s *session) (loc string, off int64, err error) {
 	resp, err := m.c.send(ctx, request{method: http.MethodGet, url: s.Location}, pushScope(repo))
 	if err != nil {
-		return "", 0
+		return "", 0, err
 	}
-	drain(resp)
-	if resp.StatusCode != http.StatusNoContent && resp.StatusCode != http.StatusOK {
-		m.opts.Logger.Info("an earlier upload cannot be resumed; starting it again", "blob", d.Digest, "repository", repo.String(), "status", resp.StatusCode)
-		return "", 0
+	switch resp.StatusCode {
+	case http.StatusNoContent, http.StatusOK:
+		drain(resp)
+	case http.StatusUnauthorized, http.StatusForbidden, http.StatusTooManyRequests,
+		http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return "", 0, checkStatus(resp)
+	default:
+		m.restarted(repo, d, s.Offset, 0, checkStatus(resp))
+		return "", 0, nil
 	}
 	off, ok := uploadOffset(resp.Header.Get("Range"))
-	if !ok || off > d.Size {
-		return "", 0
+	if !ok || off > d.Size || off == 0 {
+		why := fmt.Errorf("GET %s: the upload status says Range %q, nothing to continue from", redactURL(s.Location), resp.Header.Get("Range"))
+		m.restarted(repo, d, s.Offset, 0, why)
+		return "", 0, nil
 	}
-	loc, err := resolveLocation(resp)
-	if err != nil {
-		return "", 0
+	loc = s.Location
+	if resp.Header.Get("Location") != "" {
+		if loc, err = resolveLocation(resp); err != nil {
+			m.restarted(repo, d, s.Offset, 0, err)
+			return "", 0, nil
+		}
 	}
-	m.opts.Logger.Info("resuming an earlier upload", "blob", d.Digest, "repository", repo.String(), "offset", off)
+	m.opts.Logger.Info("resuming an earlier upload", "blob", d.Digest, "repository", repo.String(), "offset", off, "saved", s.Offset)
 	m.count(func(r *Result) { r.Blobs.Resumed++; r.Blobs.BytesResumed += off })
-	return loc, off
+	return loc, off, nil
 }
 
 // uploadOffset reads the Range header of an upload status ("0-N", the bytes
-// received; some registries write "bytes=0-N") and returns N+1. A saved
-// session always has at least one chunk received, so "0-0" (which the spec
-// also uses for an empty upload) does not occur for it; whatever the
-// registry says, the final PUT's digest check catches a wrong offset.
+// received; some registries write "bytes=0-N") and returns N+1; "0-0",
+// which distribution also sends for an empty upload, and no header at all
+// mean 0 (at most one byte is then not resumed). Whatever the registry
+// says, the final PUT's digest check catches a wrong offset.
 func uploadOffset(h string) (int64, bool) {
-	if h == "" {
+	if h == "" || h == "0-0" || h == "bytes=0-0" {
 		return 0, true
 	}
 	h = strings.TrimPrefix(h, "bytes=")

@@ -61,8 +61,10 @@ func newRegistryHandler(data string, log *slog.Logger) (h *registryHandler, err 
 			"enabled": true, "age": uploadPurgeAge, "interval": uploadPurgeInterval, "dryrun": false,
 		}},
 	}
-	// The secret signs upload-session state handed to clients; a fresh one
-	// per run only means uploads do not resume across a restart.
+	// The secret signs upload-session state handed to clients. A fresh one
+	// per run refuses the upload URLs of an earlier run, but the library
+	// answers an upload's status (GET) without its state, with the size
+	// stored and a new URL, so a client that asks first still resumes.
 	conf.HTTP.Secret = hex.EncodeToString(secret)
 	conf.HTTP.Headers = http.Header{"X-Content-Type-Options": {"nosniff"}}
 	conf.Catalog.MaxEntries = catalogMaxEntries

@@ -128,7 +128,7 @@ func runInstall(ctx context.Context, e *env, f *installFlags, path string) (err 
 		pusher, err := mirror.NewPusher(ctx, mirror.MirrorOptions{
 			To: target, Policy: pol, Transport: rc.transport, Keychain: rc.keychain, Now: now, Path: reportPath(path),
 			UserAgent: "airlock/" + version(), Progress: prog.bundleProgress(),
-			AllowDowngrade: f.allowDowngrade, RetryWindow: f.retry, OnRetry: retryReporter(e),
+			AllowDowngrade: f.allowDowngrade, RetryWindow: f.retry, OnRetry: retryReporter(e), OnRestart: restartReporter(e),
 		})
 		if err != nil {
 			return err

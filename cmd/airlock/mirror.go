@@ -146,7 +146,7 @@ func runMirror(ctx context.Context, e *env, f *mirrorFlags, path string) error {
 		To: target, Policy: pol, KeepRegistryHost: f.keepHost, ImagesOnly: f.imagesOnly, Jobs: f.jobs,
 		Transport: rc.transport, Keychain: rc.keychain, TempDir: f.tmpDir, Path: reportPath(path), SiteSigner: signer, Now: time.Now(),
 		Upstream:       (&keyless.Checker{Path: path}).Check,
-		AllowDowngrade: f.downgrade, RetryWindow: f.retry, OnRetry: retryReporter(e),
+		AllowDowngrade: f.downgrade, RetryWindow: f.retry, OnRetry: retryReporter(e), OnRestart: restartReporter(e),
 		Progress: prog.bundleProgress(), UserAgent: "airlock/" + version(),
 	}
 	res, merr := mirror.Mirror(ctx, file, mopts)
@@ -212,6 +212,9 @@ func renderMirror(w io.Writer, r *mirror.Result, emitted *mirror.NodeConfigResul
 	if b.Resumed > 0 {
 		fmt.Fprintf(w, "; %d uploads resumed (%s not sent again)", b.Resumed, humanBytes(b.BytesResumed))
 	}
+	if b.Restarted > 0 {
+		fmt.Fprintf(w, "; %d uploads restarted (%s sent again)", b.Restarted, humanBytes(b.BytesRestarted))
+	}
 	fmt.Fprintf(w, "; %.1fs\n", r.Seconds)
 	if report != "" && len(r.Mappings) > 0 {
 		fmt.Fprintf(w, "Mapping written to %s\n", report)
@@ -255,6 +258,16 @@ func destination(flag, to string, insecureHosts []string) (mirror.Target, error)
 		return mirror.Target{}, usagef("%s: %v", flag, err)
 	}
 	return target, nil
+}
+
+// restartReporter says on standard error, once per upload, that the
+// registry would not continue an upload an earlier run or attempt had
+// begun, so that the blob is sent again from its start.
+func restartReporter(e *env) func(mirror.RestartEvent) {
+	return func(ev mirror.RestartEvent) {
+		fmt.Fprintf(e.stderr, "airlock: %s would not continue the upload of blob %s begun earlier (%v); sending its %s again from the start (%s had been sent)\n",
+			ev.Repository, shortDigest(ev.Blob), ev.Err, humanBytes(ev.Size), humanBytes(ev.Lost))
+	}
 }
 
 // retryReporter says on standard error that the registry is unreachable
