@@ -75,6 +75,9 @@ func newSiteFixture(t *testing.T) *siteFixture {
 
 // pack writes the sample release named bname at version with sequence
 // seq; edit, when set, changes the release directory before packing.
+// siteCreated is the creation time of every bundle the site tests pack.
+var siteCreated = time.Now().UTC().Truncate(time.Second)
+
 func (s *siteFixture) pack(t *testing.T, bname, version string, seq uint64, edit func(dir string)) string {
 	t.Helper()
 	dir := t.TempDir()
@@ -102,6 +105,10 @@ func (s *siteFixture) pack(t *testing.T, bname, version string, seq uint64, edit
 	if _, err := pack.Pack(context.Background(), sp, pack.Options{
 		Output: out, Images: source.NewPuller(source.PullOptions{}), Signers: []bundle.Signer{s.signer},
 		Statement: bundle.StatementOptions{Sequence: seq},
+		// One creation time for every bundle of the test run: content
+		// made at pack time (the chart's archive) is then the same in
+		// bundles that share it, as it is in one release.
+		Created: siteCreated,
 	}); err != nil {
 		t.Fatal(err)
 	}
