@@ -11,8 +11,6 @@ import (
 	"sync"
 
 	"github.com/klauspost/compress/zstd"
-
-	"github.com/airlock-dev/airlock/internal/checked"
 )
 
 // FrameError names the frame of a v2 body a problem was found in, and
@@ -268,9 +266,4 @@ func (b *v2Body) short(err error, what string) error {
 		return malformed("the body ends inside %s (truncated copy?)", what)
 	}
 	return err
-}
-
-// entryReader returns the checked reader of a v2 entry.
-func v2Entry(d *Descriptor, r io.Reader) (*checked.Reader, error) {
-	return checked.NewReader(r, d.Digest, d.Size)
 }

@@ -46,8 +46,8 @@ type frameScanner struct {
 	last      bool  // current block is the frame's last
 	checksum  bool  // current frame has a content checksum
 	err       error
-	offset    int64 // compressed bytes delivered
-	padding   int64 // bytes of the padding frame after the head, header included
+	offset    int64  // compressed bytes delivered
+	padding   int64  // bytes of the padding frame after the head, header included
 	name      string // what the stream is, for messages; "" means head or body by frame count
 }
 
