@@ -51,13 +51,21 @@ func (w *Writer) encodeBody(ctx context.Context, l *bodyLayout, sink frameSink, 
 	frames := make([]FrameRecord, len(l.Frames))
 	copy(frames, l.Frames)
 	g, gctx := errgroup.WithContext(ctx)
+	// At most about 2*workers+1 frames are in flight (being filled,
+	// compressed, or waiting their turn); their buffers are reused.
 	todo := make(chan *frameJob, workers)
-	inOrder := make(chan *frameJob, 2*workers)
-	free := make(chan []byte, 3*workers+2)
+	inOrder := make(chan *frameJob, workers)
+	free := make(chan []byte, 2*workers+2)
+	outs := make(chan []byte, 2*workers+2)
 	for range workers {
 		g.Go(func() error {
 			for j := range todo {
-				j.out = enc.EncodeAll(j.raw, nil)
+				var dst []byte
+				select {
+				case dst = <-outs:
+				default:
+				}
+				j.out = enc.EncodeAll(j.raw, dst[:0])
 				sum := sha256.Sum256(j.out)
 				j.sum = "sha256:" + hex.EncodeToString(sum[:])
 				close(j.done)
@@ -95,6 +103,10 @@ func (w *Writer) encodeBody(ctx context.Context, l *bodyLayout, sink frameSink, 
 			}
 			select {
 			case free <- j.raw[:0]:
+			default:
+			}
+			select {
+			case outs <- j.out[:0]:
 			default:
 			}
 		}
