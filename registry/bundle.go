@@ -370,7 +370,7 @@ func (bh *bundleHandler) blobFailed(w http.ResponseWriter, r *http.Request, ref 
 // parseRange reads a single-range "bytes=" header for a blob of size bytes.
 // ok is false when the header is to be ignored (not bytes, several ranges,
 // malformed: the whole blob is sent); satisfiable is false when the one
-// range lies wholly outside the blob (416).
+// range lies wholly outside the blob or ends before it starts (416).
 func parseRange(h string, size int64) (off, n int64, ok, satisfiable bool) {
 	spec, found := strings.CutPrefix(h, "bytes=")
 	if !found || strings.Contains(spec, ",") {
@@ -401,8 +401,11 @@ func parseRange(h string, size int64) (off, n int64, ok, satisfiable bool) {
 	b := size - 1
 	if last != "" {
 		b, err = strconv.ParseInt(last, 10, 64)
-		if err != nil || b < a {
+		if err != nil {
 			return 0, 0, false, true
+		}
+		if b < a {
+			return 0, 0, false, false // as the distribution registry answers
 		}
 		b = min(b, size-1)
 	}

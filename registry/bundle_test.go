@@ -399,9 +399,11 @@ func TestServeBundleRangeReferrersReadOnly(t *testing.T) {
 			t.Errorf("%s: %d bytes differ from the blob's", c.rng, len(part))
 		}
 	}
-	if resp, _, _ := getBlob(t, srv.host, repo, w.Digest, fmt.Sprintf("bytes=%d-", w.Size)); resp.StatusCode != http.StatusRequestedRangeNotSatisfiable ||
-		resp.Header.Get("Content-Range") != fmt.Sprintf("bytes */%d", w.Size) {
-		t.Errorf("range past the end: %d %q", resp.StatusCode, resp.Header.Get("Content-Range"))
+	for _, rng := range []string{fmt.Sprintf("bytes=%d-", w.Size), "bytes=500-0"} {
+		if resp, _, _ := getBlob(t, srv.host, repo, w.Digest, rng); resp.StatusCode != http.StatusRequestedRangeNotSatisfiable ||
+			resp.Header.Get("Content-Range") != fmt.Sprintf("bytes */%d", w.Size) {
+			t.Errorf("%s: %d %q, want 416", rng, resp.StatusCode, resp.Header.Get("Content-Range"))
+		}
 	}
 	// A blob of another repository is not served here.
 	if resp, _, _ := getBlob(t, srv.host, "demo/api", w.Digest, ""); resp.StatusCode != http.StatusNotFound {
