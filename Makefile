@@ -16,6 +16,9 @@ DEB_PACKAGES := docker-registry skopeo zstd tar chromium poppler-utils softhsm2
 
 .PHONY: all build test demo bench fuzz lint tools tools-conformance check-tools clean
 
+# crane (serve --bundle interop tests): the go-containerregistry version go.mod pins.
+CRANE_VERSION := v0.22.1
+
 # The OCI distribution-spec conformance program, pinned (registry/serve_conformance_test.go
 # pins the same version and runs it against airlock serve).
 OCI_CONFORMANCE_MODULE  := github.com/opencontainers/distribution-spec/conformance
@@ -46,6 +49,10 @@ tools:
 	  echo "make tools: building helm $(HELM_VERSION) into $(TOOLS_CACHE)/bin (once; 10 to 30 minutes on 2 cores)"; \
 	  GOBIN=$(TOOLS_CACHE)/bin $(GO) install helm.sh/helm/v4/cmd/helm@$(HELM_VERSION) || exit 1; \
 	fi
+	@if [ ! -x $(TOOLS_CACHE)/bin/crane ]; then \
+	  echo "make tools: building crane $(CRANE_VERSION) into $(TOOLS_CACHE)/bin (once; about a minute)"; \
+	  GOBIN=$(TOOLS_CACHE)/bin $(GO) install github.com/google/go-containerregistry/cmd/crane@$(CRANE_VERSION) || exit 1; \
+	fi
 	@$(MAKE) --no-print-directory tools-conformance
 
 # check-tools: as root, install what is missing (make tools: quick when
@@ -54,7 +61,7 @@ tools:
 check-tools:
 	@if [ "$$(id -u)" -eq 0 ]; then $(MAKE) --no-print-directory tools || exit 1; exit 0; fi; \
 	missing=""; \
-	for t in docker-registry skopeo zstd tar softhsm2-util cosign helm oci-conformance chromium pdftotext; do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
+	for t in docker-registry skopeo zstd tar softhsm2-util cosign helm crane oci-conformance chromium pdftotext; do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
 	if [ -n "$$missing" ]; then echo "make test: missing:$$missing. Install what is missing with: sudo make tools" >&2; exit 1; fi
 
 # Build the pinned conformance program into the tools cache, unless the binary
