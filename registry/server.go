@@ -96,8 +96,10 @@ type Options struct {
 }
 
 // Server is an OCI distribution registry with filesystem storage, built on
-// the CNCF distribution library, plus the OCI 1.1 referrers API. It has no
-// authentication: whoever reaches its address can read, push and delete.
+// the CNCF distribution library, plus the OCI 1.1 referrers API; with
+// Options.Bundle, a read-only registry of one bundle instead. It has no
+// authentication: whoever reaches its address can read (and, without
+// Bundle, push and delete).
 type Server struct {
 	data   string
 	bundle *bundleHandler // nil: serve Data
@@ -110,7 +112,10 @@ type Server struct {
 // A non-loopback Addr without AllowRemote is a *OptionsError wrapping
 // ErrRemoteListen; half a TLS configuration or an unreadable key pair wraps
 // ErrOptions; a Data directory that cannot be created or written wraps
-// ErrDataDir and the operating system's error.
+// ErrDataDir and the operating system's error. With Bundle, a Data
+// directory too wraps ErrOptions, and a bundle whose artifacts do not make
+// a valid registry namespace (a tag two artifacts would share with
+// different content, an invalid repository name) is a *BundleError.
 func New(opts Options) (*Server, error) {
 	s := &Server{data: opts.Data, addr: opts.Addr, log: opts.Logger}
 	if s.addr == "" {
