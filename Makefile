@@ -9,15 +9,16 @@ export PATH := $(TOOLS_CACHE)/bin:$(PATH)
 COSIGN_VERSION := v2.6.5
 # The helm CLI the chart tests pull with; the same Helm as go.mod's library.
 HELM_VERSION := v4.3.2
+# oras and crane read an extracted bundle by name in the layout tests
+# (docs/format.md section 14); CRANE_VERSION is go.mod's go-containerregistry.
+ORAS_VERSION := v1.3.6
+CRANE_VERSION := v0.22.1
 # Debian packages the tests run for real (chromium and poppler-utils render
 # and read the reviewer report as a person would; softhsm2 holds the
-# PKCS#11 test keys).
-DEB_PACKAGES := docker-registry skopeo zstd tar chromium poppler-utils softhsm2
+# PKCS#11 test keys; jq picks one image out of an extracted bundle for crane).
+DEB_PACKAGES := docker-registry skopeo zstd tar jq chromium poppler-utils softhsm2
 
 .PHONY: all build test demo bench fuzz lint tools tools-conformance check-tools clean
-
-# crane (serve --bundle interop tests): the go-containerregistry version go.mod pins.
-CRANE_VERSION := v0.22.1
 
 # The OCI distribution-spec conformance program, pinned (registry/serve_conformance_test.go
 # pins the same version and runs it against airlock serve).
@@ -49,6 +50,10 @@ tools:
 	  echo "make tools: building helm $(HELM_VERSION) into $(TOOLS_CACHE)/bin (once; 10 to 30 minutes on 2 cores)"; \
 	  GOBIN=$(TOOLS_CACHE)/bin $(GO) install helm.sh/helm/v4/cmd/helm@$(HELM_VERSION) || exit 1; \
 	fi
+	@if [ ! -x $(TOOLS_CACHE)/bin/oras ]; then \
+	  echo "make tools: building oras $(ORAS_VERSION) into $(TOOLS_CACHE)/bin (once; a few minutes on 2 cores)"; \
+	  GOBIN=$(TOOLS_CACHE)/bin $(GO) install oras.land/oras/cmd/oras@$(ORAS_VERSION) || exit 1; \
+	fi
 	@if [ ! -x $(TOOLS_CACHE)/bin/crane ]; then \
 	  echo "make tools: building crane $(CRANE_VERSION) into $(TOOLS_CACHE)/bin (once; about a minute)"; \
 	  GOBIN=$(TOOLS_CACHE)/bin $(GO) install github.com/google/go-containerregistry/cmd/crane@$(CRANE_VERSION) || exit 1; \
@@ -61,7 +66,7 @@ tools:
 check-tools:
 	@if [ "$$(id -u)" -eq 0 ]; then $(MAKE) --no-print-directory tools || exit 1; exit 0; fi; \
 	missing=""; \
-	for t in docker-registry skopeo zstd tar softhsm2-util cosign helm crane oci-conformance chromium pdftotext; do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
+	for t in docker-registry skopeo zstd tar jq softhsm2-util cosign helm oras crane oci-conformance chromium pdftotext; do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
 	if [ -n "$$missing" ]; then echo "make test: missing:$$missing. Install what is missing with: sudo make tools" >&2; exit 1; fi
 
 # Build the pinned conformance program into the tools cache, unless the binary
@@ -94,8 +99,9 @@ bench: build
 FUZZTIME ?= 10s
 FUZZMINIMIZETIME ?= 2s
 FUZZPARALLEL ?= 2
-FUZZ_TARGETS := ./bundle:FuzzReader ./pack:FuzzParseSpec ./install:FuzzState ./internal/sbom:FuzzSummarize \
+FUZZ_TARGETS := ./bundle:FuzzReader ./bundle:FuzzFrameIndex ./pack:FuzzParseSpec ./install:FuzzState ./internal/sbom:FuzzSummarize ./internal/sbom:FuzzList \
 	./policy:FuzzParse ./internal/strictjson:FuzzUnmarshal ./internal/strictjson:FuzzCheck \
+	./internal/strictjson:FuzzFastWalk ./internal/safepath:FuzzTargets ./bundle:FuzzDecodeBoth ./bundle:FuzzFastDecodeUnion \
 	./cosign:FuzzParse ./cosign:FuzzVerify ./internal/keys:FuzzParsePublic ./registry:FuzzServeParseReferrer
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \

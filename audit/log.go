@@ -30,6 +30,20 @@ const (
 	ResultRejected = "rejected" // the bundle failed verification or was refused
 	ResultFailed   = "failed"   // could not complete (registry or I/O error)
 	ResultDone     = "done"     // rollback and prune
+	// ResultRefused: an install, rollback or prune that did not happen;
+	// Class and Reason say why. The install root and its state are as
+	// they were; this line is the only change the run made.
+	ResultRefused = "refused"
+)
+
+// Classes of a refusal, in Entry.Class: what the error meant.
+const (
+	// ClassRejected: the input was judged and refused (an untrusted,
+	// malformed or tampered bundle, a replay, a downgrade, an unsafe path).
+	ClassRejected = "rejected"
+	// ClassCouldNotRun: the run did not get to a verdict or could not
+	// complete (I/O, no space, an unusable state, nothing to roll back).
+	ClassCouldNotRun = "could-not-run"
 )
 
 // Entry is one line of the log. Fields are only ever added.
@@ -40,13 +54,23 @@ type Entry struct {
 	Time time.Time `json:"time"`
 	// Operation is OpMirror, OpInstall, OpRollback or OpPrune.
 	Operation string `json:"operation"`
-	// Result is ResultAccepted, ResultRejected, ResultFailed or ResultDone.
+	// Result is ResultAccepted, ResultRejected, ResultFailed, ResultDone
+	// or ResultRefused.
 	Result string `json:"result"`
+	// Class is ClassRejected or ClassCouldNotRun for a refused run.
+	Class string `json:"class,omitempty"`
 	// Outcome says what happened in the operation's own words
 	// ("installed", "switched", "unchanged", "rolled back 1.2 -> 1.1").
 	Outcome string `json:"outcome,omitempty"`
-	// Bundle identifies the bundle, when the operation had one.
+	// Bundle identifies the bundle, when the operation had one, from a
+	// statement whose signatures and policy passed (for a refused install
+	// the body may still have failed; Reason says so).
 	Bundle *Bundle `json:"bundle,omitempty"`
+	// Claimed is what the head of a refused bundle said about itself when
+	// its signatures or the policy did not pass: unverified claims, as far
+	// as they were read (only Path, the file given, when the head could
+	// not be read). Never set together with Bundle.
+	Claimed *Bundle `json:"claimed,omitempty"`
 	// Policy is the trust policy applied.
 	Policy *Policy `json:"policy,omitempty"`
 	// Signers are the keys whose signatures counted.
@@ -69,9 +93,9 @@ type Entry struct {
 
 // Bundle identifies a bundle in an entry.
 type Bundle struct {
-	Name     string `json:"name"`
-	Version  string `json:"version"`
-	Sequence uint64 `json:"sequence"`
+	Name     string `json:"name,omitempty"`
+	Version  string `json:"version,omitempty"`
+	Sequence uint64 `json:"sequence,omitempty"`
 	Root     string `json:"root,omitempty"` // root digest
 	Path     string `json:"path,omitempty"`
 }

@@ -189,7 +189,7 @@ func (a *Archive) Frame(i int) ([]byte, error) {
 func (a *Archive) frameError(i int, err error) error {
 	fr := a.head.Frames.Frames[i]
 	ferr := &FrameError{Frame: i, Offset: fr.Offset, Err: err}
-	if vols := a.head.Frames.Volumes; len(vols) > 0 {
+	if vols := a.head.Frames.Volumes; a.set.Volumes && len(vols) > 0 {
 		n := sort.Search(len(vols), func(k int) bool { return vols[k].Offset+vols[k].Size > fr.Offset })
 		if n < len(vols) {
 			return &VolumeError{Number: n + 1, Of: len(vols), Path: a.set.Paths[n], Err: ferr}

@@ -20,11 +20,26 @@ import (
 type FrameError struct {
 	Frame  int
 	Offset int64 // compressed offset from the start of the body
+	Volume int   // the volume holding the frame; 0 for a single file
 	Err    error
 }
 
 func (e *FrameError) Error() string {
+	if e.Volume > 0 {
+		return fmt.Sprintf("body frame %d (body byte %d, in volume %d): %v", e.Frame, e.Offset, e.Volume, e.Err)
+	}
 	return fmt.Sprintf("body frame %d (body byte %d): %v", e.Frame, e.Offset, e.Err)
+}
+
+// volumeOf returns the number of the volume holding body byte off, 0 when
+// the bundle is one file.
+func volumeOf(fi *FrameIndex, off int64) int {
+	for _, v := range fi.Volumes {
+		if off >= v.Offset && off < v.Offset+v.Size {
+			return v.Number
+		}
+	}
+	return 0
 }
 
 func (e *FrameError) Unwrap() error { return e.Err }
@@ -38,7 +53,7 @@ func newFrameDecoder(workers int) (*zstd.Decoder, error) {
 // decodeFrame checks that raw is exactly one zstd frame within the format's
 // limits (no dictionary, no skippable frame, window at most MaxWindow) and
 // decodes it into dst, which must come out at exactly want bytes.
-func decodeFrame(dec *zstd.Decoder, raw []byte, want int64, dst []byte) ([]byte, error) {
+func decodeFrame(dec zstdDecoder, raw []byte, want int64, dst []byte) ([]byte, error) {
 	s := newFrameScanner(bytes.NewReader(raw), 1, MaxWindow)
 	s.name = "frame"
 	if _, err := io.Copy(io.Discard, s); err != nil {
@@ -77,7 +92,8 @@ type streamFrame struct {
 // streamWorkers bounds the frames a sequential reader decodes at once.
 func streamWorkers() int { return min(max(runtime.GOMAXPROCS(0), 1), 8) }
 
-func newFrameStream(r *bufio.Reader, frames []FrameRecord) (*frameStream, error) {
+func newFrameStream(r *bufio.Reader, fi *FrameIndex) (*frameStream, error) {
+	frames := fi.Frames
 	workers := streamWorkers()
 	dec, err := newFrameDecoder(workers)
 	if err != nil {
@@ -110,7 +126,7 @@ func newFrameStream(r *bufio.Reader, frames []FrameRecord) (*frameStream, error)
 				if err == io.EOF || err == io.ErrUnexpectedEOF {
 					err = malformed("the body ends inside this frame (truncated copy?)")
 				}
-				sf.err = &FrameError{Frame: i, Offset: fr.Offset, Err: err}
+				sf.err = &FrameError{Frame: i, Offset: fr.Offset, Volume: volumeOf(fi, fr.Offset), Err: err}
 				close(sf.done)
 				select {
 				case fs.out <- sf:
@@ -129,7 +145,7 @@ func newFrameStream(r *bufio.Reader, frames []FrameRecord) (*frameStream, error)
 				defer close(sf.done)
 				data, err := decodeFrame(dec, raw, fr.UncompressedSize, make([]byte, 0, fr.UncompressedSize))
 				if err != nil {
-					sf.err = &FrameError{Frame: i, Offset: fr.Offset, Err: err}
+					sf.err = &FrameError{Frame: i, Offset: fr.Offset, Volume: volumeOf(fi, fr.Offset), Err: err}
 					return
 				}
 				sf.data = data

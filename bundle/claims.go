@@ -48,15 +48,17 @@ type InstallFile struct {
 // artifactManifest is the part of an artifact's root manifest the claims
 // are checked against.
 type artifactManifest struct {
-	ArtifactType string         `json:"artifactType"`
-	Config       *ociDescriptor `json:"config"`
-	Subject      *ociDescriptor `json:"subject"`
-	Layers       []struct {
-		MediaType   string            `json:"mediaType"`
-		Digest      string            `json:"digest"`
-		Size        int64             `json:"size"`
-		Annotations map[string]string `json:"annotations"`
-	} `json:"layers"`
+	ArtifactType string          `json:"artifactType"`
+	Config       *ociDescriptor  `json:"config"`
+	Subject      *ociDescriptor  `json:"subject"`
+	Layers       []artifactLayer `json:"layers"`
+}
+
+type artifactLayer struct {
+	MediaType   string            `json:"mediaType"`
+	Digest      string            `json:"digest"`
+	Size        int64             `json:"size"`
+	Annotations map[string]string `json:"annotations"`
 }
 
 // claimError is a claim of bundle.json that its content contradicts.
@@ -90,7 +92,9 @@ func checkClaims(a Artifact, g *Graph, refName string) error {
 		return malformed("a %s artifact must be a single OCI manifest (%s), not %q", a.Kind, MediaTypeOCIManifest, a.MediaType)
 	}
 	var m artifactManifest
-	if err := json.Unmarshal(g.Manifests[0].Data, &m); err != nil {
+	if r := g.decodedRoot(); r != nil {
+		m = r.artifactManifest
+	} else if err := json.Unmarshal(g.Manifests[0].Data, &m); err != nil {
 		return malformed("%v", err)
 	}
 	switch a.Kind {
@@ -129,7 +133,8 @@ func checkClaims(a Artifact, g *Graph, refName string) error {
 // installFiles lists the files artifact i (a file, a model or a directory) installs,
 // from its root manifest, and checks each path with the rule every target
 // obeys (internal/safepath). Install places exactly these files.
-func installFiles(i int, a Artifact, root []byte) ([]InstallFile, error) {
+func installFiles(i int, a Artifact, g *Graph) ([]InstallFile, error) {
+	root := g.Manifests[0].Data
 	what := a.Kind + " " + a.Target
 	switch a.Kind {
 	case KindModel:
@@ -151,7 +156,9 @@ func installFiles(i int, a Artifact, root []byte) ([]InstallFile, error) {
 		return out, nil
 	}
 	var m artifactManifest
-	if err := json.Unmarshal(root, &m); err != nil {
+	if r := g.decodedRoot(); r != nil {
+		m = r.artifactManifest
+	} else if err := json.Unmarshal(root, &m); err != nil {
 		return nil, malformed("%v", err)
 	}
 	if a.Kind == KindFile {

@@ -52,14 +52,11 @@ func (h *Head) ContentFiles() []ContentFile {
 			continue
 		}
 		var m struct {
-			Layers []struct {
-				MediaType   string            `json:"mediaType"`
-				Digest      string            `json:"digest"`
-				Size        int64             `json:"size"`
-				Annotations map[string]string `json:"annotations"`
-			} `json:"layers"`
+			Layers []artifactLayer `json:"layers"`
 		}
-		if err := json.Unmarshal(raw, &m); err != nil {
+		if i < len(h.roots) && h.roots[i] != nil {
+			m.Layers = h.roots[i].Layers // decoded once by the reader (rootmanifest.go)
+		} else if err := json.Unmarshal(raw, &m); err != nil {
 			continue
 		}
 		for _, l := range m.Layers {

@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"encoding/binary"
 	"testing"
+	"time"
+
+	"github.com/airlock-dev/airlock/internal/strictjson"
 )
 
 // FuzzReader: no input panics the bundle reader or makes it accept a bundle
@@ -50,4 +53,34 @@ func unpad(b []byte) []byte {
 	}
 	out := append(append([]byte(nil), b[:i+4]...), 0, 0, 0, 0)
 	return append(out, b[i+8+n:]...)
+}
+
+// FuzzFrameIndex: any frames.json is refused or accepted without a panic,
+// and an accepted one describes the layout the head implies.
+func FuzzFrameIndex(f *testing.F) {
+	w, err := NewWriter("test", "1.0.0", time.Unix(1767225600, 0), testItems(f))
+	if err != nil {
+		f.Fatal(err)
+	}
+	body := w.bodyDescriptors()
+	l, err := planBody(body, w.manifest.Created, MinFrameSize)
+	if err != nil {
+		f.Fatal(err)
+	}
+	seed, _ := marshalIndent(w.frameIndex(l, placeholderFrames(l), nil))
+	f.Add(seed)
+	f.Add([]byte(`{"mediaType":"application/vnd.airlock.bundle.frames.v1+json","frameSize":65536,"frames":[]}`))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		var fi FrameIndex
+		if err := strictjson.Unmarshal(raw, &fi); err != nil {
+			return
+		}
+		got, err := checkFrameIndex(&fi, body, w.manifest.Created)
+		if err != nil {
+			return
+		}
+		if len(got.Frames) != len(fi.Frames) || got.Total != fi.UncompressedSize {
+			t.Fatalf("accepted an index that does not match its layout")
+		}
+	})
 }

@@ -99,6 +99,9 @@ type Graph struct {
 	// Platforms lists the platforms the root offers ("os/arch[/variant]"),
 	// sorted: an index's entries, or a single image's config.
 	Platforms []string
+
+	root        *rootManifest // see decodedRoot
+	rootDecoded bool
 }
 
 // ContentSource yields the manifests and configs a graph references. The
@@ -124,30 +127,48 @@ func checkDescriptor(where string, d ociDescriptor) error {
 }
 
 // parseNode checks raw is unambiguous JSON and decodes the fields airlock reads.
-func parseNode(d Descriptor, raw []byte) (*ociNode, error) {
+func parseNode(d Descriptor, raw []byte) (*ociNode, *rootManifest, error) {
+	n, root, err := decodeNode(d, raw)
+	if err != nil {
+		return nil, nil, err
+	}
+	return n, root, checkNode(d, n)
+}
+
+// decodeNode decodes a manifest or index once, as ociNode and (when it
+// decodes as one) as rootManifest; see decodeBoth.
+func decodeNode(d Descriptor, raw []byte) (*ociNode, *rootManifest, error) {
 	if err := strictjson.Check(raw); err != nil {
-		return nil, malformed("manifest %s: %v", d.Digest, err)
+		return nil, nil, malformed("manifest %s: %v", d.Digest, err)
+	}
+	if n, root := decodeBoth(raw); n != nil {
+		return n, root, nil
 	}
 	var n ociNode
 	if err := json.Unmarshal(raw, &n); err != nil {
-		return nil, malformed("manifest %s: %v", d.Digest, err)
+		return nil, nil, malformed("manifest %s: %v", d.Digest, err)
 	}
-	if n.MediaType == "" && helmManifest(d, &n) {
+	return &n, nil, nil
+}
+
+// checkNode checks what a manifest or index says about itself.
+func checkNode(d Descriptor, n *ociNode) error {
+	if n.MediaType == "" && helmManifest(d, n) {
 		n.MediaType = d.MediaType // Helm writes none; see helmManifest
 	}
 	if n.MediaType == "" {
-		return nil, malformed("manifest %s: no mediaType member (its descriptor says %q; a manifest must state its own media type)", d.Digest, d.MediaType)
+		return malformed("manifest %s: no mediaType member (its descriptor says %q; a manifest must state its own media type)", d.Digest, d.MediaType)
 	}
 	if n.MediaType != d.MediaType {
-		return nil, malformed("manifest %s: mediaType %q inside differs from %q in its descriptor", d.Digest, clip(n.MediaType), d.MediaType)
+		return malformed("manifest %s: mediaType %q inside differs from %q in its descriptor", d.Digest, clip(n.MediaType), d.MediaType)
 	}
 	if n.SchemaVersion != 2 {
-		return nil, fmt.Errorf("manifest %s: %w: schemaVersion %d (only schema 2 is carried)", d.Digest, ErrUnsupportedMediaType, n.SchemaVersion)
+		return fmt.Errorf("manifest %s: %w: schemaVersion %d (only schema 2 is carried)", d.Digest, ErrUnsupportedMediaType, n.SchemaVersion)
 	}
 	if IsIndex(d.MediaType) && (n.Config != nil || len(n.Layers) > 0) || IsManifest(d.MediaType) && len(n.Manifests) > 0 {
-		return nil, malformed("manifest %s: mixes index and manifest fields", d.Digest)
+		return malformed("manifest %s: mixes index and manifest fields", d.Digest)
 	}
-	return &n, nil
+	return nil
 }
 
 // Walk reads and checks the tree below root, whose exact bytes are raw.
@@ -174,9 +195,12 @@ func Walk(ctx context.Context, root Descriptor, raw []byte, src ContentSource, f
 		if depth > MaxIndexDepth {
 			return overLimit("manifest %s: indexes nested deeper than %d", d.Digest, MaxIndexDepth)
 		}
-		n, err := parseNode(d, raw)
+		n, root, err := parseNode(d, raw)
 		if err != nil {
 			return err
+		}
+		if depth == 0 && root != nil {
+			g.root, g.rootDecoded = root, true
 		}
 		if !seen[d.Digest] {
 			seen[d.Digest] = true

@@ -27,6 +27,19 @@ type Inspection struct {
 	// Directories describes each directory artifact's tree; omitted when
 	// the bundle carries none.
 	Directories []InspectDir `json:"directories,omitempty"`
+	// Body describes the frames of a format v2 body and its volumes;
+	// omitted for version 1.
+	Body *InspectBody `json:"body,omitempty"`
+}
+
+// InspectBody describes a v2 body: its frames and, for a volume set, each
+// volume's body bytes and sha256 (docs/format.md §18).
+type InspectBody struct {
+	Frames           int            `json:"frames"`
+	FrameSize        int64          `json:"frameSize"`
+	CompressedSize   int64          `json:"compressedSize"`
+	UncompressedSize int64          `json:"uncompressedSize"`
+	Volumes          []VolumeRecord `json:"volumes,omitempty"`
 }
 
 // InspectStatement shows the signed statement's fields.
@@ -78,5 +91,14 @@ func Inspect(h *Head) *Inspection {
 		Signatures:     sigs,
 		Head:           InspectHead{CompressedBytes: h.HeadSize, Entries: h.Entries, Signed: len(sigs) > 0},
 		Directories:    InspectDirs(h, false),
+		Body:           inspectBody(h),
 	}
+}
+
+func inspectBody(h *Head) *InspectBody {
+	if h.Frames == nil {
+		return nil
+	}
+	f := h.Frames
+	return &InspectBody{Frames: len(f.Frames), FrameSize: f.FrameSize, CompressedSize: f.CompressedSize, UncompressedSize: f.UncompressedSize, Volumes: f.Volumes}
 }

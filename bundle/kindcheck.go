@@ -22,10 +22,3 @@ func checkKindContent(a Artifact, g *Graph) error {
 	}
 	return nil
 }
-
-// isChartSubject reports whether attachment a is attached to chart o (a
-// cosign signature of a chart from an OCI registry): a names o's source
-// as written and o's manifest digest.
-func isChartSubject(o, a Artifact) bool {
-	return o.Kind == KindChart && o.Source != "" && o.Source == a.Subject && o.Digest == a.SubjectDigest
-}

@@ -133,7 +133,9 @@ func chooseFrameSize(total int64) int64 {
 }
 
 // planBody lays out the body blobs in order and cuts the stream into frames
-// of frameSize (0 chooses it from the body's size).
+// of frameSize (0 chooses it from the body's size). It gives up once the
+// layout needs more than MaxFrames frames, so that a hostile head cannot
+// make a reader plan without end.
 func planBody(blobs []Descriptor, mtime time.Time, frameSize int64) (*bodyLayout, error) {
 	l := &bodyLayout{}
 	var pos int64
@@ -155,6 +157,9 @@ func planBody(blobs []Descriptor, mtime time.Time, frameSize int64) (*bodyLayout
 		return nil, malformed("frame size %d: must be a multiple of 512 between %d and %d", frameSize, MinFrameSize, MaxFrameSize)
 	}
 	l.FrameSize = frameSize
+	if l.Total/frameSize > MaxFrames {
+		return nil, overLimit("a body of %d bytes in frames of %d bytes needs more than %d frames", l.Total, frameSize, MaxFrames)
+	}
 	var cur *FrameRecord
 	closeFrame := func() {
 		if cur != nil && cur.UncompressedSize > 0 {

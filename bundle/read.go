@@ -57,7 +57,8 @@ type Head struct {
 
 	layout *bodyLayout // the v2 body layout the frame index was checked against
 
-	raw []headEntry // the head's entries in order, to rebuild it when signing
+	raw   []headEntry     // the head's entries in order, to rebuild it when signing
+	roots []*rootManifest // by artifact: its root manifest as decoded by Walk, or nil (rootmanifest.go)
 }
 
 type headEntry struct {
@@ -320,14 +321,24 @@ func (h *Head) checkTree() error {
 	if err := json.Unmarshal(h.IndexBytes, &idx); err != nil || idx.SchemaVersion != 2 || idx.MediaType != MediaTypeOCIIndex {
 		return &EntryError{Entry: EntryIndex, Err: malformed("not an OCI image index")}
 	}
-	if len(idx.Manifests) != len(m.Artifacts) {
+	if len(idx.Manifests) < len(m.Artifacts) {
 		return &EntryError{Entry: EntryIndex, Err: malformed("%d entries for %d artifacts", len(idx.Manifests), len(m.Artifacts))}
+	}
+	// The artifacts' entries come first; in v2 the rest are their oras
+	// names (version 1 had none).
+	if h.Marker.Version < 2 {
+		if len(idx.Manifests) != len(m.Artifacts) {
+			return &EntryError{Entry: EntryIndex, Err: malformed("%d entries for %d artifacts", len(idx.Manifests), len(m.Artifacts))}
+		}
+	} else if err := checkLayoutAliases(h.IndexBytes, len(m.Artifacts)); err != nil {
+		return &EntryError{Entry: EntryIndex, Err: err}
 	}
 	used := map[string]bool{}
 	inBody := map[string]bool{}
 	imageManifests := map[string]map[string]bool{} // image ref -> digests of its manifests
 	var totals Totals
 	targets, files := safepath.NewSet(), safepath.NewSet()
+	subjects := newSubjectIndex(m.Artifacts)
 	for i, a := range m.Artifacts {
 		e := idx.Manifests[i]
 		where := fmt.Sprintf("artifact %d (%s)", i, a.Describe())
@@ -344,18 +355,19 @@ func (h *Head) checkTree() error {
 		if int64(len(raw)) != a.Size {
 			return &EntryError{Entry: blobName(a.Digest), Artifact: where, Err: fmt.Errorf("%w: %d bytes, the artifact says %d", ErrIntegrity, len(raw), a.Size)}
 		}
-		if err := checkSubject(a, raw, m.Artifacts, imageManifests); err != nil {
+		if err := checkSubject(a, raw, subjects, imageManifests); err != nil {
 			return &EntryError{Entry: blobName(a.Digest), Artifact: where, Err: err}
 		}
 		g, err := Walk(context.Background(), a.Descriptor, raw, headContent(h.Blobs), nil)
 		if err != nil {
 			return withArtifact(err, where, blobName(a.Digest))
 		}
+		h.roots = append(h.roots, g.root)
 		if err := checkClaims(a, g, e.Annotations[AnnotationRefName]); err != nil {
 			return &EntryError{Entry: EntryManifest, Artifact: where, Err: err}
 		}
 		if a.Info().Target {
-			fs, err := installFiles(i, a, raw)
+			fs, err := installFiles(i, a, g)
 			if err != nil {
 				return &EntryError{Entry: blobName(a.Digest), Artifact: where, Err: err}
 			}
@@ -373,7 +385,7 @@ func (h *Head) checkTree() error {
 			}
 			imageManifests[a.Ref] = set
 		}
-		if err := checkAnnotations(a, g.Manifests[0].Data); err != nil {
+		if err := checkAnnotations(a, g); err != nil {
 			return &EntryError{Entry: blobName(a.Digest), Artifact: where, Err: err}
 		}
 		if err := checkKindContent(a, g); err != nil {
@@ -526,7 +538,7 @@ func checkArtifact(a Artifact, targets *safepath.Set) error {
 // checkSubject requires an artifact that names a subject (an SBOM or an
 // attachment) to carry that subject in its manifest, and the subject to be an
 // image of this bundle with that digest.
-func checkSubject(a Artifact, raw []byte, all []Artifact, imageManifests map[string]map[string]bool) error {
+func checkSubject(a Artifact, raw []byte, subjects subjectIndex, imageManifests map[string]map[string]bool) error {
 	if a.Kind != KindSBOM && a.Kind != KindAttachment {
 		if a.Subject != "" || a.SubjectDigest != "" {
 			return malformed("a %s artifact has no subject", a.Kind)
@@ -548,13 +560,8 @@ func checkSubject(a Artifact, raw []byte, all []Artifact, imageManifests map[str
 	if a.Kind == KindSBOM && (m.Subject == nil || m.Subject.Digest != a.SubjectDigest) {
 		return malformed("manifest subject does not match subjectDigest %s", a.SubjectDigest)
 	}
-	for _, o := range all {
-		if o.Kind == KindImage && o.Ref == a.Subject && o.Digest == a.SubjectDigest {
-			return nil
-		}
-		if a.Kind == KindAttachment && isChartSubject(o, a) {
-			return nil
-		}
+	if subjects.has(a) {
+		return nil
 	}
 	// An attachment may belong to any manifest of its image (a platform's).
 	if a.Kind == KindAttachment && imageManifests[a.Subject][a.SubjectDigest] {
@@ -565,14 +572,16 @@ func checkSubject(a Artifact, raw []byte, all []Artifact, imageManifests map[str
 
 // checkAnnotations requires the target and mode inside an artifact's OCI
 // manifest to equal those in bundle.json, so consumers cannot disagree.
-func checkAnnotations(a Artifact, raw []byte) error {
+func checkAnnotations(a Artifact, g *Graph) error {
 	if a.Kind != KindModel && a.Kind != KindFile && a.Kind != KindDir {
 		return nil
 	}
 	var m struct {
 		Annotations map[string]string `json:"annotations"`
 	}
-	if err := json.Unmarshal(raw, &m); err != nil {
+	if r := g.decodedRoot(); r != nil {
+		m.Annotations = r.Annotations
+	} else if err := json.Unmarshal(g.Manifests[0].Data, &m); err != nil {
 		return malformed("%v", err)
 	}
 	if m.Annotations[AnnotationTarget] != a.Target || m.Annotations[AnnotationKind] != a.Kind || ((a.Kind == KindFile || a.Kind == KindDir) && m.Annotations[AnnotationMode] != a.Mode) {

@@ -103,7 +103,7 @@ func NewReader(r io.Reader) (*Reader, error) {
 		return nil, err
 	}
 	if head.layout != nil {
-		fs, err := newFrameStream(scan.r, head.Frames.Frames)
+		fs, err := newFrameStream(scan.r, head.Frames)
 		if err != nil {
 			return nil, err
 		}

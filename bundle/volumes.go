@@ -385,9 +385,22 @@ func CheckVolume(ctx context.Context, head *Head, path string) (*VolumeCheck, er
 			if n == 1 {
 				want += bodyStart
 			}
-			claim = fmt.Sprintf("; its name says volume %d, which is %d bytes with sha256 %s", n, want, v.SHA256)
+			claim = fmt.Sprintf("; its name says volume %d, which is %d bytes with %s", n, want, v.SHA256)
 		}
 	}
-	return nil, fmt.Errorf("%w: %s (%d bytes, sha256 %s) matches none of the %d volumes of %s %s: corrupt, truncated, or of another bundle%s",
+	return nil, fmt.Errorf("%w: %s (%d bytes, %s) matches none of the %d volumes of %s %s: corrupt, truncated, or of another bundle%s",
 		ErrIntegrity, path, st.Size(), got, len(vols), head.Manifest.Name, head.Manifest.Version, claim)
+}
+
+// OpenPath opens the bundle at path for one front-to-back read: a file, or
+// a volume set (see OpenSet) read as one stream.
+func OpenPath(path string) (io.ReadCloser, error) {
+	if !IsVolumeSet(path) {
+		return os.Open(path)
+	}
+	set, err := OpenSet(path)
+	if err != nil {
+		return nil, err
+	}
+	return set.Open()
 }

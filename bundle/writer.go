@@ -65,10 +65,11 @@ type Writer struct {
 	head           []Blob      // manifests and configs, in order
 	body           []*BodyBlob // large blobs, in order
 
-	version    int // format version of the head; 0 is FormatVersion (tests write v1)
-	stmtOpts   StatementOptions
-	signers    []Signer
-	signCalled bool
+	version     int // format version of the head; 0 is FormatVersion (tests write v1)
+	stmtOpts    StatementOptions
+	volumeCount int
+	signers     []Signer
+	signCalled  bool
 }
 
 // NewWriter plans a bundle named name at version, created at created, that
@@ -163,6 +164,8 @@ func NewWriter(name, version string, created time.Time, items []Item) (*Writer, 
 		}
 		records[i] = rec
 	}
+	// Then a second name for each entry oras cannot address (layoutnames.go).
+	idx.Manifests = append(idx.Manifests, layoutAliases(idx.Manifests)...)
 	if n := 5 + len(w.head) + len(w.body); n > MaxEntries {
 		return nil, overLimit("%d entries exceed the format's limit of %d; split the release", n, MaxEntries)
 	}
@@ -197,6 +200,9 @@ func NewWriter(name, version string, created time.Time, items []Item) (*Writer, 
 
 // Manifest returns the planned bundle.json.
 func (w *Writer) Manifest() *Manifest { return w.manifest }
+
+// Volumes returns the number of volumes written (0 for one file).
+func (w *Writer) Volumes() int { return w.volumeCount }
 
 // ManifestDigest returns the digest of the planned bundle.json.
 func (w *Writer) ManifestDigest() string { return w.manifestDigest }
@@ -462,6 +468,7 @@ func (w *Writer) compose(ctx context.Context, l *bodyLayout, room int64, sink he
 		return 0, err
 	}
 	fi := w.frameIndex(l, frames, vols)
+	w.volumeCount = len(vols)
 	if err := w.finish(fi); err != nil {
 		return 0, err
 	}

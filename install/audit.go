@@ -14,10 +14,10 @@ import (
 )
 
 // The audit log in DIR/.airlock: one hash-chained JSON line per install,
-// rollback and prune that changed the root (package audit). An install
-// that finds the release installed and current already (OutcomeUnchanged)
-// and every refusal change nothing under the root and are not logged
-// here; the CLI reports them, and --attest records them.
+// rollback and prune that changed the root (package audit), and one per
+// refused install, rollback or prune (refusal.go). An install that finds
+// the release installed and current already (OutcomeUnchanged) changes
+// nothing and is not logged.
 //
 // The line is written ahead: before the commit point (the state write) the
 // entry goes to audit.pending, fsynced; after the commit it is appended to
@@ -186,6 +186,7 @@ func (in *installer) prepareInstallAudit() error {
 		e.Signers = auditSigners(rep)
 	}
 	ev := in.event()
+	in.auditEntry = e
 	return in.l.prepareAudit(pendingAudit{Entry: e, Name: in.plan.name, Event: &ev})
 }
 

@@ -13,8 +13,8 @@ import (
 )
 
 // TestAuditLog: installs, a rollback and a prune append hash-chained lines
-// to DIR/.airlock/audit.log; a no-op and a refused replay append nothing;
-// an edited line is detected.
+// to DIR/.airlock/audit.log; a no-op appends nothing, a refused replay a
+// refused line; an edited line is detected.
 func TestAuditLog(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -25,8 +25,10 @@ func TestAuditLog(t *testing.T) {
 	record := func(o *install.Options) {
 		o.Airlock = "test-version"
 		o.Record = func(_ context.Context, rep *verify.Report) (string, error) {
-			if !rep.Verified {
-				t.Errorf("record asked for an unverified bundle")
+			// Verified: the PASSED record before a commit; trusted but
+			// not verified: the FAILED record of the refused replay.
+			if !rep.Verified && !rep.Trusted {
+				t.Errorf("record asked for a bundle that was not even trusted")
 			}
 			return "sha256:" + rep.Bundle.Root[len("sha256:"):], nil
 		}
@@ -56,6 +58,7 @@ func TestAuditLog(t *testing.T) {
 	want := []struct{ op, outcome, version string }{
 		{audit.OpInstall, install.OutcomeInstalled, "1.0.0"},
 		{audit.OpInstall, install.OutcomeInstalled, "1.1.0"},
+		{audit.OpInstall, "", "1.0.0"}, // the refused replay
 		{audit.OpRollback, "rolled back from 1.1.0 to 1.0.0", "1.0.0"},
 		{audit.OpInstall, install.OutcomeSwitched, "1.1.0"},
 		{audit.OpInstall, install.OutcomeInstalled, "1.2.0"},
@@ -69,11 +72,17 @@ func TestAuditLog(t *testing.T) {
 		if e.Operation != w.op || (w.outcome != "" && e.Outcome != w.outcome) || (w.version != "" && e.Bundle.Version != w.version) || e.Airlock != "test-version" {
 			t.Errorf("entry %d: %+v, want %+v", i+1, e, w)
 		}
+		if e.Result == audit.ResultRefused {
+			if i != 2 || e.Class != audit.ClassRejected || e.Reason == "" || e.Record == "" || e.Bundle == nil {
+				t.Errorf("entry %d: %+v", i+1, e)
+			}
+			continue
+		}
 		if e.Operation == audit.OpInstall && (e.Record == "" || e.Policy == nil || e.Policy.Digest == "" || len(e.Signers) < 2 || e.Bundle.Root == "") {
 			t.Errorf("entry %d lacks record, policy or signers: %+v", i+1, e)
 		}
 	}
-	if e := rep.Entries[5]; e.Result != audit.ResultDone || !bytes.Contains([]byte(e.Outcome), []byte("demo 1.0.0")) {
+	if e := rep.Entries[6]; e.Result != audit.ResultDone || !bytes.Contains([]byte(e.Outcome), []byte("demo 1.0.0")) {
 		t.Errorf("prune entry: %+v", e)
 	}
 

@@ -28,11 +28,25 @@ func badRoot(t *testing.T) (root, canary string) {
 
 // expectUnchanged runs f, which must fail as class wantFailure (a
 // verification failure, exit 3) or not (exit 1), with an error matching
-// want; the root (state and lock included) and the canary must be byte for
-// byte as before and no staging may be left.
+// want; the root (state and lock included) but exactly its audit log, and
+// the canary must be byte for byte as before and no staging may be left.
+// The audit log must have gained exactly one "refused" line of that class
+// and still verify.
 func expectUnchanged(t *testing.T, root, canary string, wantFailure bool, want error, f func() error) {
 	t.Helper()
+	expectRefused(t, root, canary, wantFailure, want, true, f)
+}
+
+// expectRefused is expectUnchanged; with logged false the refusal cannot
+// be recorded (the root's state directory or lock is unsafe) and the whole
+// root, audit log included, must be as before.
+func expectRefused(t *testing.T, root, canary string, wantFailure bool, want error, logged bool, f func() error) {
+	t.Helper()
 	before, cbefore := snapshot(t, root), snapshot(t, canary)
+	logBefore := readLog(t, root)
+	if logged {
+		before = snapshotButAudit(t, root)
+	}
 	err := f()
 	if err == nil {
 		t.Fatal("accepted")
@@ -43,7 +57,12 @@ func expectUnchanged(t *testing.T, root, canary string, wantFailure bool, want e
 	if want != nil && !errors.Is(err, want) {
 		t.Fatalf("err = %v, want %v", err, want)
 	}
-	if d := diffSnap(before, snapshot(t, root)); d != "" {
+	after := snapshot(t, root)
+	if logged {
+		after = snapshotButAudit(t, root)
+		oneRefusedLine(t, root, logBefore, "install", classOf(wantFailure))
+	}
+	if d := diffSnap(before, after); d != "" {
 		t.Fatalf("the root changed:\n%s", d)
 	}
 	if !sameSnap(cbefore, snapshot(t, canary)) {
@@ -246,81 +265,82 @@ func TestBadRoot(t *testing.T) {
 		name      string
 		breakRoot func(root, canary string)
 		want      error
+		unlogged  bool // the audit log cannot be reached safely
 	}{
 		{"releases is a link", func(root, canary string) {
 			copyTree(t, filepath.Join(root, "releases"), filepath.Join(canary, "releases"))
 			swap(root, "releases", filepath.Join(canary, "releases"))
-		}, install.ErrUnsafeRoot},
+		}, install.ErrUnsafeRoot, false},
 		{"releases/NAME is a link", func(root, canary string) {
 			copyTree(t, filepath.Join(root, "releases", "demo"), filepath.Join(canary, "demo"))
 			swap(root, "releases/demo", filepath.Join(canary, "demo"))
-		}, install.ErrUnsafeRoot},
+		}, install.ErrUnsafeRoot, false},
 		{"releases/NAME is a link inside the root", func(root, canary string) {
 			os.Rename(filepath.Join(root, "releases", "demo"), filepath.Join(root, "elsewhere"))
 			swap(root, "releases/demo", "../elsewhere")
-		}, install.ErrUnsafeRoot},
-		{"current is a link", func(root, canary string) { swap(root, "current", canary) }, install.ErrUnsafeRoot},
+		}, install.ErrUnsafeRoot, false},
+		{"current is a link", func(root, canary string) { swap(root, "current", canary) }, install.ErrUnsafeRoot, false},
 		{".airlock is a link", func(root, canary string) {
 			copyTree(t, filepath.Join(root, ".airlock"), filepath.Join(canary, ".airlock"))
 			swap(root, ".airlock", filepath.Join(canary, ".airlock"))
-		}, install.ErrUnsafeRoot},
-		{"releases is a file", func(root, canary string) { swap(root, "releases", "") }, install.ErrUnsafeRoot},
+		}, install.ErrUnsafeRoot, true},
+		{"releases is a file", func(root, canary string) { swap(root, "releases", "") }, install.ErrUnsafeRoot, false},
 		{"current/NAME is a directory", func(root, canary string) {
 			swap(root, "current/demo", "")
 			os.Remove(filepath.Join(root, "current/demo"))
 			os.Mkdir(filepath.Join(root, "current/demo"), 0o755)
-		}, install.ErrUnsafeRoot},
+		}, install.ErrUnsafeRoot, false},
 		{"lock is a link", func(root, canary string) {
 			os.WriteFile(filepath.Join(canary, "lock"), nil, 0o644)
 			swap(root, ".airlock/lock", filepath.Join(canary, "lock"))
-		}, install.ErrUnsafeRoot},
+		}, install.ErrUnsafeRoot, true},
 		{"state is a link", func(root, canary string) {
 			copyTree(t, filepath.Join(root, ".airlock", "state.json"), filepath.Join(canary, "state.json"))
 			swap(root, ".airlock/state.json", filepath.Join(canary, "state.json"))
-		}, install.ErrState},
+		}, install.ErrState, false},
 		{"state is a directory", func(root, canary string) {
 			os.Remove(filepath.Join(root, ".airlock", "state.json"))
 			os.Mkdir(filepath.Join(root, ".airlock", "state.json"), 0o755)
-		}, install.ErrState},
+		}, install.ErrState, false},
 		{"state is garbage", func(root, canary string) {
 			os.WriteFile(filepath.Join(root, ".airlock", "state.json"), []byte("{\"schemaVersion\": 1, \"bund"), 0o644)
-		}, install.ErrState},
+		}, install.ErrState, false},
 		{"state has a duplicate key", func(root, canary string) {
 			editState(t, root, func(s string) string {
 				return strings.Replace(s, `"schemaVersion": 1,`, `"schemaVersion": 1, "schemaVersion": 1,`, 1)
 			})
-		}, install.ErrState},
+		}, install.ErrState, false},
 		{"state lowers the highest sequence below a release", func(root, canary string) {
 			editState(t, root, func(s string) string { return strings.Replace(s, `"highestSequence": 10`, `"highestSequence": 1`, 1) })
-		}, install.ErrState},
+		}, install.ErrState, false},
 		{"state names a current release that is not installed", func(root, canary string) {
 			editState(t, root, func(s string) string { return strings.Replace(s, `"current": "1.0.0"`, `"current": "0.1.0"`, 1) })
-		}, install.ErrState},
+		}, install.ErrState, false},
 		{"state puts a file outside the release", func(root, canary string) {
 			editState(t, root, func(s string) string {
 				return strings.Replace(s, `"target": "etc/app.yaml"`, `"target": "../../../etc/app.yaml"`, 1)
 			})
-		}, install.ErrState},
+		}, install.ErrState, false},
 		{"state has a version that is a path", func(root, canary string) {
 			editState(t, root, func(s string) string {
 				return strings.ReplaceAll(s, `"1.0.0"`, `"../../x"`)
 			})
-		}, install.ErrState},
+		}, install.ErrState, false},
 		{"state from a future schema", func(root, canary string) {
 			editState(t, root, func(s string) string { return strings.Replace(s, `"schemaVersion": 1`, `"schemaVersion": 2`, 1) })
-		}, install.ErrState},
+		}, install.ErrState, false},
 		{"state has an unknown field", func(root, canary string) {
 			editState(t, root, func(s string) string {
 				return strings.Replace(s, `"schemaVersion": 1,`, `"schemaVersion": 1, "trust": "all",`, 1)
 			})
-		}, install.ErrState},
+		}, install.ErrState, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			root, canary := badRoot(t)
 			tc.breakRoot(root, canary)
-			expectUnchanged(t, root, canary, false, tc.want, func() error {
+			expectRefused(t, root, canary, false, tc.want, !tc.unlogged, func() error {
 				_, err := installFile(t, root, v2, loadPolicy(t, "default"))
 				return err
 			})

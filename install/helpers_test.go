@@ -337,7 +337,7 @@ func craft(t testing.TB, unsignedPath string, edit func(m *bundle.Manifest, mani
 		t.Fatal(err)
 	}
 	ents := idx["manifests"].([]any)
-	for i, e := range ents {
+	for i, e := range ents[:len(m.Artifacts)] {
 		em := e.(map[string]any)
 		em["digest"] = m.Artifacts[i].Digest
 		em["size"] = m.Artifacts[i].Size
@@ -370,6 +370,10 @@ func craft(t testing.TB, unsignedPath string, edit func(m *bundle.Manifest, mani
 	add(bundle.EntryFormat, mustJSON(bundle.FormatMarker{Format: bundle.FormatName, Version: bundle.FormatVersion}))
 	add(bundle.EntrySignatures, envRaw)
 	add(bundle.EntryManifest, manRaw)
+	if h.FramesBytes != nil {
+		// The body is copied unchanged, so its frame index still holds.
+		add(bundle.EntryFrames, h.FramesBytes)
+	}
 	add(bundle.EntryOCILayout, []byte(`{"imageLayoutVersion":"1.0.0"}`))
 	add(bundle.EntryIndex, idxRaw)
 	names := make([]string, 0, len(blobs))

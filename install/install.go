@@ -9,6 +9,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/airlock-dev/airlock/audit"
 	"github.com/airlock-dev/airlock/bundle"
 	"github.com/airlock-dev/airlock/internal/ctxio"
 	"github.com/airlock-dev/airlock/verify"
@@ -57,8 +58,15 @@ type Result struct {
 	// this install (Options.Record), "" for none.
 	Record string `json:"record,omitempty"`
 	// AuditHead is the digest of the audit log line this install appended
-	// (DIR/.airlock/audit.log): note it to detect later truncation.
+	// (DIR/.airlock/audit.log), for a refused install too: note it to
+	// detect later truncation.
 	AuditHead string `json:"auditHead,omitempty"`
+	// AuditSkipped says why the line of a refused install could not be
+	// appended to an audit log (the root is locked by another run, ...).
+	AuditSkipped []string `json:"auditSkipped,omitempty"`
+	// RecordError is why Options.Record could not write the FAILED record
+	// of a rejected bundle; the install's error is the rejection.
+	RecordError error `json:"-"`
 	// Charts counts the bundle's Helm charts: verified, and mirrored only
 	// with Options.Mirror, like images.
 	Charts int `json:"charts,omitempty"`
@@ -91,9 +99,10 @@ type installer struct {
 	published   bool // staging became releases/NAME/VERSION
 	committed   bool // the state lists the release
 
-	rep       *verify.Report // for the audit entry
-	record    string         // digest of the verification record, for the audit entry
-	auditHead string         // digest of the audit line appended
+	rep        *verify.Report // for the audit entry
+	record     string         // digest of the verification record, for the audit entry
+	auditHead  string         // digest of the audit line appended
+	auditEntry audit.Entry    // the entry of the install about to commit
 }
 
 // Install verifies the bundle read from r and installs its files and
@@ -120,7 +129,9 @@ func Install(ctx context.Context, r io.Reader, opts Options) (*Result, error) {
 		in.log = slog.New(slog.DiscardHandler)
 	}
 	res := &Result{Root: opts.Root}
+	isRoot := wasRoot(opts.Root)
 	if err := precheck(opts.Root); err != nil {
+		in.refused(ctx, nil, res, err, isRoot)
 		return res, err
 	}
 	defer in.cleanup()
@@ -151,9 +162,25 @@ func Install(ctx context.Context, r io.Reader, opts Options) (*Result, error) {
 		err = in.commit(ctx, rep, res)
 		res.AuditHead = in.auditHead
 	}
+	if loggable(err) && !in.committed {
+		in.refused(ctx, rep, res, err, isRoot)
+	}
 	res.Repaired = in.repaired
 	res.Seconds = time.Since(start).Seconds()
 	return res, err
+}
+
+// refused records a refusal (see refusal.go): with Options.Record, the
+// FAILED verification record of a rejected bundle, then the audit line,
+// while the run still holds the root's lock.
+func (in *installer) refused(ctx context.Context, rep *verify.Report, res *Result, err error, isRoot bool) {
+	if in.opts.Record != nil && rep != nil && res.Record == "" && verify.IsFailure(err) {
+		res.Record, res.RecordError = in.opts.Record(ctx, rep)
+	}
+	e := refusalEntry(in.now, audit.OpInstall, in.opts.Airlock, err)
+	describeRefused(&e, rep, in.opts.Path)
+	e.Record = res.Record
+	res.AuditHead, res.AuditSkipped = logRefusal(in.opts.Root, isRoot, in.l, in.opts.AuditLog, e)
 }
 
 // rejected marks a refusal caused by the bundle itself as a verification failure.
@@ -353,6 +380,11 @@ func (in *installer) writeStateAndLink(st *State, name, version string) error {
 	in.opts.failpoint(FailpointAfterLink)
 	head, err := afterCommit(in.l, name+" "+version+" is installed", in.opts.failpoint)
 	in.auditHead = head
+	if in.opts.AuditLog != "" {
+		if xerr := appendExternal(in.opts.AuditLog, in.opts.Root, in.auditEntry); xerr != nil && err == nil {
+			err = fmt.Errorf("%s %s is installed, but its audit line could not be appended to %s: %w", name, version, in.opts.AuditLog, xerr)
+		}
+	}
 	return err
 }
 

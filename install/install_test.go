@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/airlock-dev/airlock/audit"
 	"github.com/airlock-dev/airlock/install"
 	"github.com/airlock-dev/airlock/verify"
 )
@@ -113,12 +114,16 @@ func TestUpgradeReplayRollbackPrune(t *testing.T) {
 		t.Fatalf("repair did not restore the root:\n%s", d)
 	}
 
-	// Replay of the older bundle: refused, exit class 3, nothing changed.
+	// Replay of the older bundle: refused, exit class 3, nothing changed
+	// but one refused line in the audit log.
+	logBefore := readLog(t, root)
 	_, err := installFile(t, root, v1, loadPolicy(t, "default"))
 	if !errors.Is(err, install.ErrReplay) || !verify.IsFailure(err) {
 		t.Fatalf("replay: %v", err)
 	}
-	if d := diffSnap(before, snapshot(t, root)); d != "" {
+	oneRefusedLine(t, root, logBefore, audit.OpInstall, audit.ClassRejected)
+	delete(before, auditFile)
+	if d := diffSnap(before, snapshotButAudit(t, root)); d != "" {
 		t.Fatalf("a refused replay changed the root:\n%s", d)
 	}
 
@@ -196,12 +201,13 @@ func TestFreshnessRules(t *testing.T) {
 			mustInstall(t, root, v2)
 			canary := t.TempDir()
 			os.WriteFile(filepath.Join(canary, "x"), []byte("canary"), 0o644)
-			before, cbefore := snapshot(t, root), snapshot(t, canary)
+			before, cbefore, logBefore := snapshotButAudit(t, root), snapshot(t, canary), readLog(t, root)
 			_, err := installFile(t, root, tc.bundle(t), loadPolicy(t, tc.policy), func(o *install.Options) { o.AllowDowngrade = tc.allow })
 			if err == nil || !verify.IsFailure(err) || (tc.want != nil && !errors.Is(err, tc.want)) {
 				t.Fatalf("err = %v, want %v (a verification failure)", err, tc.want)
 			}
-			if d := diffSnap(before, snapshot(t, root)); d != "" {
+			oneRefusedLine(t, root, logBefore, audit.OpInstall, audit.ClassRejected)
+			if d := diffSnap(before, snapshotButAudit(t, root)); d != "" {
 				t.Fatalf("root changed:\n%s", d)
 			}
 			if !sameSnap(cbefore, snapshot(t, canary)) {

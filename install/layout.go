@@ -208,7 +208,7 @@ type lockFile struct{ f *os.File }
 // acquireLock takes the lock without waiting and writes "pid N since TIME"
 // into it. A held lock is a *LockedError naming the holder.
 func (l *layout) acquireLock(now time.Time) error {
-	f, err := l.flockFile(true)
+	f, err := l.flockFile(true, true)
 	if err != nil {
 		return err
 	}

@@ -38,11 +38,20 @@ type Options struct {
 	// is staged, before the install is committed, with the verification
 	// report: it writes the signed verification record (airlock install
 	// --attest) and returns the record's digest, which the audit log
-	// entry names. An error stops the install; nothing changes.
+	// entry names. An error stops the install; nothing changes. It is also
+	// called with the report of a rejected bundle (FAILED record), before
+	// the refusal's audit line, which names it; an error then is
+	// Result.RecordError.
 	Record func(ctx context.Context, rep *verify.Report) (string, error)
 	// Airlock is the airlock version written into the audit log entry
 	// (DIR/.airlock/audit.log); "" writes none.
 	Airlock string
+	// AuditLog, when set, is a second audit log (a file outside the root):
+	// every line the install appends to DIR/.airlock/audit.log, accepted
+	// or refused, is appended there too, with the root as its target; a
+	// refusal is recorded there even when DIR is not an install root yet.
+	// "" (the default) writes none.
+	AuditLog string
 	// Progress receives bytes checked; nil reports nothing.
 	Progress bundle.Progress
 	// Logger receives debug messages; nil discards them.

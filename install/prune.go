@@ -3,7 +3,11 @@ package install
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
+
+	"github.com/airlock-dev/airlock/audit"
+	"github.com/airlock-dev/airlock/internal/errclass"
 )
 
 // PruneOptions configures Prune; the zero value works.
@@ -21,6 +25,11 @@ type PruneResult struct {
 	Removed  []PrunedRelease `json:"removed"`
 	Kept     int             `json:"kept"`
 	Repaired []string        `json:"repaired,omitempty"`
+	// AuditHead is the digest of the "refused" line a refused prune
+	// appended to DIR/.airlock/audit.log.
+	AuditHead string `json:"auditHead,omitempty"`
+	// AuditSkipped says why that line could not be appended.
+	AuditSkipped []string `json:"auditSkipped,omitempty"`
 }
 
 // PrunedRelease is one removed release.
@@ -36,19 +45,36 @@ type PrunedRelease struct {
 // state, then from disk (a crash in between leaves directories the next run
 // removes). The highest accepted sequence and the history stay, so a pruned
 // release cannot be installed again from an old bundle. keep must be >= 1.
-func Prune(ctx context.Context, root string, keep int, opts PruneOptions) (*PruneResult, error) {
+//
+// A prune refused before its commit point changes nothing but the audit
+// log, which gets a "refused" line (see refusal.go).
+func Prune(ctx context.Context, root string, keep int, opts PruneOptions) (res *PruneResult, err error) {
 	if keep < 1 {
-		return nil, errors.New("prune: keep must be at least 1")
+		return nil, errclass.Mark(errclass.Usage, errors.New("prune: keep must be at least 1"))
 	}
+	now := time.Now()
+	res = &PruneResult{Root: root, Removed: []PrunedRelease{}}
+	isRoot := wasRoot(root)
+	var l *layout
+	committed := false
+	defer func() {
+		if loggable(err) && !committed {
+			e := refusalEntry(now, audit.OpPrune, opts.Airlock, err)
+			e.Outcome = fmt.Sprintf("nothing pruned (keep %d per bundle)", keep)
+			res.AuditHead, res.AuditSkipped = logRefusal(root, isRoot, l, "", e)
+		}
+		if l != nil {
+			l.close()
+		}
+	}()
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return res, err
 	}
-	l, st, repaired, err := openLocked(root, time.Now())
+	l, st, repaired, err := openLocked(root, now)
 	if err != nil {
-		return nil, err
+		return res, err
 	}
-	defer l.close()
-	res := &PruneResult{Root: root, Removed: []PrunedRelease{}, Repaired: repaired}
+	res.Repaired = repaired
 	next := st.clone()
 	for _, name := range sortedNames(next) {
 		b := next.Bundles[name]
@@ -93,6 +119,7 @@ func Prune(ctx context.Context, root string, keep int, opts PruneOptions) (*Prun
 	if err := l.writeState(next); err != nil {
 		return res, err
 	}
+	committed = true
 	fp(FailpointAfterState)
 	for _, p := range res.Removed {
 		nr, err := l.nameDir(p.Name, false)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/airlock-dev/airlock/audit"
 )
 
 // RollbackOptions configures Rollback; the zero value works.
@@ -25,6 +27,11 @@ type RollbackResult struct {
 	Sequence uint64   `json:"sequence"` // of the release now current
 	Link     string   `json:"link"`
 	Repaired []string `json:"repaired,omitempty"`
+	// AuditHead is the digest of the "refused" line a refused rollback
+	// appended to DIR/.airlock/audit.log.
+	AuditHead string `json:"auditHead,omitempty"`
+	// AuditSkipped says why that line could not be appended.
+	AuditSkipped []string `json:"auditSkipped,omitempty"`
 }
 
 // Rollback points DIR/current/NAME back at the previous installed release:
@@ -33,20 +40,36 @@ type RollbackResult struct {
 // the state records the switch and the highest accepted sequence does not
 // change, so the newer bundle can be installed again later but nothing
 // older than it from outside.
-func Rollback(ctx context.Context, root, name string, opts RollbackOptions) (*RollbackResult, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
+//
+// A rollback refused before its commit point changes nothing but the audit
+// log, which gets a "refused" line (see refusal.go).
+func Rollback(ctx context.Context, root, name string, opts RollbackOptions) (res *RollbackResult, err error) {
 	now := opts.Now
 	if now.IsZero() {
 		now = time.Now()
 	}
+	res = &RollbackResult{Root: root, Name: name, Link: CurrentLink(root, name)}
+	isRoot := wasRoot(root)
+	var l *layout
+	committed := false
+	defer func() {
+		if loggable(err) && !committed {
+			e := refusalEntry(now, audit.OpRollback, opts.Airlock, err)
+			e.Outcome = fmt.Sprintf("%s not rolled back", name)
+			res.AuditHead, res.AuditSkipped = logRefusal(root, isRoot, l, "", e)
+		}
+		if l != nil {
+			l.close()
+		}
+	}()
+	if err := ctx.Err(); err != nil {
+		return res, err
+	}
 	l, st, repaired, err := openLocked(root, now)
 	if err != nil {
-		return nil, err
+		return res, err
 	}
-	defer l.close()
-	res := &RollbackResult{Root: root, Name: name, Link: CurrentLink(root, name), Repaired: repaired}
+	res.Repaired = repaired
 	b := st.Bundles[name]
 	if b == nil || b.Current == "" {
 		return res, fmt.Errorf("%w: no release of %q is installed in %s (see airlock status)", ErrNotInstalled, name, root)
@@ -89,6 +112,7 @@ func Rollback(ctx context.Context, root, name string, opts RollbackOptions) (*Ro
 	if err := l.writeState(next); err != nil {
 		return res, err
 	}
+	committed = true
 	fp(FailpointAfterState)
 	fp(FailpointBeforeLink)
 	if err := l.switchLink(name, prev.Version); err != nil {

@@ -15,7 +15,7 @@ import (
 // missing and the user may; a user who may not create it gets an error
 // wrapping fs.ErrPermission. The file's content is left alone.
 func (l *layout) acquireShared() error {
-	f, err := l.flockFile(false)
+	f, err := l.flockFile(false, true)
 	if err != nil {
 		return err
 	}
@@ -23,11 +23,11 @@ func (l *layout) acquireShared() error {
 	return nil
 }
 
-// flockFile opens DIR/.airlock/lock (creating it when missing), checks it
-// is the regular file it was a moment before, and takes it exclusively or
-// shared without waiting; a lock another process holds is a *LockedError
-// naming the holder the file records.
-func (l *layout) flockFile(exclusive bool) (*os.File, error) {
+// flockFile opens DIR/.airlock/lock (creating it when missing and create
+// is set), checks it is the regular file it was a moment before, and takes
+// it exclusively or shared without waiting; a lock another process holds is
+// a *LockedError naming the holder the file records.
+func (l *layout) flockFile(exclusive, create bool) (*os.File, error) {
 	p := filepath.Join(l.path, dirAirlock, fileLock)
 	fi, err := l.air.Lstat(fileLock)
 	if err == nil && !fi.Mode().IsRegular() {
@@ -36,9 +36,12 @@ func (l *layout) flockFile(exclusive bool) (*os.File, error) {
 	if err != nil && !errorsIsNotExist(err) {
 		return nil, err
 	}
-	flag, how := os.O_RDONLY|os.O_CREATE, syscall.LOCK_SH
+	flag, how := os.O_RDONLY, syscall.LOCK_SH
 	if exclusive {
-		flag, how = os.O_RDWR|os.O_CREATE, syscall.LOCK_EX
+		flag, how = os.O_RDWR, syscall.LOCK_EX
+	}
+	if create {
+		flag |= os.O_CREATE
 	}
 	f, err := l.air.OpenFile(fileLock, flag, 0o644)
 	if err != nil {

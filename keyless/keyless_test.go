@@ -135,7 +135,7 @@ func TestKeylessRefuses(t *testing.T) {
 	dig := image(t)
 	id := keyless.Identity{Issuer: issuer, Subject: subject}
 	payload := simpleSigning(t, dig)
-	late := sigstoretest.Options{LogTime: time.Now().Add(time.Hour)} // the certificate lived 10 minutes
+	late := sigstoretest.Options{LogTime: time.Now().Add(30 * time.Minute)} // the certificate lived 10 minutes
 
 	cases := []struct {
 		name string

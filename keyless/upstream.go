@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
 	"github.com/airlock-dev/airlock/bundle"
@@ -196,7 +195,7 @@ func (c *Checker) read(ctx context.Context, h *bundle.Head, want map[string]int6
 	if c.Path == "" || c.Path == "-" {
 		return nil, errors.New("the policy's images rules read the upstream signatures in a second pass over the bundle, so it must be a file, not standard input")
 	}
-	f, err := os.Open(c.Path)
+	f, err := bundle.OpenPath(c.Path)
 	if err != nil {
 		return nil, err
 	}

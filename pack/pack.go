@@ -41,6 +41,12 @@ type Options struct {
 	Jobs int
 	// Level is the compression level; the zero value is bundle.LevelDefault.
 	Level bundle.Level
+	// VolumeSize, when > 0, writes the bundle as volumes OUTPUT.001,
+	// OUTPUT.002, ... of at most VolumeSize bytes each (not with Stream).
+	VolumeSize int64
+	// FrameSize sets the body's zstd frame size (docs/format.md §18); 0
+	// lets the writer choose.
+	FrameSize int64
 	// Created is recorded as the bundle's creation time and used as every tar
 	// entry's mtime; the zero value means now. Set it (e.g. from
 	// SOURCE_DATE_EPOCH) for reproducible bundles.
@@ -96,8 +102,10 @@ type Result struct {
 	Manifest       *bundle.Manifest
 	ManifestDigest string
 	BytesIn        int64 // bytes of all unique blobs as stored (layers usually gzip-compressed already)
-	BytesOut       int64 // size of the bundle file
+	BytesOut       int64 // size of the bundle file (all volumes together)
 	Duration       time.Duration
+	// Volumes lists the volume files in order when VolumeSize was set.
+	Volumes []string
 }
 
 // packArtifact is one artifact on its way into the bundle.
@@ -170,7 +178,7 @@ func Pack(ctx context.Context, spec *Spec, opts Options) (*Result, error) {
 	if err := stage(ctx, w.Body(), staged, tmp, opts); err != nil {
 		return nil, err
 	}
-	wo := bundle.WriteOptions{Level: opts.Level, Progress: opts.Progress}
+	wo := bundle.WriteOptions{Level: opts.Level, Progress: opts.Progress, VolumeSize: opts.VolumeSize, FrameSize: opts.FrameSize, TempDir: tmp}
 	if pp, ok := opts.Progress.(*packProgress); ok {
 		wo.Written = pp.written
 	}
@@ -191,7 +199,14 @@ func Pack(ctx context.Context, spec *Spec, opts Options) (*Result, error) {
 		return nil, err
 	}
 	m := w.Manifest()
+	var vols []string
+	if m.Frames != nil && opts.VolumeSize > 0 {
+		for n := 1; n <= w.Volumes(); n++ {
+			vols = append(vols, bundle.VolumeName(opts.Output, n))
+		}
+	}
 	return &Result{
+		Volumes:        vols,
 		Path:           opts.Output,
 		Manifest:       m,
 		ManifestDigest: w.ManifestDigest(),

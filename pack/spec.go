@@ -274,19 +274,17 @@ func (v *specValidator) validate(s *Spec) {
 		v.platforms(field+".platforms", im.Platforms)
 	}
 	v.platforms("platforms", s.Platforms)
-	var targets []string
+	targets := safepath.NewTargets()
 	addTarget := func(field, target string) {
 		if err := safepath.Check(target); err != nil {
 			v.fail(field, "%v", err)
 			return
 		}
-		for _, t := range targets {
-			if safepath.Overlaps(t, target) {
-				v.fail(field, "target %q collides with target %q (one would overwrite or contain the other)", target, t)
-				return
-			}
+		if t, ok := targets.Overlapping(target); ok {
+			v.fail(field, "target %q collides with target %q (one would overwrite or contain the other)", target, t)
+			return
 		}
-		targets = append(targets, target)
+		targets.Add(target)
 	}
 	models := map[string]bool{}
 	for i, m := range s.Models {

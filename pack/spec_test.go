@@ -2,6 +2,7 @@ package pack
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -150,5 +151,26 @@ func TestParseSpecUnknownFieldSuggests(t *testing.T) {
 		if !errors.As(err, &se) || se.Line != c.line || !strings.Contains(se.Msg, c.want) || strings.Contains(se.Msg, "pack.") {
 			t.Errorf("%q: %v; want line %d and %q", c.yaml, err, c.line, c.want)
 		}
+	}
+}
+
+// TestParseSpecTargetCollisionNamesTheFirst: a target that would contain
+// several earlier ones is refused naming the first of them, and 4,000
+// distinct targets are checked against each other quickly (the check is
+// linear, safepath.Targets).
+func TestParseSpecTargetCollisionNamesTheFirst(t *testing.T) {
+	t.Parallel()
+	var b strings.Builder
+	b.WriteString("name: a\nversion: 1.0.0\nfiles:\n")
+	for i := range 4000 {
+		fmt.Fprintf(&b, "  - {source: f%d, target: etc/svc%02d/app%04d.yaml}\n", i, i%40, i)
+	}
+	if _, err := ParseSpec("airlock.yaml", []byte(b.String())); err != nil {
+		t.Fatalf("4,000 distinct targets: %v", err)
+	}
+	b.WriteString("  - {source: d, target: etc/svc07}\n")
+	_, err := ParseSpec("airlock.yaml", []byte(b.String()))
+	if err == nil || !strings.Contains(err.Error(), `target "etc/svc07" collides with target "etc/svc07/app0007.yaml"`) || !strings.Contains(err.Error(), "files[4000].target") {
+		t.Fatalf("err = %v", err)
 	}
 }

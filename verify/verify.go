@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/sigstore/sigstore/pkg/signature"
@@ -59,6 +61,36 @@ type Options struct {
 // means the bundle was rejected; any other error means it could not be
 // verified.
 func Verify(ctx context.Context, r io.Reader, opts Options) (*Report, error) {
+	rep, start, fail := newReport(opts)
+	if opts.Policy == nil {
+		return fail("policy", ErrNoPolicy)
+	}
+	counter := &meter.Reader{R: r}
+	br, err := bundle.NewReader(counter)
+	if err != nil {
+		return fail("head", classifyHead(err))
+	}
+	defer br.Close()
+	return run(ctx, opts, rep, start, br.Head(), &streamBody{br: br, counter: counter})
+}
+
+// VerifyArchive verifies a v2 bundle read out of order from its file or
+// volume set: trust is decided from the head exactly as Verify does, then
+// the body is checked on every core (bundle.Archive.CheckBody). Options.Blob
+// is not supported here (its consumers need the bytes in order; use Verify).
+func VerifyArchive(ctx context.Context, a *bundle.Archive, opts Options) (*Report, error) {
+	rep, start, fail := newReport(opts)
+	if opts.Blob != nil {
+		return fail("body", errors.New("verify: a Blob consumer needs Verify, not VerifyArchive"))
+	}
+	if opts.Policy == nil {
+		return fail("policy", ErrNoPolicy)
+	}
+	return run(ctx, opts, rep, start, a.Head(), &archiveBody{a: a})
+}
+
+// newReport starts the report of one verification.
+func newReport(opts Options) (*Report, time.Time, func(string, error) (*Report, error)) {
 	start := time.Now()
 	now := opts.Now
 	if now.IsZero() {
@@ -67,24 +99,34 @@ func Verify(ctx context.Context, r io.Reader, opts Options) (*Report, error) {
 	rep := &Report{SchemaVersion: 1, Now: now.UTC(), Signers: []SignerInfo{}, Checks: []policy.Check{}, Findings: []bundle.Finding{}, Policy: PolicyInfo{Rule: -1},
 		Artifacts: []bundle.Artifact{}, Files: []bundle.ContentFile{}, HeadOnly: opts.HeadOnly}
 	rep.Bundle.Path = opts.Path
-	fail := func(stage string, err error) (*Report, error) {
+	if opts.Policy != nil {
+		rep.Policy.Path, rep.Policy.Digest = opts.Policy.Path, opts.Policy.Digest
+	}
+	return rep, start, failer(rep, start)
+}
+
+// failer returns the function that records a failure in rep.
+func failer(rep *Report, start time.Time) func(string, error) (*Report, error) {
+	return func(stage string, err error) (*Report, error) {
 		rep.Stage, rep.Error = stage, err.Error()
 		rep.Throughput.Seconds = time.Since(start).Seconds()
 		return rep, err
 	}
-	pol := opts.Policy
-	if pol == nil {
-		return fail("policy", ErrNoPolicy)
-	}
-	rep.Policy.Path, rep.Policy.Digest = pol.Path, pol.Digest
+}
 
-	counter := &meter.Reader{R: r}
-	br, err := bundle.NewReader(counter)
-	if err != nil {
-		return fail("head", classifyHead(err))
-	}
-	defer br.Close()
-	head := br.Head()
+// body is how the body of a bundle whose head was trusted gets checked.
+type body interface {
+	// check checks every body blob and returns the bytes checked.
+	check(ctx context.Context, opts Options, ov *overall) (int64, []bundle.Finding, error)
+	// compressed is the number of compressed bytes read so far.
+	compressed() int64
+}
+
+// run decides trust from head, then checks the body.
+func run(ctx context.Context, opts Options, rep *Report, start time.Time, head *bundle.Head, b body) (*Report, error) {
+	fail := failer(rep, start)
+	pol := opts.Policy
+	now := rep.Now
 	describeBundle(&rep.Bundle, head)
 	describeContent(rep, head)
 
@@ -129,51 +171,22 @@ func Verify(ctx context.Context, r io.Reader, opts Options) (*Report, error) {
 	}
 	if opts.HeadOnly {
 		rep.Checks = append(rep.Checks, policy.Check{Name: "integrity", OK: false, Detail: fmt.Sprintf("not checked: head only, the body (%d blobs, %d bytes) was not read", len(head.Body), head.Manifest.Totals.BodyBytes)})
-		rep.Throughput = Throughput{Compressed: counter.N, Seconds: time.Since(start).Seconds()}
+		rep.Throughput = Throughput{Compressed: b.compressed(), Seconds: time.Since(start).Seconds()}
 		return rep, nil
 	}
-	var checkedBytes int64
 	ov := newOverall(opts.Progress, head)
-	for {
-		if err := ctx.Err(); err != nil {
-			return fail("body", err)
+	checkedBytes, findings, err := b.check(ctx, opts, ov)
+	if err != nil {
+		rep.Findings = append(rep.Findings, findings...)
+		if IsFailure(err) {
+			err = &Failure{Stage: "body", Err: err}
 		}
-		e, err := br.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			rep.Findings = append(rep.Findings, br.Findings()...)
-			if IsFailure(err) {
-				err = &Failure{Stage: "body", Err: err}
-			}
-			return fail("body", err)
-		}
-		if opts.Progress != nil {
-			opts.Progress.Start(e.Digest, "verify "+e.Digest[:19], e.Size)
-			id := e.Digest
-			e.OnRead(func(n int) { opts.Progress.Add(id, int64(n)); ov.read(n) })
-		}
-		if opts.Blob != nil {
-			err = opts.Blob(ctx, e)
-		} else {
-			_, err = io.Copy(io.Discard, e)
-		}
-		if opts.Progress != nil {
-			opts.Progress.Done(e.Digest)
-		}
-		if err == nil {
-			ov.blobDone(e.Digest)
-		}
-		if err != nil && !errors.Is(err, bundle.ErrIntegrity) {
-			return fail("body", err)
-		}
-		checkedBytes += e.Size
+		return fail("body", err)
 	}
 	rep.Checks = append(rep.Checks, policy.Check{Name: "integrity", OK: true, Detail: fmt.Sprintf("%d blobs, %d bytes match their signed digests; no extra, missing or trailing data", len(head.Body), checkedBytes)})
 	rep.Verified = true
 	el := time.Since(start).Seconds()
-	rep.Throughput = Throughput{Bytes: checkedBytes, Compressed: counter.N, Seconds: el}
+	rep.Throughput = Throughput{Bytes: checkedBytes, Compressed: b.compressed(), Seconds: el}
 	if el > 0 {
 		rep.Throughput.MiBPerSecond = float64(checkedBytes) / (1 << 20) / el
 	}
@@ -299,4 +312,99 @@ func imageFacts(h *bundle.Head) []policy.ImageFacts {
 		}
 	}
 	return out
+}
+
+// streamBody checks the body front to back as it streams (any version,
+// any input), handing each blob to Options.Blob.
+type streamBody struct {
+	br      *bundle.Reader
+	counter *meter.Reader
+}
+
+func (s *streamBody) compressed() int64 { return s.counter.N }
+
+func (s *streamBody) check(ctx context.Context, opts Options, ov *overall) (int64, []bundle.Finding, error) {
+	var checkedBytes int64
+	for {
+		if err := ctx.Err(); err != nil {
+			return checkedBytes, nil, err
+		}
+		e, err := s.br.Next()
+		if err == io.EOF {
+			return checkedBytes, nil, nil
+		}
+		if err != nil {
+			return checkedBytes, s.br.Findings(), err
+		}
+		if opts.Progress != nil {
+			opts.Progress.Start(e.Digest, "verify "+e.Digest[:19], e.Size)
+			id := e.Digest
+			e.OnRead(func(n int) { opts.Progress.Add(id, int64(n)); ov.read(n) })
+		}
+		if opts.Blob != nil {
+			err = opts.Blob(ctx, e)
+		} else {
+			_, err = io.Copy(io.Discard, e)
+		}
+		if opts.Progress != nil {
+			opts.Progress.Done(e.Digest)
+		}
+		if err == nil {
+			ov.blobDone(e.Digest)
+		}
+		if err != nil && !errors.Is(err, bundle.ErrIntegrity) {
+			return checkedBytes, nil, err
+		}
+		checkedBytes += e.Size
+	}
+}
+
+// archiveBody checks a v2 body out of order on every core.
+type archiveBody struct {
+	a *bundle.Archive
+	n int64
+}
+
+func (b *archiveBody) compressed() int64 { return b.n }
+
+func (b *archiveBody) check(ctx context.Context, opts Options, ov *overall) (int64, []bundle.Finding, error) {
+	h := b.a.Head()
+	var mu sync.Mutex
+	left := make(map[string]int64, len(h.Body))
+	started := map[string]bool{}
+	for _, d := range h.Body {
+		left[d.Digest] = d.Size
+		if d.Size == 0 {
+			ov.blobDone(d.Digest)
+		}
+	}
+	// Bars appear as blobs are reached: several at once, one per worker.
+	err := b.a.CheckBody(ctx, runtime.GOMAXPROCS(0), func(d bundle.Descriptor, n int64) {
+		mu.Lock()
+		defer mu.Unlock()
+		ov.read(int(n))
+		if opts.Progress != nil && !started[d.Digest] {
+			started[d.Digest] = true
+			opts.Progress.Start(d.Digest, "verify "+d.Digest[:19], d.Size)
+		}
+		if opts.Progress != nil {
+			opts.Progress.Add(d.Digest, n)
+		}
+		left[d.Digest] -= n
+		if left[d.Digest] == 0 {
+			if opts.Progress != nil {
+				opts.Progress.Done(d.Digest)
+			}
+			ov.blobDone(d.Digest)
+		}
+	})
+	b.n = h.Frames.CompressedSize
+	var ie *bundle.IntegrityError
+	if errors.As(err, &ie) {
+		return h.Manifest.Totals.BodyBytes, ie.Findings, err
+	}
+	if err != nil {
+		return 0, nil, err
+	}
+	return h.Manifest.Totals.BodyBytes, nil, nil
 }

@@ -99,11 +99,32 @@ func auditCommand() command {
 func renderAuditHistory(w io.Writer, rep *audit.Report) {
 	for _, en := range rep.Entries {
 		fmt.Fprintf(w, "%4d  %s  %-8s %-8s %s", en.Seq, en.Time.Format(time.RFC3339), en.Operation, en.Result, auditSubject(en))
-		if en.Outcome != "" {
-			fmt.Fprintf(w, ": %s", en.Outcome)
+		if what := auditWhat(en); what != "" {
+			fmt.Fprintf(w, ": %s", what)
 		}
 		fmt.Fprintln(w)
 	}
+}
+
+// auditWhat is an entry's outcome, and for a refused run its class and
+// reason.
+func auditWhat(en audit.Entry) string {
+	what := en.Outcome
+	if en.Reason != "" {
+		if en.Class != "" {
+			what = joinNonEmpty(what, en.Class+": "+en.Reason)
+		} else {
+			what = joinNonEmpty(what, en.Reason)
+		}
+	}
+	return what
+}
+
+func joinNonEmpty(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + "; " + b
 }
 
 // renderAuditTable prints the entries as a table with every column.
@@ -114,6 +135,8 @@ func renderAuditTable(w io.Writer, rep *audit.Report) {
 		root, pol, rec := "-", "-", "-"
 		if en.Bundle != nil && en.Bundle.Root != "" {
 			root = shortDigest(en.Bundle.Root)
+		} else if en.Claimed != nil && en.Claimed.Root != "" {
+			root = shortDigest(en.Claimed.Root) + " (claimed)"
 		}
 		if en.Policy != nil {
 			pol = shortDigest(en.Policy.Digest)
@@ -125,10 +148,7 @@ func renderAuditTable(w io.Writer, rep *audit.Report) {
 		for _, s := range en.Signers {
 			signers = append(signers, joinOr([]string{s.Name}, shortDigest(s.KeyID)))
 		}
-		outcome := en.Outcome
-		if en.Reason != "" {
-			outcome = en.Reason
-		}
+		outcome := auditWhat(en)
 		if en.Repaired != "" {
 			outcome += " [" + en.Repaired + "]"
 		}
@@ -138,11 +158,19 @@ func renderAuditTable(w io.Writer, rep *audit.Report) {
 	tw.Flush()
 }
 
+// auditSubject names the entry's bundle; claims of a bundle that did not
+// pass its signatures or the policy are marked unverified.
 func auditSubject(en audit.Entry) string {
-	if en.Bundle == nil {
-		return "-"
+	switch b := en.Bundle; {
+	case b != nil && b.Name != "":
+		return fmt.Sprintf("%s %s (seq %d)", b.Name, b.Version, b.Sequence)
+	case en.Claimed != nil && en.Claimed.Name != "":
+		c := en.Claimed
+		return fmt.Sprintf("%s %s (seq %d, unverified claim)", c.Name, c.Version, c.Sequence)
+	case en.Claimed != nil && en.Claimed.Path != "":
+		return "file " + en.Claimed.Path + " (unread)"
 	}
-	return fmt.Sprintf("%s %s (seq %d)", en.Bundle.Name, en.Bundle.Version, en.Bundle.Sequence)
+	return "-"
 }
 
 func renderAuditVerdict(w io.Writer, rep *audit.Report, verr error) {

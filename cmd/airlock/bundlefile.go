@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -13,9 +14,26 @@ const stdinPath = "-"
 
 // openBundle opens the bundle a command reads: the file at path, or
 // standard input when path is "-". size is the file's size, -1 for a pipe.
+//
+// A directory, or a file named like a volume (NAME.001), is a volume set:
+// its volumes are found and counted against the head, and read in order,
+// each checked against its signed sha256 as it ends.
 func openBundle(e *env, path string) (r io.ReadCloser, size int64, err error) {
 	if path == stdinPath {
 		return io.NopCloser(e.stdin), -1, nil
+	}
+	if bundle.IsVolumeSet(path) {
+		set, err := bundle.OpenSet(path)
+		if err != nil {
+			return nil, 0, err
+		}
+		for _, p := range set.Paths {
+			if st, err := os.Stat(p); err == nil {
+				size += st.Size()
+			}
+		}
+		r, err := set.Open()
+		return r, size, err
 	}
 	f, err := os.Open(path)
 	if err != nil {
@@ -46,4 +64,23 @@ func reportPath(path string) string {
 		return "(standard input)"
 	}
 	return path
+}
+
+// checkVolumes checks every volume of a volume set against the signed head
+// before a command that changes something (mirror, install) reads the
+// bundle, so that a missing, duplicated, truncated or corrupt volume is
+// named by number before anything is pushed or installed. A single file
+// needs no such pass: nothing is used before it is checked.
+func checkVolumes(ctx context.Context, e *env, path string) error {
+	if path == stdinPath || !bundle.IsVolumeSet(path) {
+		return nil
+	}
+	set, err := bundle.OpenSet(path)
+	if err != nil {
+		return err
+	}
+	if !set.Volumes {
+		return nil
+	}
+	return set.Check(ctx)
 }

@@ -169,6 +169,16 @@ func renderInspection(w io.Writer, ins *bundle.Inspection, fileSize int64) {
 	t := ins.Totals
 	fmt.Fprintf(w, "\nTotals:     %d artifacts, %d unique blobs, %s (body: %d blobs, %s)\n", t.Artifacts, t.Blobs, humanBytes(t.Bytes), t.BodyBlobs, humanBytes(t.BodyBytes))
 	fmt.Fprintf(w, "Head:       %d entries, %s compressed%s\n", ins.Head.Entries, humanBytes(ins.Head.CompressedBytes), fileSizeText(fileSize))
+	if bd := ins.Body; bd != nil {
+		fmt.Fprintf(w, "Body:       format %d, %s in %s (%s frames), %s compressed\n", ins.Format.Version, humanBytes(bd.UncompressedSize), plural(bd.Frames, "frame"), humanBytes(bd.FrameSize), humanBytes(bd.CompressedSize))
+		for i, v := range bd.Volumes {
+			extra := ""
+			if i == 0 {
+				extra = " after the head"
+			}
+			fmt.Fprintf(w, "Volume %-3d  %s of body%s, %s\n", v.Number, humanBytes(v.Size), extra, v.SHA256)
+		}
+	}
 }
 
 // attachmentWhat names what an attachment is, from its tag or artifact type.

@@ -25,6 +25,7 @@ type installFlags struct {
 	retry          time.Duration
 	quiet          bool
 	asJSON         bool
+	auditLog       string
 	attest         attestFlags
 }
 
@@ -38,6 +39,7 @@ func (f *installFlags) register(fs *pflag.FlagSet) {
 	fs.DurationVar(&f.retry, "retry-window", mirror.DefaultRetryWindow, "with --registry: how long to keep retrying a registry that refuses or resets connections")
 	fs.BoolVarP(&f.quiet, "quiet", "q", false, "print only errors (and REJECTED NAME VERSION when the bundle is refused)")
 	fs.BoolVar(&f.asJSON, "json", false, "print the result (verification report, what was installed and mirrored) as JSON")
+	fs.StringVar(&f.auditLog, "audit-log", "", "also append every audit line of this run (installed, switched or refused) to this hash-chained log outside the root (see airlock audit)")
 	f.attest.register(fs)
 }
 
@@ -69,6 +71,7 @@ func installCommand() command {
   airlock install payments-1.4.2.airlock --root /opt/payments --policy policy.yaml --registry registry.site:5000/mirror
   airlock install payments-1.4.1.airlock --root /opt/payments --policy policy.yaml --allow-downgrade
   airlock install payments-1.4.2.airlock --root /opt/payments --policy policy.yaml --attest site.key -o vsa.json
+  airlock install payments-1.4.2.airlock --root /opt/payments --policy policy.yaml --audit-log /var/log/airlock/audit.log
   airlock audit show /opt/payments/.airlock/audit.log
 `,
 		setup: func(fs *pflag.FlagSet) func(context.Context, *env, []string) error {
@@ -84,7 +87,17 @@ func installCommand() command {
 	}
 }
 
-func runInstall(ctx context.Context, e *env, f *installFlags, path string) error {
+func runInstall(ctx context.Context, e *env, f *installFlags, path string) (err error) {
+	ran := false // install.Install records its own refusals
+	defer func() {
+		if ran || err == nil {
+			return
+		}
+		_, skipped := install.RecordRefusal(install.RefusalOptions{Root: f.root, AuditLog: f.auditLog, Airlock: version(), Path: reportPath(path)}, err)
+		for _, s := range skipped {
+			fmt.Fprintf(e.stderr, "airlock install: %s\n", s)
+		}
+	}()
 	pol, err := policy.LoadWith(f.policy, policy.LoadOptions{InsecurePermissions: f.insecurePerms})
 	if err != nil {
 		return err
@@ -96,7 +109,7 @@ func runInstall(ctx context.Context, e *env, f *installFlags, path string) error
 	defer rec.close()
 	now := time.Now()
 	opts := install.Options{Root: f.root, Policy: pol, AllowDowngrade: f.allowDowngrade, Now: now, Path: reportPath(path), Airlock: version(),
-		Upstream: (&keyless.Checker{Path: path}).Check}
+		AuditLog: f.auditLog, Upstream: (&keyless.Checker{Path: path}).Check}
 	if rec != nil {
 		opts.Record = func(ctx context.Context, rep *verify.Report) (string, error) { return rec.writeIfRead(ctx, e, rep) }
 	}
@@ -124,22 +137,30 @@ func runInstall(ctx context.Context, e *env, f *installFlags, path string) error
 		peer = &mirror.Peer{Pusher: pusher}
 		opts.Mirror = peer
 	}
+	if err := checkVolumes(ctx, e, path); err != nil {
+		return err
+	}
 	file, _, err := openBundle(e, path)
 	if err != nil {
 		return err
 	}
 	defer file.Close()
 	opts.Progress = prog.bundleProgress()
+	ran = true
 	res, ierr := install.Install(ctx, file, opts)
 	prog.wait()
 	if rc != nil {
 		ierr = rc.withHint(ierr)
 	}
-	if rec != nil && res != nil && verify.IsFailure(ierr) && res.Record == "" && res.Verify != nil {
-		// Rejected (by the signatures or the policy, or refused as a
-		// replay, downgrade or unsafe path): record the FAILED result.
-		if _, err := rec.writeIfRead(ctx, e, res.Verify); err != nil {
-			fmt.Fprintf(e.stderr, "airlock install: the verification record could not be written: %v\n", err)
+	if res != nil {
+		// A rejected bundle got its FAILED record (opts.Record) and a
+		// refused install its audit line from install.Install; say what
+		// could not be written.
+		if res.RecordError != nil {
+			fmt.Fprintf(e.stderr, "airlock install: the verification record could not be written: %v\n", res.RecordError)
+		}
+		for _, s := range res.AuditSkipped {
+			fmt.Fprintf(e.stderr, "airlock install: %s\n", s)
 		}
 	}
 	if res == nil || (res.Verify == nil && !f.asJSON) {

@@ -155,7 +155,7 @@ func keylessRegistry(t *testing.T) (reg *testkit.Registry, ss *sigstoretest.Sigs
 		}
 		images[n] = img{dst.Context(), map[string]any{"mediaType": string(dd.MediaType), "digest": dd.Digest.String(), "size": dd.Size}}
 	}
-	signKeylessReferrer(t, ss, images["expired"].repo, images["expired"].desc, subject, issuer, sigstoretest.Options{LogTime: time.Now().Add(time.Hour)})
+	signKeylessReferrer(t, ss, images["expired"].repo, images["expired"].desc, subject, issuer, sigstoretest.Options{LogTime: time.Now().Add(30 * time.Minute)})
 	signKeylessReferrer(t, ss, images["noproof"].repo, images["noproof"].desc, subject, issuer, sigstoretest.Options{NoInclusionProof: true})
 	signKeylessReferrer(t, ss, images["worker"].repo, images["worker"].desc, subject, issuer, sigstoretest.Options{})
 	signKeylessTag(t, ss, images["api"].repo, images["api"].desc["digest"].(string), subject, issuer, sigstoretest.Options{})

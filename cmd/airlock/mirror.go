@@ -133,6 +133,9 @@ func runMirror(ctx context.Context, e *env, f *mirrorFlags, path string) error {
 		return err
 	}
 	defer rec.close()
+	if err := checkVolumes(ctx, e, path); err != nil {
+		return err
+	}
 	file, _, err := openBundle(e, path)
 	if err != nil {
 		return err

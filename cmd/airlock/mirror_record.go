@@ -77,7 +77,12 @@ func auditEntry(rep *verify.Report, op string, runErr error) audit.Entry {
 	e.Time = rep.Now
 	b := rep.Bundle
 	if b.Name != "" {
-		e.Bundle = &audit.Bundle{Name: b.Name, Version: b.Version, Sequence: b.Sequence, Root: b.Root, Path: b.Path}
+		ab := &audit.Bundle{Name: b.Name, Version: b.Version, Sequence: b.Sequence, Root: b.Root, Path: b.Path}
+		if rep.Trusted {
+			e.Bundle = ab
+		} else {
+			e.Claimed = ab // the signatures or the policy did not pass: unverified
+		}
 	}
 	if rep.Policy.Digest != "" {
 		e.Policy = &audit.Policy{Path: rep.Policy.Path, Digest: rep.Policy.Digest}

@@ -31,6 +31,8 @@ type packFlags struct {
 	expires  string
 	channel  string
 	platform []string
+	volume   string
+	frame    string
 }
 
 func (f *packFlags) register(fs *pflag.FlagSet) {
@@ -38,6 +40,8 @@ func (f *packFlags) register(fs *pflag.FlagSet) {
 	fs.StringVarP(&f.output, "output", "o", "", "bundle to write, or - for standard output (default NAME-VERSION.airlock in the current directory)")
 	fs.IntVar(&f.jobs, "jobs", 4, "concurrent pulls and hashes")
 	fs.StringVar(&f.level, "level", "default", "compression level: fastest, default or better")
+	fs.StringVar(&f.volume, "volume-size", "", "write the bundle as numbered volumes OUT.001, OUT.002, ... of at most this size (e.g. 4GiB for FAT32, 4482MiB for a DVD); cat of the volumes in order is the bundle")
+	fs.StringVar(&f.frame, "frame-size", "", "body frame size, a multiple of 512 from 64KiB to 64MiB (default 4MiB, larger for bodies over 64 GiB): smaller frames mean finer random access for serve --bundle and smaller minimum volumes, larger frames compress a little better")
 	fs.StringVar(&f.tmpDir, "tmp-dir", "", "directory for staged blobs (default: next to the output)")
 	f.registry.register(fs, "source registries")
 	fs.BoolVarP(&f.quiet, "quiet", "q", false, "print only errors and the path of the bundle written")
@@ -67,6 +71,27 @@ func (f *packFlags) validate(args []string) error {
 	}
 	if len(f.keys) > bundle.MaxSignatures {
 		return usagef("at most %d --key flags", bundle.MaxSignatures)
+	}
+	if f.volume != "" {
+		n, err := parseByteSize(f.volume)
+		if err != nil {
+			return usagef("--volume-size: %v", err)
+		}
+		if n < bundle.MinFrameSize {
+			return usagef("--volume-size %s is smaller than the smallest frame (64KiB)", f.volume)
+		}
+		if f.output == stdinPath {
+			return usagef("--volume-size writes files; it cannot be used with -o -")
+		}
+	}
+	if f.frame != "" {
+		n, err := parseByteSize(f.frame)
+		if err != nil {
+			return usagef("--frame-size: %v", err)
+		}
+		if n < bundle.MinFrameSize || n > bundle.MaxFrameSize || n%512 != 0 {
+			return usagef("--frame-size %s: must be a multiple of 512 bytes from 64KiB to 64MiB", f.frame)
+		}
 	}
 	seen := map[string]bool{}
 	for _, p := range f.platform {
@@ -121,6 +146,7 @@ func packCommand() command {
 		examples: `  airlock pack
   airlock pack -f release/airlock.yaml -o payments-1.4.2.airlock
   airlock pack --insecure-registry registry.lab:5000 --level better --jobs 8
+  airlock pack --volume-size 4GiB   # NAME-VERSION.airlock.001, .002, ... for FAT32 sticks
   airlock pack --platform linux/amd64,linux/arm64   # every image without its own platforms:
   SOURCE_DATE_EPOCH=1767225600 airlock pack   # reproducible: same inputs, same bytes
   AIRLOCK_PKCS11_PIN=... airlock pack --key 'pkcs11:token=release;object=airlock'   # key held in an HSM
@@ -168,6 +194,13 @@ func runPack(ctx context.Context, e *env, f *packFlags) error {
 		out = fmt.Sprintf("%s-%s.airlock", spec.Name, spec.Version)
 	}
 	level, _ := bundle.ParseLevel(f.level)
+	var volumeSize, frameSize int64
+	if f.volume != "" {
+		volumeSize, _ = parseByteSize(f.volume)
+	}
+	if f.frame != "" {
+		frameSize, _ = parseByteSize(f.frame)
+	}
 	signers, release, err := loadSigners(ctx, e, f.keys)
 	if err != nil {
 		return err
@@ -210,12 +243,14 @@ func runPack(ctx context.Context, e *env, f *packFlags) error {
 		Images: source.NewPuller(source.PullOptions{
 			InsecureRegistries: f.registry.insecure, Transport: rc.transport, Keychain: rc.keychain, UserAgent: "airlock/" + version(),
 		}),
-		TempDir:  f.tmpDir,
-		Jobs:     f.jobs,
-		Level:    level,
-		Created:  created,
-		Progress: prog.bundleProgress(),
-		Signers:  signers,
+		TempDir:    f.tmpDir,
+		VolumeSize: volumeSize,
+		FrameSize:  frameSize,
+		Jobs:       f.jobs,
+		Level:      level,
+		Created:    created,
+		Progress:   prog.bundleProgress(),
+		Signers:    signers,
 		// images[].verify in airlock.yaml: cosign key-based signatures.
 		ImageVerifier: source.CosignVerifier{},
 		// charts[].repo: classic chart repositories.
@@ -253,7 +288,10 @@ func runPack(ctx context.Context, e *env, f *packFlags) error {
 	}
 	if f.quiet {
 		// Only the bundle's path, which a script needs when -o was not given.
-		if stream == nil {
+		switch {
+		case len(res.Volumes) > 0:
+			fmt.Fprintln(report, strings.Join(res.Volumes, "\n"))
+		case stream == nil:
 			fmt.Fprintln(report, res.Path)
 		}
 		return nil
@@ -261,6 +299,9 @@ func runPack(ctx context.Context, e *env, f *packFlags) error {
 	where := res.Path
 	if stream != nil {
 		where = "standard output"
+	}
+	if len(res.Volumes) > 0 {
+		where = fmt.Sprintf("%d volumes %s ... %s", len(res.Volumes), filepath.Base(res.Volumes[0]), filepath.Base(res.Volumes[len(res.Volumes)-1]))
 	}
 	fmt.Fprintf(report, "packed %s %s -> %s: %s, %s, %s in, %s out (ratio %.2f), %s\n",
 		m.Name, m.Version, where, plural(m.Totals.Artifacts, "artifact"), plural(m.Totals.Blobs, "unique blob"), humanBytes(res.BytesIn), humanBytes(res.BytesOut), ratio, res.Duration.Round(time.Millisecond))
@@ -277,4 +318,25 @@ func sourceDateEpoch(v string) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("SOURCE_DATE_EPOCH=%q is not a number of seconds since 1970 (unset it or fix it)", v)
 	}
 	return time.Unix(secs, 0).UTC(), nil
+}
+
+// parseByteSize reads a size such as 4GiB, 700MiB, 4GB or 1048576 (binary
+// units KiB, MiB, GiB, TiB; decimal kB, MB, GB, TB; plain bytes).
+func parseByteSize(s string) (int64, error) {
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40}, {"kB", 1e3}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"B", 1}}
+	num, mult := s, int64(1)
+	for _, u := range units {
+		if v, ok := strings.CutSuffix(s, u.suffix); ok {
+			num, mult = strings.TrimSpace(v), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseFloat(num, 64)
+	if err != nil || n <= 0 || n*float64(mult) > float64(1<<50) {
+		return 0, fmt.Errorf("%q is not a size like 4GiB, 700MiB or 4GB", s)
+	}
+	return int64(n * float64(mult)), nil
 }

@@ -50,6 +50,11 @@ func pruneCommand() command {
 				}
 				res, err := install.Prune(ctx, f.root, f.keep, install.PruneOptions{Airlock: version()})
 				if err != nil {
+					if res != nil {
+						for _, s := range res.AuditSkipped {
+							fmt.Fprintf(e.stderr, "airlock prune: %s\n", s)
+						}
+					}
 					return err
 				}
 				if f.asJSON {

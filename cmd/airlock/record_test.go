@@ -153,7 +153,7 @@ func TestMirrorAttestAndAuditLog(t *testing.T) {
 
 // TestInstallAttestAndAudit: `install --attest -o` writes a PASSED record
 // whose digest the root's audit log names; `audit show --root` lists it; a
-// refused replay writes a FAILED record and no audit line.
+// refused replay writes a FAILED record and a refused audit line naming it.
 func TestInstallAttestAndAudit(t *testing.T) {
 	t.Parallel()
 	dir, b, pol, env := verifiedRelease(t)
@@ -185,7 +185,7 @@ func TestInstallAttestAndAudit(t *testing.T) {
 		t.Fatalf("audit show --root --json: exit %d\n%s", code, stdout)
 	}
 
-	// An older bundle of the same name: refused, FAILED record, no line.
+	// An older bundle of the same name: refused, FAILED record, refused line.
 	older := filepath.Join(dir, "older.airlock")
 	rel := sampleRelease(t)
 	spec, _ := os.ReadFile(filepath.Join(rel, "airlock.yaml"))
@@ -201,7 +201,13 @@ func TestInstallAttestAndAudit(t *testing.T) {
 	if st := readRecord(t, vsa); st.Predicate.VerificationResult != attest.Failed {
 		t.Fatalf("replay record: %+v", st.Predicate)
 	}
-	if code, stdout, _ := runCLI(t, nil, "audit", "verify", "--root", root); code != exitOK || !strings.Contains(stdout, "1 entry") {
+	code, stdout, _ = runCLI(t, nil, "audit", "show", "--root", root, "--json")
+	rep = audit.Report{}
+	if code != exitOK || json.Unmarshal([]byte(stdout), &rep) != nil || len(rep.Entries) != 2 {
 		t.Fatalf("after the replay: exit %d\n%s", code, stdout)
+	}
+	failed, _ := os.ReadFile(vsa)
+	if e := rep.Entries[1]; e.Result != audit.ResultRefused || e.Class != audit.ClassRejected || e.Record != itgDigest(failed) || e.Bundle == nil || e.Bundle.Version != "0.9.0" {
+		t.Fatalf("refused line: %+v", e)
 	}
 }

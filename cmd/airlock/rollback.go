@@ -45,6 +45,11 @@ func rollbackCommand() command {
 				}
 				res, err := install.Rollback(ctx, f.root, args[0], install.RollbackOptions{Airlock: version()})
 				if err != nil {
+					if res != nil {
+						for _, s := range res.AuditSkipped {
+							fmt.Fprintf(e.stderr, "airlock rollback: %s\n", s)
+						}
+					}
 					return err
 				}
 				if f.asJSON {

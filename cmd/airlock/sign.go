@@ -42,6 +42,7 @@ func signCommand() command {
 		examples: `  AIRLOCK_PASSWORD=... airlock sign payments-1.4.2.airlock --key security.key
   airlock sign payments-1.4.2.airlock --key ops.key          # prompts for the password on a terminal
   airlock sign payments-1.4.2.airlock --key cosign.key       # keys made by cosign generate-key-pair work too
+  airlock sign payments-1.4.2.airlock.001 --key ops.key      # a volume set: its head is in volume 1
   airlock sign payments-1.4.2.airlock --key 'pkcs11:token=security;object=airlock?pin-source=/run/secrets/pin'
 `,
 		setup: func(fs *pflag.FlagSet) func(context.Context, *env, []string) error {
@@ -51,8 +52,17 @@ func signCommand() command {
 				if err := f.validate(args); err != nil {
 					return err
 				}
+				// A volume set is signed in volume 1, which holds the head.
+				target := args[0]
+				if len(args) == 1 && bundle.IsVolumeSet(target) {
+					first, err := firstVolume(target)
+					if err != nil {
+						return err
+					}
+					target = first
+				}
 				if f.recover {
-					restored, err := bundle.Recover(args[0])
+					restored, err := bundle.Recover(target)
 					if err != nil {
 						return err
 					}
@@ -70,7 +80,7 @@ func signCommand() command {
 					return err
 				}
 				defer release()
-				res, err := bundle.Sign(ctx, args[0], signers)
+				res, err := bundle.Sign(ctx, target, signers)
 				if err != nil {
 					return err
 				}

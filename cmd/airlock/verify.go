@@ -4,11 +4,14 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
 
+	"github.com/airlock-dev/airlock/bundle"
 	"github.com/airlock-dev/airlock/keyless"
 	"github.com/airlock-dev/airlock/policy"
 	"github.com/airlock-dev/airlock/verify"
@@ -20,6 +23,7 @@ type verifyFlags struct {
 	asJSON        bool
 	quiet         bool
 	attest        attestFlags
+	volume        string
 }
 
 func (f *verifyFlags) register(fs *pflag.FlagSet) {
@@ -27,6 +31,7 @@ func (f *verifyFlags) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&f.insecurePerms, "insecure-permissions", false, "use a policy or key file even when group or others may write it (refused by default, as OpenSSH refuses such keys)")
 	fs.BoolVar(&f.asJSON, "json", false, "print the documented JSON report on stdout (also when verification fails)")
 	fs.BoolVarP(&f.quiet, "quiet", "q", false, "print only errors and the result line (VERIFIED or REJECTED NAME VERSION)")
+	fs.StringVar(&f.volume, "volume", "", "check only this one volume of a volume set, against the head of BUNDLE (volume 1, or a directory holding it) verified by the policy; the other volumes need not be there")
 	f.attest.register(fs)
 }
 
@@ -36,6 +41,9 @@ func (f *verifyFlags) validate(args []string) error {
 	}
 	if f.policy == "" {
 		return usagef("--policy is required: airlock never trusts a bundle without one")
+	}
+	if f.volume != "" && (f.attest.key != "" || args[0] == stdinPath) {
+		return usagef("--volume checks one volume against the head of a file; it takes neither --attest nor standard input")
 	}
 	return f.attest.validate()
 }
@@ -47,6 +55,8 @@ func verifyCommand() command {
 		usage:   "BUNDLE --policy policy.yaml [--json] [--attest site.key -o vsa.json]",
 		examples: `  airlock verify payments-1.4.2.airlock --policy policy.yaml
   airlock verify payments-1.4.2.airlock --policy policy.yaml --json > report.json
+  airlock verify payments-1.4.2.airlock.001 --policy policy.yaml   # a volume set: all volumes next to it
+  airlock verify payments-1.4.2.airlock.001 --volume /media/usb/payments-1.4.2.airlock.003 --policy policy.yaml
   AIRLOCK_PASSWORD=... airlock verify payments-1.4.2.airlock --policy policy.yaml --attest site.key -o vsa.json
   cosign verify-blob-attestation --key site.pub --type https://slsa.dev/verification_summary/v1 \
       --insecure-ignore-tlog --signature vsa.json --digest ROOT-HEX --digestAlg sha256
@@ -57,6 +67,9 @@ func verifyCommand() command {
 			return func(ctx context.Context, e *env, args []string) error {
 				if err := f.validate(args); err != nil {
 					return err
+				}
+				if f.volume != "" {
+					return runVerifyVolume(ctx, e, f, args[0])
 				}
 				return runVerify(ctx, e, f, args[0])
 			}
@@ -74,15 +87,14 @@ func runVerify(ctx context.Context, e *env, f *verifyFlags, path string) error {
 		return err
 	}
 	defer rec.close()
-	file, _, err := openBundle(e, path)
+	prog := newProgress(e, f.quiet || f.asJSON, "verify")
+	vopts := verify.Options{Policy: pol, Path: reportPath(path), Progress: prog.bundleProgress(), Now: time.Now(),
+		Upstream: (&keyless.Checker{Path: path}).Check}
+	rep, verr, err := verifyBundle(ctx, e, path, vopts)
+	prog.wait()
 	if err != nil {
 		return err
 	}
-	defer file.Close()
-	prog := newProgress(e, f.quiet || f.asJSON, "verify")
-	rep, verr := verify.Verify(ctx, file, verify.Options{Policy: pol, Path: reportPath(path), Progress: prog.bundleProgress(), Now: time.Now(),
-		Upstream: (&keyless.Checker{Path: path}).Check})
-	prog.wait()
 	if verr != nil {
 		verr = withJournalHint(path, verr)
 		rep.Error = verr.Error()
@@ -191,4 +203,112 @@ func renderReport(w io.Writer, r *verify.Report) {
 	} else if r.Error != "" {
 		fmt.Fprintf(w, "  reason:   %s\n", r.Error)
 	}
+}
+
+// volumeReport is the JSON `airlock verify --volume --json` prints.
+type volumeReport struct {
+	SchemaVersion int                 `json:"schemaVersion"`
+	Airlock       string              `json:"airlock"`
+	Head          *verify.Report      `json:"head"`
+	Volume        *bundle.VolumeCheck `json:"volume,omitempty"`
+	Error         string              `json:"error,omitempty"`
+}
+
+// runVerifyVolume checks one volume on its own: the head (from volume 1) is
+// verified against the policy, then the volume's bytes against the size
+// and sha256 the signed head gives it.
+func runVerifyVolume(ctx context.Context, e *env, f *verifyFlags, path string) error {
+	pol, err := policy.LoadWith(f.policy, policy.LoadOptions{InsecurePermissions: f.insecurePerms})
+	if err != nil {
+		return err
+	}
+	first, err := firstVolume(path)
+	if err != nil {
+		return err
+	}
+	file, err := os.Open(first)
+	if err != nil {
+		return err
+	}
+	defer file.Close()
+	var head *bundle.Head
+	rep, verr := verify.Verify(ctx, file, verify.Options{Policy: pol, Path: first, Now: time.Now(), HeadOnly: true,
+		Upstream: (&keyless.Checker{Path: first}).Check,
+		Trusted:  func(_ context.Context, h *bundle.Head) error { head = h; return nil }})
+	out := volumeReport{SchemaVersion: 1, Airlock: version(), Head: rep}
+	var check *bundle.VolumeCheck
+	if verr == nil {
+		check, verr = bundle.CheckVolume(ctx, head, f.volume)
+		out.Volume = check
+	}
+	if verr != nil {
+		out.Error = verr.Error()
+	}
+	switch {
+	case f.asJSON:
+		if err := writeJSON(e.stdout, out); err != nil {
+			return err
+		}
+	case verr != nil:
+		if !f.quiet && rep.Bundle.Name != "" && !rep.Trusted {
+			renderReport(e.stdout, rep) // the head itself was refused
+		}
+		fmt.Fprintf(e.stdout, "REJECTED volume %s\n", f.volume)
+	default:
+		fmt.Fprintf(e.stdout, "VERIFIED volume %d of %d of %s %s: %s (%d bytes, %s)\n", check.Number, check.Of, rep.Bundle.Name, rep.Bundle.Version, check.Path, check.Size, check.SHA256)
+		if !f.quiet {
+			fmt.Fprintf(e.stdout, "  head:   %s, signed and accepted by %s (rule %d); the other volumes were not read\n", first, f.policy, rep.Policy.Rule)
+		}
+	}
+	return verr
+}
+
+// firstVolume finds volume 1 of the set path names (a directory, or any
+// volume); a plain bundle file is its own head.
+func firstVolume(path string) (string, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return "", err
+	}
+	if st.IsDir() {
+		m, _ := filepath.Glob(filepath.Join(path, "*.001"))
+		if len(m) != 1 {
+			return "", fmt.Errorf("%s: expected one volume 1 (NAME.001) in it, found %d", path, len(m))
+		}
+		return m[0], nil
+	}
+	if i := strings.LastIndexByte(path, '.'); i > 0 && bundle.IsVolumeSet(path) {
+		return path[:i] + ".001", nil
+	}
+	return path, nil
+}
+
+// verifyBundle verifies the bundle at path. A version 2 bundle in a file or
+// volume set is checked out of order on every core; standard input and
+// version 1 bundles are checked front to back as they stream. err is set
+// only when the bundle could not be opened at all.
+func verifyBundle(ctx context.Context, e *env, path string, opts verify.Options) (*verify.Report, error, error) {
+	if path != stdinPath {
+		if st, serr := os.Stat(path); serr == nil && (st.IsDir() || st.Mode().IsRegular()) {
+			set, err := bundle.OpenSet(path)
+			if err == nil && set.Head.Frames != nil {
+				a, err := bundle.NewArchive(set)
+				if err == nil {
+					defer a.Close()
+					rep, verr := verify.VerifyArchive(ctx, a, opts)
+					return rep, verr, nil
+				}
+			}
+			// Anything else (a v1 bundle, a damaged head, a truncated
+			// file) goes the streaming way, which reports it as verify
+			// always has.
+		}
+	}
+	file, _, err := openBundle(e, path)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer file.Close()
+	rep, verr := verify.Verify(ctx, file, opts)
+	return rep, verr, nil
 }

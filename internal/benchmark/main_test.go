@@ -45,6 +45,8 @@ type fixtures struct {
 	large  func() (string, error)
 	tiny   func() (string, error)
 	keys   func() (string, error)
+	// configs packs manyArtifacts small files into one bundle (head_test.go).
+	configs func() (string, error)
 
 	mu      sync.Mutex
 	bundles map[string]string // model source dir -> bundle packed from it
@@ -80,6 +82,13 @@ func newFixtures(root, bin string) *fixtures {
 			return "", err
 		}
 		return signingKeys(filepath.Join(root, "keys"), bin)
+	})
+	f.configs = sync.OnceValues(func() (string, error) {
+		bin, err := f.binary()
+		if err != nil {
+			return "", err
+		}
+		return configsBundle(filepath.Join(root, "configs"), bin, manyArtifacts)
 	})
 	return f
 }

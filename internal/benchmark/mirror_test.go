@@ -182,6 +182,22 @@ func peerPush(ctx context.Context, crane, bundlePath, work, host string, paralle
 	if err := json.Unmarshal(raw, &idx); err != nil {
 		return r, err
 	}
+	// One entry per artifact comes first; the entries after them repeat
+	// some under a second name for oras (format.md section 8).
+	raw, err = os.ReadFile(filepath.Join(x, "airlock", "bundle.json"))
+	if err != nil {
+		return r, err
+	}
+	var bm struct {
+		Artifacts []json.RawMessage `json:"artifacts"`
+	}
+	if err := json.Unmarshal(raw, &bm); err != nil {
+		return r, err
+	}
+	if len(bm.Artifacts) > len(idx.Manifests) {
+		return r, fmt.Errorf("index.json has %d entries for %d artifacts", len(idx.Manifests), len(bm.Artifacts))
+	}
+	idx.Manifests = idx.Manifests[:len(bm.Artifacts)]
 	pushStart := time.Now()
 	var mu sync.Mutex
 	var wg sync.WaitGroup

@@ -58,15 +58,6 @@ func Check(target string) error {
 	return nil
 }
 
-// Overlaps reports whether a and b name the same path or one lies inside the
-// other (a file target "etc/app" and another target "etc/app/x" cannot both exist).
-func Overlaps(a, b string) bool {
-	if a == b {
-		return true
-	}
-	return strings.HasPrefix(b, a+"/") || strings.HasPrefix(a, b+"/")
-}
-
 // Kind names a file type for messages: "file", "directory", "symbolic link",
 // "device", "named pipe", "socket" or "special file".
 func Kind(m fs.FileMode) string {

@@ -96,12 +96,12 @@ func inventory(data []byte) (*Inventory, error) {
 		if s.Format == CycloneDX {
 			return cycloneDX(data, cdx.BOMFileFormatJSON, EncodingJSON)
 		}
-		doc, err := spdxjson.Read(bytes.NewReader(data))
+		doc, err := guard(EncodingJSON, func() (*spdx.Document, error) { return spdxjson.Read(bytes.NewReader(data)) })
 		return spdxInventory(doc, err, EncodingJSON)
 	case rest[0] == '<':
 		head := rest[:min(len(rest), 4096)]
 		if bytes.Contains(head, []byte("rdf:RDF")) || bytes.Contains(head, []byte("spdx.org/rdf")) {
-			doc, err := spdxrdf.Read(bytes.NewReader(data))
+			doc, err := guard(EncodingRDF, func() (*spdx.Document, error) { return spdxrdf.Read(bytes.NewReader(data)) })
 			return spdxInventory(doc, err, EncodingRDF)
 		}
 		if bytes.Contains(head, []byte("cyclonedx.org/schema/bom")) {
@@ -109,16 +109,33 @@ func inventory(data []byte) (*Inventory, error) {
 		}
 		return nil, unknown("it is XML but neither SPDX RDF nor CycloneDX")
 	case bytes.HasPrefix(rest, []byte("SPDXVersion:")):
-		doc, err := spdxtv.Read(bytes.NewReader(data))
+		doc, err := guard(EncodingTagValue, func() (*spdx.Document, error) { return spdxtv.Read(bytes.NewReader(data)) })
 		return spdxInventory(doc, err, EncodingTagValue)
 	case bytes.HasPrefix(rest, []byte("spdxVersion:")) || bytes.Contains(data, []byte("\nspdxVersion:")):
-		doc, err := spdxyaml.Read(bytes.NewReader(data))
+		doc, err := guard(EncodingYAML, func() (*spdx.Document, error) { return spdxyaml.Read(bytes.NewReader(data)) })
 		return spdxInventory(doc, err, EncodingYAML)
 	}
 	return nil, unknown("it is neither JSON, XML, SPDX tag-value nor SPDX YAML")
 }
 
+// guard runs a third-party parser and turns a panic in it into
+// ErrMalformed: a document crafted to crash a parser is malformed, and
+// must not take airlock down (spdx/tools-golang v0.5.7 dereferences a null
+// entry of "packages" in SPDX 2.2 JSON and YAML, found by FuzzList).
+func guard[T any](enc Encoding, parse func() (T, error)) (v T, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			var zero T
+			v, err = zero, malformed("the %s parser failed on this document (%v)", enc, r)
+		}
+	}()
+	return parse()
+}
+
 func spdxInventory(doc *spdx.Document, err error, enc Encoding) (*Inventory, error) {
+	if errors.Is(err, ErrMalformed) {
+		return nil, err
+	}
 	if err != nil {
 		return nil, malformed("SPDX %s: %v", enc, err)
 	}
@@ -160,7 +177,10 @@ func spdxLicense(l string) string {
 
 func cycloneDX(data []byte, f cdx.BOMFileFormat, enc Encoding) (*Inventory, error) {
 	var bom cdx.BOM
-	if err := cdx.NewBOMDecoder(bytes.NewReader(data), f).Decode(&bom); err != nil {
+	if _, err := guard(enc, func() (struct{}, error) { return struct{}{}, cdx.NewBOMDecoder(bytes.NewReader(data), f).Decode(&bom) }); err != nil {
+		if errors.Is(err, ErrMalformed) {
+			return nil, err
+		}
 		return nil, malformed("CycloneDX %s: %v", enc, err)
 	}
 	inv := &Inventory{Summary: Summary{Format: CycloneDX, SpecVersion: clip(bom.SpecVersion.String())}, Encoding: enc, Components: []Component{}}

@@ -74,25 +74,51 @@ type frame struct {
 	object  bool
 	t       reflect.Type            // Go type it decodes into; nil when not checked
 	fields  map[string]reflect.Type // JSON field names, when t is a struct
-	seen    map[string]string       // folded key -> key as written
+	seen    map[string]string       // folded key -> key as written (the decoder's walk)
+	keys    []string                // keys so far (the fast walk)
+	folded  map[string]bool         // canonical keys, once keys is long (the fast walk)
 	key     string                  // key of the current member
 	index   int                     // index of the current element
 	wantKey bool                    // the next token is a key or '}'
 }
 
 // walker reads a document token by token, keeping the path and the Go type
-// at each level, and checks keys and depth.
+// at each level, and checks keys and depth. The tokens come from
+// encoding/json's Decoder, or in the fast walk from a scanner (fast.go).
 type walker struct {
-	dec    *json.Decoder
-	stack  []frame
-	fields map[reflect.Type]map[string]reflect.Type // structFields cache
+	dec   *json.Decoder
+	fast  *scanner
+	stack []frame
+	spare [][]string // the fast walk's key slices, by depth, for reuse
 }
 
+// token is one token of a document: kind is '{', '}', '[' or ']', '"' for
+// a string (s holds it, decoded), or 'v' for a number, true, false or null.
+type token struct {
+	kind byte
+	s    string
+}
+
+// walk checks data first with the fast walk, which only decides whether
+// the document is accepted; a document it does not accept is walked again
+// with encoding/json's Decoder, which finds the same fault (or accepts it)
+// and describes it. Both walks share the checks of keys, fields, types and
+// depth (value, key, enter, push); the fast walk's scanner accepts only
+// what the Decoder accepts (fast_test.go compares them).
 func walk(data []byte, t reflect.Type) error {
 	if !utf8.Valid(data) {
 		return &Error{Err: fmt.Errorf("%w: not UTF-8", ErrSyntax)}
 	}
-	w := &walker{dec: json.NewDecoder(bytes.NewReader(data)), fields: map[reflect.Type]map[string]reflect.Type{}}
+	if fastWalk(data, t) {
+		return nil
+	}
+	return decoderWalk(data, t)
+}
+
+// decoderWalk is walk with tokens from encoding/json's Decoder: it makes
+// every error message.
+func decoderWalk(data []byte, t reflect.Type) error {
+	w := &walker{dec: json.NewDecoder(bytes.NewReader(data))}
 	w.dec.UseNumber() // numbers stay text: no float range errors here
 	if err := w.value(t); err != nil {
 		return err
@@ -104,35 +130,60 @@ func walk(data []byte, t reflect.Type) error {
 	return nil
 }
 
+// errRefused stops the fast walk; decoderWalk then finds and names the fault.
+var errRefused = errors.New("refused by the fast walk")
+
+// next returns the next token.
+func (w *walker) next() (token, error) {
+	if w.fast != nil {
+		tok, ok := w.fast.next()
+		if !ok {
+			return token{}, errRefused
+		}
+		return tok, nil
+	}
+	tok, err := w.dec.Token()
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return token{}, &Error{Path: w.path(len(w.stack) - 1), Err: fmt.Errorf("%w at offset %d: %w", ErrSyntax, w.dec.InputOffset(), err)}
+	}
+	switch v := tok.(type) {
+	case json.Delim:
+		return token{kind: byte(v)}, nil
+	case string:
+		return token{kind: '"', s: v}, nil
+	}
+	return token{kind: 'v'}, nil
+}
+
 // value reads one JSON value that decodes into Go type t (nil: unchecked).
 func (w *walker) value(t reflect.Type) error {
 	for {
-		tok, err := w.dec.Token()
+		tok, err := w.next()
 		if err != nil {
-			if errors.Is(err, io.EOF) {
-				err = io.ErrUnexpectedEOF
-			}
-			return &Error{Path: w.path(len(w.stack) - 1), Err: fmt.Errorf("%w at offset %d: %w", ErrSyntax, w.dec.InputOffset(), err)}
+			return err
 		}
 		top := w.top()
 		switch {
-		case top != nil && top.object && top.wantKey && tok != json.Delim('}'):
+		case top != nil && top.object && top.wantKey && tok.kind != '}':
 			if err := w.key(top, tok); err != nil {
 				return err
 			}
 			continue
-		case top != nil && (tok == json.Delim('}') || tok == json.Delim(']')):
-			w.stack = w.stack[:len(w.stack)-1]
+		case top != nil && (tok.kind == '}' || tok.kind == ']'):
+			w.pop()
 		default:
 			ct, err := w.enter(t)
 			if err != nil {
 				return err
 			}
-			if d, ok := tok.(json.Delim); ok { // '{' or '['
+			if tok.kind == '{' || tok.kind == '[' {
 				if len(w.stack) >= MaxDepth {
 					return &Error{Path: w.path(len(w.stack)), Err: fmt.Errorf("%w: more than %d levels", ErrTooDeep, MaxDepth)}
 				}
-				w.push(d == '{', ct)
+				w.push(tok.kind == '{', ct)
 				continue
 			}
 		}
@@ -140,6 +191,18 @@ func (w *walker) value(t reflect.Type) error {
 			return nil
 		}
 	}
+}
+
+// pop ends the array or object on top, keeping the fast walk's key slice.
+func (w *walker) pop() {
+	d := len(w.stack) - 1
+	if w.fast != nil && w.stack[d].keys != nil {
+		for len(w.spare) <= d {
+			w.spare = append(w.spare, nil)
+		}
+		w.spare[d] = w.stack[d].keys[:0]
+	}
+	w.stack = w.stack[:d]
 }
 
 func (w *walker) top() *frame {
@@ -150,20 +213,26 @@ func (w *walker) top() *frame {
 }
 
 // key checks an object key and makes it the current member.
-func (w *walker) key(f *frame, tok json.Token) error {
-	key, ok := tok.(string)
-	if !ok { // json.Decoder only returns strings here
-		return &Error{Path: w.path(len(w.stack) - 1), Err: fmt.Errorf("%w: object key is %T", ErrSyntax, tok)}
+func (w *walker) key(f *frame, tok token) error {
+	if tok.kind != '"' { // json.Decoder only returns strings here
+		return &Error{Path: w.path(len(w.stack) - 1), Err: fmt.Errorf("%w: object key is not a string", ErrSyntax)}
 	}
-	folded := f.canonical(key)
-	if earlier, dup := f.seen[folded]; dup {
-		e := &Error{Path: w.path(len(w.stack) - 1), Key: key, Err: ErrDuplicateKey}
-		if earlier != key {
-			e.Earlier = earlier
+	key := tok.s
+	if w.fast != nil {
+		if f.repeats(key) {
+			return errRefused
 		}
-		return e
+	} else {
+		folded := f.canonical(key)
+		if earlier, dup := f.seen[folded]; dup {
+			e := &Error{Path: w.path(len(w.stack) - 1), Key: key, Err: ErrDuplicateKey}
+			if earlier != key {
+				e.Earlier = earlier
+			}
+			return e
+		}
+		f.seen[folded] = key
 	}
-	f.seen[folded] = key
 	if f.t != nil && f.t.Kind() == reflect.Struct {
 		if _, ok := f.fields[key]; !ok {
 			return &Error{Path: w.path(len(w.stack) - 1), Key: key, Err: ErrUnknownField}
@@ -207,17 +276,18 @@ func (w *walker) push(object bool, t reflect.Type) {
 	switch {
 	case f.t == nil:
 	case object && f.t.Kind() == reflect.Struct:
-		f.fields = w.fields[f.t]
-		if f.fields == nil {
-			f.fields = structFields(f.t)
-			w.fields[f.t] = f.fields
-		}
+		f.fields = cachedFields(f.t)
 	case object && f.t.Kind() == reflect.Map:
 	case !object && (f.t.Kind() == reflect.Slice || f.t.Kind() == reflect.Array):
 	default:
 		f.t = nil // a type mismatch, reported by encoding/json
 	}
-	if object {
+	switch {
+	case object && w.fast != nil:
+		if d := len(w.stack); d < len(w.spare) {
+			f.keys, w.spare[d] = w.spare[d], nil
+		}
+	case object:
 		f.seen = map[string]string{}
 	}
 	w.stack = append(w.stack, f)

@@ -1,0 +1,337 @@
+package bundle
+
+import (
+	"strconv"
+	"strings"
+)
+
+// fastDecodeUnion decodes raw into a nodeUnion as json.Unmarshal does, for
+// the plain form in which airlock and registries write manifests: keys
+// spelled exactly as the fields, strings without escapes, integers without
+// fraction or exponent, no null inside arrays and maps. For anything else
+// it returns false and decodeBoth uses json.Unmarshal. raw has passed
+// strictjson.Check (valid UTF-8 JSON, no repeated keys), so the decoder
+// does not describe syntax errors; it only refuses what it does not expect.
+// A head of thousands of artifacts is mostly such manifests, and
+// encoding/json spent about 15 us on each. TestFastDecodeUnion and
+// FuzzFastDecodeUnion compare the result with json.Unmarshal's.
+func fastDecodeUnion(raw []byte) (*nodeUnion, bool) {
+	d := &plainDecoder{s: string(raw)}
+	var u nodeUnion
+	ok := d.object(unionFields, func(key string) bool {
+		switch key {
+		case "schemaVersion":
+			return d.int(func(n int64) { u.SchemaVersion = int(n) })
+		case "mediaType":
+			return d.str(&u.MediaType)
+		case "artifactType":
+			return d.str(&u.ArtifactType)
+		case "config":
+			return d.descriptor(&u.Config)
+		case "subject":
+			return d.descriptor(&u.Subject)
+		case "manifests":
+			return d.array(func() bool {
+				u.Manifests = append(u.Manifests, ociDescriptor{})
+				return d.descriptorFields(&u.Manifests[len(u.Manifests)-1], nil)
+			}, func() { u.Manifests = []ociDescriptor{} })
+		case "layers":
+			return d.array(func() bool {
+				u.Layers = append(u.Layers, unionLayer{})
+				l := &u.Layers[len(u.Layers)-1]
+				var desc ociDescriptor
+				if !d.descriptorFields(&desc, &l.Annotations) {
+					return false
+				}
+				l.MediaType, l.Digest, l.Size, l.Platform = desc.MediaType, desc.Digest, desc.Size, desc.Platform
+				return true
+			}, func() { u.Layers = []unionLayer{} })
+		case "annotations":
+			return d.stringMap(&u.Annotations)
+		}
+		return d.skip()
+	})
+	if !ok {
+		return nil, false
+	}
+	d.space()
+	return &u, d.pos == len(d.s)
+}
+
+// The JSON names of the fields of nodeUnion, ociDescriptor (plus the
+// layers' annotations) and ociPlatform. A key that differs from one of them
+// only in case would be matched to it by encoding/json: plainDecoder
+// refuses such keys.
+var (
+	unionFields      = []string{"schemaVersion", "mediaType", "artifactType", "config", "subject", "layers", "manifests", "annotations"}
+	descriptorFields = []string{"mediaType", "digest", "size", "platform"}
+	layerFields      = []string{"mediaType", "digest", "size", "platform", "annotations"}
+	platformFields   = []string{"os", "architecture", "variant"}
+)
+
+// plainDecoder reads the plain JSON fastDecodeUnion accepts.
+type plainDecoder struct {
+	s   string
+	pos int
+}
+
+func (d *plainDecoder) space() {
+	for d.pos < len(d.s) {
+		switch d.s[d.pos] {
+		case ' ', '\t', '\n', '\r':
+			d.pos++
+		default:
+			return
+		}
+	}
+}
+
+// peek returns the next byte after whitespace, or 0 at the end.
+func (d *plainDecoder) peek() byte {
+	d.space()
+	if d.pos >= len(d.s) {
+		return 0
+	}
+	return d.s[d.pos]
+}
+
+// literal consumes lit if it comes next.
+func (d *plainDecoder) literal(lit string) bool {
+	d.space()
+	if strings.HasPrefix(d.s[d.pos:], lit) {
+		d.pos += len(lit)
+		return true
+	}
+	return false
+}
+
+// plainString reads a string without escapes.
+func (d *plainDecoder) plainString() (string, bool) {
+	if d.peek() != '"' {
+		return "", false
+	}
+	end := strings.IndexAny(d.s[d.pos+1:], `"\`)
+	if end < 0 || d.s[d.pos+1+end] != '"' {
+		return "", false // an escape: leave it to encoding/json
+	}
+	v := d.s[d.pos+1 : d.pos+1+end]
+	d.pos += end + 2
+	return v, true
+}
+
+// object reads an object, calling member for each key in fields (every
+// key when fields is nil: a map) after consuming the colon; member must
+// consume the value. Other keys are skipped, but a key that equals one of
+// fields under case folding is refused.
+func (d *plainDecoder) object(fields []string, member func(key string) bool) bool {
+	if !d.literal("{") {
+		return false
+	}
+	if d.literal("}") {
+		return true
+	}
+	for {
+		key, ok := d.plainString()
+		if !ok || !d.literal(":") {
+			return false
+		}
+		exact := fields == nil
+		for _, f := range fields {
+			if key == f {
+				exact = true
+				break
+			}
+			if strings.EqualFold(key, f) {
+				return false
+			}
+		}
+		if exact {
+			if !member(key) {
+				return false
+			}
+		} else if !d.skip() {
+			return false
+		}
+		if d.literal(",") {
+			continue
+		}
+		return d.literal("}")
+	}
+}
+
+// array reads null (leaving the slice nil) or an array, calling elem for
+// each element and empty for an empty array (encoding/json makes an empty,
+// non-nil slice). A null element is refused.
+func (d *plainDecoder) array(elem func() bool, empty func()) bool {
+	if d.literal("null") {
+		return true
+	}
+	if !d.literal("[") {
+		return false
+	}
+	if d.literal("]") {
+		empty()
+		return true
+	}
+	for {
+		if d.peek() != '{' || !elem() {
+			return false
+		}
+		if d.literal(",") {
+			continue
+		}
+		return d.literal("]")
+	}
+}
+
+// str reads null (leaving *v alone) or a plain string into *v.
+func (d *plainDecoder) str(v *string) bool {
+	if d.literal("null") {
+		return true
+	}
+	s, ok := d.plainString()
+	if ok {
+		*v = s
+	}
+	return ok
+}
+
+// int reads null (nothing) or an integer without fraction or exponent that
+// fits in 64 bits, passing it to set.
+func (d *plainDecoder) int(set func(int64)) bool {
+	if d.literal("null") {
+		return true
+	}
+	d.space()
+	i := d.pos
+	if i < len(d.s) && d.s[i] == '-' {
+		i++
+	}
+	j := i
+	for j < len(d.s) && '0' <= d.s[j] && d.s[j] <= '9' {
+		j++
+	}
+	if j == i || j < len(d.s) && (d.s[j] == '.' || d.s[j] == 'e' || d.s[j] == 'E') {
+		return false
+	}
+	n, err := strconv.ParseInt(d.s[d.pos:j], 10, 64)
+	if err != nil {
+		return false
+	}
+	d.pos = j
+	set(n)
+	return true
+}
+
+// descriptor reads null (a nil pointer) or a descriptor object.
+func (d *plainDecoder) descriptor(p **ociDescriptor) bool {
+	if d.literal("null") {
+		*p = nil
+		return true
+	}
+	if d.peek() != '{' {
+		return false
+	}
+	*p = &ociDescriptor{}
+	return d.descriptorFields(*p, nil)
+}
+
+// descriptorFields reads a descriptor object into desc; with annotations
+// non-nil (a layer) it reads the annotations member too.
+func (d *plainDecoder) descriptorFields(desc *ociDescriptor, annotations *map[string]string) bool {
+	fields := descriptorFields
+	if annotations != nil {
+		fields = layerFields
+	}
+	return d.object(fields, func(key string) bool {
+		switch key {
+		case "mediaType":
+			return d.str(&desc.MediaType)
+		case "digest":
+			return d.str(&desc.Digest)
+		case "size":
+			return d.int(func(n int64) { desc.Size = n })
+		case "platform":
+			if d.literal("null") {
+				desc.Platform = nil
+				return true
+			}
+			desc.Platform = &ociPlatform{}
+			pl := desc.Platform
+			return d.object(platformFields, func(key string) bool {
+				switch key {
+				case "os":
+					return d.str(&pl.OS)
+				case "architecture":
+					return d.str(&pl.Architecture)
+				}
+				return d.str(&pl.Variant)
+			})
+		}
+		return d.stringMap(annotations) // "annotations", only in layerFields
+	})
+}
+
+// stringMap reads null (a nil map) or an object of plain strings.
+func (d *plainDecoder) stringMap(m *map[string]string) bool {
+	if d.literal("null") {
+		*m = nil
+		return true
+	}
+	if d.peek() != '{' {
+		return false
+	}
+	mm := map[string]string{}
+	*m = mm
+	return d.object(nil, func(key string) bool {
+		v, ok := d.plainString() // not null: encoding/json would store ""
+		mm[key] = v
+		return ok
+	})
+}
+
+// skip consumes one value of any kind (the input is valid JSON).
+func (d *plainDecoder) skip() bool {
+	depth := 0
+	for {
+		switch c := d.peek(); c {
+		case 0:
+			return false
+		case '"':
+			i := d.pos + 1
+			for i < len(d.s) && d.s[i] != '"' {
+				if d.s[i] == '\\' {
+					i++
+				}
+				i++
+			}
+			if i >= len(d.s) {
+				return false
+			}
+			d.pos = i + 1
+		case '{', '[':
+			depth++
+			d.pos++
+			continue
+		case '}', ']':
+			depth--
+			d.pos++
+			if depth < 0 {
+				return false
+			}
+		case ',', ':':
+			if depth == 0 {
+				return false
+			}
+			d.pos++
+			continue
+		default: // a number, true, false or null
+			for d.pos < len(d.s) && !strings.ContainsRune(" \t\n\r,:]}", rune(d.s[d.pos])) {
+				d.pos++
+			}
+		}
+		if depth == 0 {
+			return true
+		}
+	}
+}

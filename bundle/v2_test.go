@@ -1,0 +1,416 @@
+package bundle
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// smallFrames makes the test release span many frames: the 480 KB model
+// file is sliced, the small files share frames.
+const smallFrames = MinFrameSize
+
+// writeV2 writes testItems with opts and returns the path of the bundle
+// (or of its first volume).
+func writeV2(t testing.TB, opts WriteOptions) string {
+	t.Helper()
+	w, err := NewWriter("test", "1.0.0", time.Unix(1767225600, 0), v2Items(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Sign(context.Background(), StatementOptions{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "test.airlock")
+	if _, err := w.WriteFile(context.Background(), out, opts); err != nil {
+		t.Fatal(err)
+	}
+	if opts.VolumeSize > 0 {
+		return VolumeName(out, 1)
+	}
+	return out
+}
+
+// v2Items is testItems plus 600 KB that does not compress, so that small
+// volume sizes give several volumes.
+func v2Items(t testing.TB) []Item {
+	items := testItems(t)
+	files := memFiles{}
+	noise := make([]byte, 600<<10)
+	rand.NewChaCha8([32]byte{1}).Read(noise)
+	it, err := NewFileItem("data/noise.bin", "var/noise.bin", "0644", files.layer("noise.bin", noise, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	it.Open = files.open
+	return append(items, *it)
+}
+
+func TestV2LayoutAndDeterminism(t *testing.T) {
+	t.Parallel()
+	p := writeV2(t, WriteOptions{FrameSize: smallFrames})
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := ReadHead(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Marker.Version != 2 || h.Frames == nil || len(h.Frames.Frames) < 8 {
+		t.Fatalf("version %d, frame index %+v: want a v2 bundle of many frames", h.Marker.Version, h.Frames)
+	}
+	if err := readAll(b); err != nil {
+		t.Fatalf("v2 bundle rejected by the streaming reader: %v", err)
+	}
+	// Any zstd decoder reads the whole file as one tar archive holding
+	// every blob (the OCI layout after extraction).
+	dec, _ := zstd.NewReader(bytes.NewReader(b))
+	defer dec.Close()
+	whole, err := io.ReadAll(dec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries := readEntries(t, whole)
+	if got, want := len(entries), h.Entries+len(h.Body); got != want {
+		t.Fatalf("decompressed archive has %d entries, want %d", got, want)
+	}
+	// Same items, same time: same bytes, whether written to a file, as
+	// volumes (concatenated), or to a stream.
+	again, _ := os.ReadFile(writeV2(t, WriteOptions{FrameSize: smallFrames}))
+	if !bytes.Equal(b, again) {
+		t.Fatal("two writes of the same items differ")
+	}
+	w, _ := NewWriter("test", "1.0.0", time.Unix(1767225600, 0), v2Items(t))
+	_ = w.Sign(context.Background(), StatementOptions{}, nil)
+	var stream bytes.Buffer
+	if _, err := w.WriteStream(context.Background(), &stream, WriteOptions{FrameSize: smallFrames, TempDir: t.TempDir()}); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(b, stream.Bytes()) {
+		t.Fatal("WriteStream differs from WriteFile")
+	}
+}
+
+func TestV2VolumesConcatenateToABundle(t *testing.T) {
+	t.Parallel()
+	first := writeV2(t, WriteOptions{FrameSize: smallFrames, VolumeSize: 200 << 10})
+	set, err := OpenSet(filepath.Dir(first))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !set.Volumes || len(set.Paths) < 3 {
+		t.Fatalf("want at least 3 volumes, got %v", set.Paths)
+	}
+	var cat []byte
+	for i, p := range set.Paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if int64(len(b)) > 200<<10 {
+			t.Fatalf("volume %d is %d bytes, over the volume size", i+1, len(b))
+		}
+		cat = append(cat, b...)
+	}
+	if err := readAll(cat); err != nil {
+		t.Fatalf("cat of the volumes is not a valid bundle: %v", err)
+	}
+	if err := set.Check(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	r, err := set.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(r)
+	if !bytes.Equal(got, cat) {
+		t.Fatal("the set reader does not give the concatenation")
+	}
+	for _, p := range set.Paths {
+		vc, err := CheckVolume(context.Background(), set.Head, p)
+		if err != nil || vc.Path != p {
+			t.Fatalf("CheckVolume(%s) = %+v, %v", p, vc, err)
+		}
+	}
+}
+
+// volumeSet writes a volume set and returns its directory and paths.
+func volumeSet(t *testing.T) (string, []string) {
+	t.Helper()
+	first := writeV2(t, WriteOptions{FrameSize: smallFrames, VolumeSize: 200 << 10})
+	dir := filepath.Dir(first)
+	set, err := OpenSet(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir, set.Paths
+}
+
+func TestV2VolumeSetDamage(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name   string
+		damage func(t *testing.T, paths []string)
+		want   string // in the error from OpenSet or Check
+	}{
+		{"missing", func(t *testing.T, p []string) { os.Remove(p[1]) }, "volume 2 of"},
+		{"missing first", func(t *testing.T, p []string) { os.Remove(p[0]) }, "volume 1 is missing"},
+		{"swapped", func(t *testing.T, p []string) {
+			a, _ := os.ReadFile(p[1])
+			b, _ := os.ReadFile(p[2])
+			os.WriteFile(p[1], b, 0o644)
+			os.WriteFile(p[2], a, 0o644)
+		}, "volume 2"},
+		{"truncated", func(t *testing.T, p []string) {
+			st, _ := os.Stat(p[2])
+			os.Truncate(p[2], st.Size()-1)
+		}, "volume 3 ("},
+		{"corrupt", func(t *testing.T, p []string) {
+			b, _ := os.ReadFile(p[1])
+			b[len(b)/2] ^= 1
+			os.WriteFile(p[1], b, 0o644)
+		}, "volume 2 of"},
+		{"duplicated", func(t *testing.T, p []string) {
+			b, _ := os.ReadFile(p[1])
+			os.WriteFile(strings.TrimSuffix(p[1], ".002")+".0002", b, 0o644)
+		}, "volume 2 is there twice"},
+		{"extra", func(t *testing.T, p []string) {
+			b, _ := os.ReadFile(p[1])
+			os.WriteFile(strings.TrimSuffix(p[1], ".002")+".099", b, 0o644)
+		}, "not part of this bundle"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir, paths := volumeSet(t)
+			c.damage(t, paths)
+			set, err := OpenSet(dir)
+			if err == nil {
+				err = set.Check(context.Background())
+			}
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("err = %v, want it to name %q", err, c.want)
+			}
+			if !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrIntegrity) {
+				t.Fatalf("err = %v: not a rejection", err)
+			}
+		})
+	}
+}
+
+// relabel rewrites the head of a v2 bundle with a frame index changed by
+// mutate, keeping everything consistent (bundle.json and the unsigned
+// statement follow) unless keepManifest is set; the body is unchanged.
+func relabel(t *testing.T, b []byte, keepManifest bool, mutate func(fi *FrameIndex)) []byte {
+	t.Helper()
+	h, err := ReadHead(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fi FrameIndex
+	if err := json.Unmarshal(h.FramesBytes, &fi); err != nil {
+		t.Fatal(err)
+	}
+	mutate(&fi)
+	framesRaw, err := marshalIndent(&fi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	repl := map[string][]byte{EntryFrames: framesRaw}
+	if !keepManifest {
+		m := h.Manifest
+		m.Frames = &Descriptor{MediaType: MediaTypeFrameIndex, Digest: checkedDigest(framesRaw), Size: int64(len(framesRaw))}
+		mraw, _ := marshalIndent(&m)
+		p := h.Statement.Predicate
+		st, err := newStatement(&m, checkedDigest(mraw), int64(len(mraw)), StatementOptions{Sequence: p.Sequence, Expires: p.Expires, Channel: p.Channel})
+		if err != nil {
+			t.Fatal(err)
+		}
+		env, _ := newEnvelope(st)
+		sig, _ := marshalIndent(env)
+		repl[EntryManifest], repl[EntrySignatures] = mraw, sig
+	}
+	var entries []tarEntry
+	for _, e := range h.raw {
+		data := e.data
+		if r, ok := repl[e.name]; ok {
+			data = r
+		}
+		entries = append(entries, tarEntry{hdr: *tarHeader(e.name, int64(len(data)), h.Manifest.Created), data: data})
+	}
+	out := append(frame(t, tarBytes(t, entries, false)), paddingFrame(HeadPadding)...)
+	return append(out, b[h.HeadSize+h.PaddingSize:]...)
+}
+
+func TestV2FrameIndexLies(t *testing.T) {
+	t.Parallel()
+	p := writeV2(t, WriteOptions{FrameSize: smallFrames})
+	good, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := readAll(relabel(t, good, false, func(*FrameIndex) {})); err != nil {
+		t.Fatalf("an unchanged relabel is refused: %v", err)
+	}
+	cases := []struct {
+		name         string
+		keepManifest bool
+		mutate       func(fi *FrameIndex)
+		want         string
+	}{
+		{"offset past the end", false, func(fi *FrameIndex) {
+			fi.Frames[len(fi.Frames)-1].Size += 100
+			fi.CompressedSize += 100
+		}, "frame"},
+		{"overlapping frames", false, func(fi *FrameIndex) { fi.Frames[2].Offset-- }, "frames must follow each other"},
+		{"blob claimed by two frames", false, func(fi *FrameIndex) {
+			fi.Frames[0].Blobs = append(fi.Frames[0].Blobs, fi.Frames[len(fi.Frames)-2].Blobs...)
+		}, "lists blobs"},
+		{"uncompressed size", false, func(fi *FrameIndex) { fi.Frames[1].UncompressedSize += 512 }, "uncompressed range"},
+		{"frame dropped", false, func(fi *FrameIndex) { fi.Frames = fi.Frames[:len(fi.Frames)-1] }, "frames"},
+		{"index digest not the signed one", true, func(fi *FrameIndex) { fi.Frames[0].SHA256 = placeholderHex("x") }, "does not match the frames descriptor"},
+		{"frame size", false, func(fi *FrameIndex) { fi.FrameSize = 1000 }, "frame size"},
+		{"compressed total", false, func(fi *FrameIndex) { fi.CompressedSize++ }, "compressedSize"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			b := relabel(t, good, c.keepManifest, c.mutate)
+			err := readAll(b)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("streaming reader: err = %v, want %q", err, c.want)
+			}
+			if !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrIntegrity) && !errors.Is(err, ErrLimit) {
+				t.Fatalf("err = %v: not a rejection", err)
+			}
+		})
+	}
+}
+
+func TestV2CorruptFrameNamed(t *testing.T) {
+	t.Parallel()
+	p := writeV2(t, WriteOptions{FrameSize: smallFrames})
+	b, _ := os.ReadFile(p)
+	h, _ := ReadHead(bytes.NewReader(b))
+	fr := h.Frames.Frames[3]
+	b[h.HeadSize+h.PaddingSize+fr.Offset+fr.Size/2] ^= 0x40
+	err := readAll(b)
+	var fe *FrameError
+	if !errors.As(err, &fe) || fe.Frame != 3 {
+		t.Fatalf("streaming reader: err = %v, want frame 3 named", err)
+	}
+	os.WriteFile(p, b, 0o644)
+	a, err := OpenArchive(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	err = a.CheckBody(context.Background(), 2, nil)
+	if !errors.As(err, &fe) || fe.Frame != 3 {
+		t.Fatalf("CheckBody: err = %v, want frame 3 named", err)
+	}
+	if _, err := a.Frame(3); err == nil || !errors.Is(err, ErrIntegrity) {
+		t.Fatalf("random access to a frame whose bytes changed: err = %v, want its signed sha256 to refuse it", err)
+	}
+}
+
+func TestArchiveRandomAccess(t *testing.T) {
+	t.Parallel()
+	for _, vol := range []int64{0, 200 << 10} {
+		p := writeV2(t, WriteOptions{FrameSize: smallFrames, VolumeSize: vol})
+		a, err := OpenArchive(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := a.CheckBody(context.Background(), 3, nil); err != nil {
+			t.Fatalf("CheckBody of a good bundle: %v", err)
+		}
+		// Every body blob whole, and a range of it, read out of order.
+		stream, _ := readBodyBlobs(t, a.Set())
+		for i := len(a.Head().Body) - 1; i >= 0; i-- {
+			d := a.Head().Body[i]
+			rc, err := a.Open(context.Background(), d.Digest, 0, -1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := io.ReadAll(rc)
+			if err != nil || !bytes.Equal(got, stream[d.Digest]) {
+				t.Fatalf("blob %s: %d bytes, err %v", d.Digest, len(got), err)
+			}
+			if d.Size > 10 {
+				rc, _ := a.Open(context.Background(), d.Digest, d.Size/3, d.Size/3)
+				part, _ := io.ReadAll(rc)
+				if !bytes.Equal(part, stream[d.Digest][d.Size/3:d.Size/3+d.Size/3]) {
+					t.Fatalf("range of %s differs", d.Digest)
+				}
+			}
+		}
+		a.Close()
+	}
+}
+
+// readBodyBlobs reads every body blob with the streaming reader.
+func readBodyBlobs(t *testing.T, set *Set) (map[string][]byte, error) {
+	t.Helper()
+	rc, err := set.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	r, err := NewReader(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	out := map[string][]byte{}
+	for {
+		e, err := r.Next()
+		if err == io.EOF {
+			return out, nil
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[e.Digest] = b
+	}
+}
+
+func TestV2SignInPlaceKeepsVolumes(t *testing.T) {
+	t.Parallel()
+	first := writeV2(t, WriteOptions{FrameSize: smallFrames, VolumeSize: 200 << 10})
+	before, _ := os.Stat(first)
+	res, err := Sign(context.Background(), first, []Signer{newEdSigner(t, 7)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.InPlace {
+		t.Fatal("signing a volume set did not happen in place")
+	}
+	after, _ := os.Stat(first)
+	if before.Size() != after.Size() {
+		t.Fatalf("volume 1 changed size: %d -> %d", before.Size(), after.Size())
+	}
+	set, err := OpenSet(filepath.Dir(first))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := set.Check(context.Background()); err != nil {
+		t.Fatalf("after signing: %v", err)
+	}
+	if _, err := readBodyBlobs(t, set); err != nil {
+		t.Fatal(err)
+	}
+}

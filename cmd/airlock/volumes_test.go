@@ -1,0 +1,151 @@
+package main
+
+import (
+	"bytes"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/airlock-dev/airlock/internal/testkit"
+)
+
+// volumeRelease writes a release of incompressible model files (about 17
+// MB) and a policy trusting the key it is signed with; it returns the
+// airlock.yaml, the key and the policy.
+func volumeRelease(t *testing.T) (spec, key, pol string) {
+	t.Helper()
+	pol = writeKeyPolicy(t, "keys:\n  k: { publicKey: k.pub }\nbundles:\n  - match: vt\n    signers: [k]\n    threshold: 1\n")
+	key = filepath.Join(filepath.Dir(pol), "k.key")
+	dir := t.TempDir()
+	m := filepath.Join(dir, "models", "m")
+	if err := os.MkdirAll(m, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.NewChaCha8([32]byte{9})
+	for name, size := range map[string]int{"w1.bin": 10 << 20, "w2.bin": 7 << 20, "config.json": 100} {
+		b := make([]byte, size)
+		rng.Read(b)
+		if err := os.WriteFile(filepath.Join(m, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	spec = filepath.Join(dir, "airlock.yaml")
+	if err := os.WriteFile(spec, []byte("name: vt\nversion: 1.0.0\nmodels:\n  - source: models/m\n    name: m\n    target: models/m\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return spec, key, pol
+}
+
+// TestVolumeSets: pack writes volumes, every reading command takes the set
+// (a directory or a volume), one volume checks alone, and a missing or
+// corrupt volume is named by number before anything is pushed or installed.
+func TestVolumeSets(t *testing.T) {
+	t.Parallel()
+	spec, key, pol := volumeRelease(t)
+	env := map[string]string{"AIRLOCK_PASSWORD": "pw"}
+	outDir := t.TempDir()
+	out := filepath.Join(outDir, "vt-1.0.0.airlock")
+	code, stdout, stderr := runCLI(t, env, "pack", "-q", "-f", spec, "-o", out, "-k", key, "--volume-size", "6MiB")
+	if code != 0 {
+		t.Fatalf("pack: exit %d: %s", code, stderr)
+	}
+	vols := strings.Fields(stdout)
+	if len(vols) < 3 || vols[0] != out+".001" {
+		t.Fatalf("pack -q printed %q, want the volumes one per line", stdout)
+	}
+	var cat []byte
+	for _, v := range vols {
+		b, err := os.ReadFile(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(b) > 6<<20 {
+			t.Fatalf("%s is %d bytes, over --volume-size", v, len(b))
+		}
+		cat = append(cat, b...)
+	}
+	whole := filepath.Join(t.TempDir(), "vt.airlock")
+	if err := os.WriteFile(whole, cat, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, arg := range []string{outDir, vols[0], vols[len(vols)-1], whole} {
+		if code, _, stderr := runCLI(t, nil, "verify", "-q", arg, "-p", pol); code != 0 {
+			t.Fatalf("verify %s: exit %d: %s", arg, code, stderr)
+		}
+	}
+	if code, _, stderr := runCLI(t, nil, "inspect", outDir); code != 0 {
+		t.Fatalf("inspect of the set: exit %d: %s", code, stderr)
+	}
+	// A courier checks volume 3 with only volume 1's head at hand.
+	courier := t.TempDir()
+	for _, v := range []string{vols[0], vols[2]} {
+		b, _ := os.ReadFile(v)
+		os.WriteFile(filepath.Join(courier, filepath.Base(v)), b, 0o644)
+	}
+	code, stdout, stderr = runCLI(t, nil, "verify", filepath.Join(courier, filepath.Base(vols[0])), "--volume", filepath.Join(courier, filepath.Base(vols[2])), "-p", pol)
+	if code != 0 || !strings.Contains(stdout, "VERIFIED volume 3 of") {
+		t.Fatalf("verify --volume: exit %d: %s %s", code, stdout, stderr)
+	}
+
+	reg := testkit.Start(t)
+	root := filepath.Join(t.TempDir(), "root")
+	damaged := []struct {
+		name   string
+		damage func(dir string)
+		want   string
+	}{
+		{"missing", func(dir string) { os.Remove(filepath.Join(dir, filepath.Base(vols[1]))) }, "volume 2 of"},
+		{"corrupt", func(dir string) {
+			p := filepath.Join(dir, filepath.Base(vols[1]))
+			b, _ := os.ReadFile(p)
+			b[len(b)/3] ^= 1
+			os.WriteFile(p, b, 0o644)
+		}, "volume 2 of"},
+	}
+	for _, d := range damaged {
+		dir := t.TempDir()
+		for _, v := range vols {
+			b, _ := os.ReadFile(v)
+			os.WriteFile(filepath.Join(dir, filepath.Base(v)), b, 0o644)
+		}
+		d.damage(dir)
+		for _, args := range [][]string{
+			{"verify", dir, "-p", pol},
+			{"mirror", dir, "--to", reg.Host + "/site", "-p", pol},
+			{"install", dir, "--root", root, "-p", pol},
+		} {
+			code, _, stderr := runCLI(t, nil, args...)
+			if code != 3 || !strings.Contains(stderr, d.want) {
+				t.Fatalf("%s with a %s volume: exit %d, stderr %q; want 3 naming %q", args[0], d.name, code, stderr, d.want)
+			}
+		}
+		if _, err := os.Stat(root); !os.IsNotExist(err) {
+			t.Fatalf("install with a %s volume created %s", d.name, root)
+		}
+		if cat := catalog(t, reg.Host); strings.Contains(cat, "site") {
+			t.Fatalf("mirror with a %s volume wrote to the registry: %s", d.name, cat)
+		}
+	}
+	// The intact set mirrors and installs.
+	if code, _, stderr := runCLI(t, nil, "mirror", "-q", outDir, "--to", reg.Host+"/site", "-p", pol); code != 0 {
+		t.Fatalf("mirror of the set: exit %d: %s", code, stderr)
+	}
+	if code, _, stderr := runCLI(t, nil, "install", "-q", vols[1], "--root", root, "-p", pol); code != 0 {
+		t.Fatalf("install of the set: exit %d: %s", code, stderr)
+	}
+}
+
+func catalog(t *testing.T, host string) string {
+	t.Helper()
+	resp, err := http.Get("http://" + host + "/v2/_catalog")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(bytes.TrimSpace(b))
+}
