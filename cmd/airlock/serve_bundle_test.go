@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,13 +13,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/airlock-dev/airlock/bundle"
 	"github.com/airlock-dev/airlock/internal/testkit"
 )
 
-var bundleServingLine = regexp.MustCompile(`serving (\S+) read-only as an OCI registry on http://(127\.0\.0\.1:\d+) \(Ctrl-C to stop\)`)
+var bundleServingLine = regexp.MustCompile(`serving (.+?) read-only as an OCI registry on http://(127\.0\.0\.1:\d+) \(Ctrl-C to stop\)`)
 
 // servedBundle is a running `airlock serve --bundle`.
 type servedBundle struct {
@@ -234,5 +237,68 @@ func TestServeBundleCosign(t *testing.T) {
 	}
 	if err := verifyWith("release.pub", s.host+"/demo/worker@"+worker); err == nil {
 		t.Error("cosign verify passed with a key that signed the bundle, not the image")
+	}
+}
+
+// TestServeBundleVolumeSet: `pack --volume-size` writes a volume set;
+// `airlock serve --bundle` serves it given any volume or the directory,
+// every file of the model pulled whole (and checked) across volume
+// boundaries; a set with a volume missing is refused by number (exit 3).
+func TestServeBundleVolumeSet(t *testing.T) {
+	spec, key, pol := volumeRelease(t)
+	env := map[string]string{"AIRLOCK_PASSWORD": "pw"}
+	outDir := t.TempDir()
+	out := filepath.Join(outDir, "vt-1.0.0.airlock")
+	code, stdout, stderr := runCLI(t, env, "pack", "-q", "-f", spec, "-o", out, "-k", key, "--volume-size", "6MiB")
+	if code != 0 {
+		t.Fatalf("pack: exit %d: %s", code, stderr)
+	}
+	vols := strings.Fields(stdout)
+	if len(vols) < 3 {
+		t.Fatalf("pack wrote %v", vols)
+	}
+	for _, arg := range []string{vols[1], outDir} {
+		s := startServeBundle(t, arg, pol)
+		if !strings.Contains(s.stderr.String(), fmt.Sprintf("(%d volumes)", len(vols))) {
+			t.Errorf("%s: the serving line does not count the volumes: %q", arg, s.stderr.String())
+		}
+		ref, err := name.NewTag(s.host+"/models/m:1.0.0", name.Insecure)
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := remote.Image(ref)
+		if err != nil {
+			t.Fatalf("%s: %v", arg, err)
+		}
+		layers, err := img.Layers()
+		if err != nil || len(layers) != 3 {
+			t.Fatalf("%s: %d layers, %v", arg, len(layers), err)
+		}
+		var total int64
+		for _, l := range layers {
+			rc, err := l.Compressed() // checked against the digest by ggcr
+			if err != nil {
+				t.Fatal(err)
+			}
+			n, err := io.Copy(io.Discard, rc)
+			rc.Close()
+			if err != nil {
+				t.Fatalf("%s: layer: %v", arg, err)
+			}
+			total += n
+		}
+		if total < 17<<20 {
+			t.Errorf("%s: pulled %d bytes of the model", arg, total)
+		}
+		if code := s.stop(); code != exitOK {
+			t.Errorf("%s: exit %d", arg, code)
+		}
+	}
+	if err := os.Remove(vols[1]); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr = runServeCLI(context.Background(), []string{"--bundle", vols[0], "--policy", pol, "--addr", "127.0.0.1:0"})
+	if code != exitRejected || !strings.Contains(stderr, "volume 2") {
+		t.Errorf("volume 2 missing: exit %d: %s", code, stderr)
 	}
 }
