@@ -27,7 +27,7 @@ type serveFlags struct {
 }
 
 func (f *serveFlags) register(fs *pflag.FlagSet) {
-	fs.StringVar(&f.data, "data", "", "storage directory, created if missing (required)")
+	fs.StringVar(&f.data, "data", "", "storage directory, created if missing (required unless --bundle)")
 	fs.StringVar(&f.addr, "addr", registry.DefaultAddr, "listen address host:port")
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "serve HTTPS with this PEM certificate (chain); needs --tls-key")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
@@ -60,7 +60,7 @@ func (f *serveFlags) validate(args []string) error {
 func serveCommand() command {
 	return command{
 		name:    "serve",
-		summary: "Run an OCI registry (CNCF distribution, filesystem storage) for sites that have none.",
+		summary: "Run an OCI registry (CNCF distribution, filesystem storage) for sites that have none, or serve a bundle read-only.",
 		usage:   "--data DIR | --bundle BUNDLE --policy policy.yaml [--addr 127.0.0.1:5000] [--tls-cert FILE --tls-key FILE] [--allow-remote]",
 		examples: `  airlock serve --data /srv/airlock-registry
   airlock serve --data /srv/airlock-registry --addr 127.0.0.1:5001 -v
@@ -72,13 +72,14 @@ func serveCommand() command {
   # Serve a bundle read-only, straight from the media (a file, a volume or a
   # directory of volumes), once its head passes the policy:
   airlock serve --bundle /media/usb/payments-1.4.2.airlock --policy policy.yaml
-  crane pull 127.0.0.1:5000/payments/api:1.4.2 api.tar
+  crane pull --insecure 127.0.0.1:5000/payments/api:1.4.2 api.tar
 
 The registry has no authentication: anyone who reaches the address can read, push and
-delete (with --bundle: read; every write is answered 405 UNSUPPORTED). With --bundle the
-head's signatures and rule are checked before serving (head only: the body is not read in
-full); every blob is checked against the signed frame index and its digest as it is served,
-and a blob that fails is cut off, never delivered whole. It listens on loopback unless --allow-remote is given. Ctrl-C (SIGINT) or SIGTERM
+delete (with --bundle: only read; every write is answered 405 UNSUPPORTED). It listens
+on loopback unless --allow-remote is given. With --bundle, the head's signatures and
+policy rule are checked before serving (head only: the body is not read in full); every
+blob is checked against the signed frame index and its digest as it is served, and one
+that fails is cut off, never delivered whole. Ctrl-C (SIGINT) or SIGTERM
 stops it after in-flight requests finish (up to 10s); the exit status is then 0.
 See docs/commands/serve.md.
 `,
