@@ -16,6 +16,8 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 
+	"github.com/airlock-dev/airlock/bundle"
+
 	"github.com/airlock-dev/airlock/internal/atomicfile"
 	"github.com/airlock-dev/airlock/internal/strictjson"
 )
@@ -158,7 +160,7 @@ func EmitConfig(opts NodeConfigOptions) (*NodeConfigResult, error) {
 			}
 			host = r.Context().RegistryStr()
 			if opts.KeepRegistryHost {
-				m.Path = strings.Trim(m.Path+"/"+hostPath(host), "/")
+				m.Path = strings.Trim(m.Path+"/"+bundle.HostPath(host), "/")
 			}
 		}
 		state.add(nodeName(host), m)

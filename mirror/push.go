@@ -376,35 +376,18 @@ func (m *mirrorer) plan(ctx context.Context, h *bundle.Head) error {
 	if err := m.checkSite(ctx); err != nil {
 		return siteRejection(err)
 	}
-	names := layoutNames(h.IndexBytes)
-	imagePlace := map[string]placement{} // image ref -> placement
-	type tagUse struct{ digest, source string }
-	tags := map[string]tagUse{} // repo:tag -> what it will point at
-	for i, a := range h.Manifest.Artifacts {
-		var pl placement
-		var err error
-		kind := a.Kind
-		switch a.Info().Placement {
-		case bundle.PlaceByRef:
-			pl, err = m.opts.To.placeImage(a, names[i], m.opts.KeepRegistryHost)
-			imagePlace[a.Ref] = pl
-		case bundle.PlaceModel:
-			if m.opts.ImagesOnly {
-				continue
-			}
-			pl, err = m.opts.To.placeModel(a, h.Manifest.Version)
-		case bundle.PlaceChart:
-			pl, err = m.opts.To.placeChart(a)
-			imagePlace[a.Source] = pl // a chart's cosign signatures follow it
-		case bundle.PlaceWithSubject:
-			img, ok := imagePlace[a.Subject]
-			if a.Subject == "" || !ok {
-				continue // an SBOM without a subject stays in the bundle (install)
-			}
-			pl = placement{repo: img.repo, tag: a.Tag, source: a.Subject}
-		default:
-			continue // files are installed, not mirrored
+	locs, err := h.Locations(bundle.LocateOptions{KeepRegistryHost: m.opts.KeepRegistryHost, ImagesOnly: m.opts.ImagesOnly})
+	if err != nil {
+		var le *bundle.LocationError
+		if errors.As(err, &le) {
+			return fmt.Errorf("%w; use --keep-registry-host or another prefix", err)
 		}
+		return err
+	}
+	for _, loc := range locs {
+		i, a := loc.Artifact, h.Manifest.Artifacts[loc.Artifact]
+		kind := a.Kind
+		pl, err := m.opts.To.place(loc)
 		if err != nil {
 			return err
 		}
@@ -414,14 +397,6 @@ func (m *mirrorer) plan(ctx context.Context, h *bundle.Head) error {
 		c, err := h.Content(i)
 		if err != nil {
 			return err
-		}
-		if pl.tag != "" {
-			key := pl.repo.String() + ":" + pl.tag
-			root := c.Manifests[len(c.Manifests)-1].Digest
-			if prev, ok := tags[key]; ok && prev.digest != root {
-				return fmt.Errorf("%s and %s would both be tagged %s with different content; use --keep-registry-host or another prefix", prev.source, pl.source, key)
-			}
-			tags[key] = tagUse{digest: root, source: pl.source}
 		}
 		j := &job{artifact: a, kind: kind, place: pl, content: c}
 		m.jobs = append(m.jobs, j)
@@ -687,20 +662,4 @@ func attachmentSource(a bundle.Artifact) string {
 		return "attachment " + a.Tag
 	}
 	return "referrer " + a.ArtifactType
-}
-
-// layoutNames returns the org.opencontainers.image.ref.name of each index
-// entry, in order.
-func layoutNames(index []byte) []string {
-	var idx struct {
-		Manifests []struct {
-			Annotations map[string]string `json:"annotations"`
-		} `json:"manifests"`
-	}
-	_ = jsonUnmarshal(index, &idx)
-	out := make([]string, len(idx.Manifests))
-	for i, e := range idx.Manifests {
-		out[i] = e.Annotations[bundle.AnnotationRefName]
-	}
-	return out
 }

@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +17,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/airlock-dev/airlock/bundle"
 	"github.com/airlock-dev/airlock/internal/testkit"
 	"github.com/airlock-dev/airlock/registry"
 )
@@ -185,4 +188,137 @@ func tail(b []byte, n int) string {
 		b = b[len(b)-n:]
 	}
 	return string(b)
+}
+
+// TestServeBundleOCIConformance runs the conformance program's read-only
+// mode (no push API: OCI_API_PUSH=false, deletes and upload cancel off)
+// against a Server serving a bundle, with the read-only data taken from the
+// bundle's head: the tag, manifests, blobs and referrers subject of the
+// repository demo/api (a multi-platform image with an SBOM referrer).
+func TestServeBundleOCIConformance(t *testing.T) {
+	bin := conformanceTool(t)
+	f := newBundleFixture(t)
+	framed := filepath.Join(t.TempDir(), "demo.airlock")
+	f.rewrite(t, framed, bundle.WriteOptions{FrameSize: testFrameSize}, nil)
+	srv, a := serveBundle(t, framed)
+	h := a.Head()
+
+	const repo = "demo/api"
+	var manifests, blobs []string
+	var subject string
+	for _, loc := range mustLocations(t, h) {
+		if loc.Repo != repo {
+			continue
+		}
+		art := h.Manifest.Artifacts[loc.Artifact]
+		if art.Kind == bundle.KindImage {
+			subject = art.Digest
+		}
+		c, err := h.Content(loc.Artifact)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range c.Manifests {
+			manifests = append(manifests, m.Digest)
+		}
+		for _, cf := range c.Configs {
+			blobs = append(blobs, cf.Digest)
+		}
+		for _, l := range c.Layers {
+			blobs = append(blobs, l.Digest)
+		}
+	}
+	if subject == "" || len(manifests) < 3 || len(blobs) < 3 {
+		t.Fatalf("%s in the bundle: subject %q, %d manifests, %d blobs", repo, subject, len(manifests), len(blobs))
+	}
+	results := filepath.Join(t.TempDir(), "results")
+	ctx, cancel := context.WithTimeout(context.Background(), conformanceTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin)
+	cmd.Dir = t.TempDir()
+	cmd.Env = []string{
+		"HOME=" + cmd.Dir,
+		"OCI_REGISTRY=" + srv.host,
+		"OCI_TLS=disabled",
+		"OCI_VERSION=1.1",
+		"OCI_REPO1=" + repo,
+		"OCI_REPO2=" + repo,
+		"OCI_API_PUSH=false",
+		"OCI_API_TAGS_DELETE=false",
+		"OCI_API_MANIFESTS_DELETE=false",
+		"OCI_API_BLOBS_DELETE=false",
+		"OCI_API_BLOBS_UPLOAD_CANCEL=false",
+		"OCI_RO_DATA_TAGS=1.0",
+		"OCI_RO_DATA_MANIFESTS=" + strings.Join(manifests, " "),
+		"OCI_RO_DATA_BLOBS=" + strings.Join(blobs, " "),
+		"OCI_RO_DATA_REFERRERS=" + subject,
+		"OCI_RESULTS_DIR=" + results,
+		"OCI_LOG=error",
+	}
+	out, err := cmd.Output()
+	if ctx.Err() != nil {
+		t.Fatalf("conformance run did not finish within %v:\n%s", conformanceTimeout, tail(out, 4000))
+	}
+	// The pinned program crashes (a nil pointer in ReportResultsYAML)
+	// when push is disabled, after it has printed its summary and before
+	// it writes results.yaml and junit.xml: the test reads the summary.
+	sum := parseSummary(string(out))
+	t.Logf("OCI conformance %s, read-only against serve --bundle (exit: %v):\n%s", conformanceVersion, err, tail(out, 2500))
+	if sum.result != "Pass" || sum.counts["FAIL"] != 0 || sum.counts["Error"] != 0 {
+		t.Errorf("conformance result %q: %d FAIL, %d Error", sum.result, sum.counts["FAIL"], sum.counts["Error"])
+	}
+	if sum.counts["Pass"] < minBundleConformancePass {
+		t.Errorf("%d test cases passed; the read-only run passes %d", sum.counts["Pass"], minBundleConformancePass)
+	}
+	for _, group := range []string{"Ping", "Tag listing", "Blob get", "Blob head", "Manifest get by digest", "Manifest get by tag",
+		"Manifest head by digest", "Manifest head by tag", "Referrers", "Read Only Inputs", "Invalid Manifest Digest"} {
+		if got := sum.groups[group]; got != "Pass" {
+			t.Errorf("%s: %q, want Pass", group, got)
+		}
+	}
+	for group, st := range sum.groups {
+		if st != "Pass" && st != "Disabled" && group != "Blob get range" {
+			t.Errorf("%s: %s", group, st)
+		}
+	}
+}
+
+// conformanceSummary is what the conformance program prints at its end.
+type conformanceSummary struct {
+	result string
+	counts map[string]int    // Pass, FAIL, Error, Skip, Disabled, Total
+	groups map[string]string // API and data groups: Pass, FAIL, Disabled, Unknown...
+}
+
+var (
+	summaryResult = regexp.MustCompile(`(?m)^\s*OCI Conformance Result: (\S+)`)
+	summaryLine   = regexp.MustCompile(`(?m)^\s*([A-Za-z][A-Za-z0-9 ]*?)\.+:\s+(\S+)\s*$`)
+)
+
+func parseSummary(out string) conformanceSummary {
+	s := conformanceSummary{counts: map[string]int{}, groups: map[string]string{}}
+	if m := summaryResult.FindStringSubmatch(out); m != nil {
+		s.result = m[1]
+	}
+	for _, m := range summaryLine.FindAllStringSubmatch(out, -1) {
+		if n, err := strconv.Atoi(m[2]); err == nil {
+			s.counts[m[1]] = n
+		} else {
+			s.groups[m[1]] = m[2]
+		}
+	}
+	return s
+}
+
+// minBundleConformancePass is the fewest passing test cases of the
+// read-only run against serve --bundle.
+const minBundleConformancePass = 30
+
+func mustLocations(t *testing.T, h *bundle.Head) []bundle.Location {
+	t.Helper()
+	locs, err := h.Locations(bundle.LocateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return locs
 }

@@ -14,6 +14,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/airlock-dev/airlock/bundle"
 )
 
 var (
@@ -65,7 +67,7 @@ const (
 	maxHeaderBytes = 64 << 10
 )
 
-// Options configures a Server. Data is required.
+// Options configures a Server. Data or Bundle is required.
 type Options struct {
 	// Data is the storage directory, created (0755) if missing. It holds
 	// the registry's content in the CNCF distribution filesystem layout.
@@ -79,6 +81,14 @@ type Options struct {
 	// AllowRemote is required to listen on anything but a loopback
 	// address (default false: loopback only).
 	AllowRemote bool
+	// Bundle, when set, is served read-only instead of a storage
+	// directory (Data must then be empty): its images, models, charts,
+	// SBOMs, signatures and referrers under the repositories and tags
+	// `airlock mirror` would give them, every blob read from the bundle's
+	// frames and checked on the way out. The caller decides that its head
+	// is trusted (package verify) before serving it; the Server does not
+	// close it.
+	Bundle *bundle.Archive
 	// Logger receives the server's own log records: requests at debug
 	// level, failed requests (5xx) at warn level, start and stop at info
 	// level. nil discards them.
@@ -86,20 +96,26 @@ type Options struct {
 }
 
 // Server is an OCI distribution registry with filesystem storage, built on
-// the CNCF distribution library, plus the OCI 1.1 referrers API. It has no
-// authentication: whoever reaches its address can read, push and delete.
+// the CNCF distribution library, plus the OCI 1.1 referrers API; with
+// Options.Bundle, a read-only registry of one bundle instead. It has no
+// authentication: whoever reaches its address can read (and, without
+// Bundle, push and delete).
 type Server struct {
-	data string
-	addr string
-	tls  *tls.Config // nil for plain HTTP
-	log  *slog.Logger
+	data   string
+	bundle *bundleHandler // nil: serve Data
+	addr   string
+	tls    *tls.Config // nil for plain HTTP
+	log    *slog.Logger
 }
 
 // New validates opts and returns a Server that is not yet listening.
 // A non-loopback Addr without AllowRemote is a *OptionsError wrapping
 // ErrRemoteListen; half a TLS configuration or an unreadable key pair wraps
 // ErrOptions; a Data directory that cannot be created or written wraps
-// ErrDataDir and the operating system's error.
+// ErrDataDir and the operating system's error. With Bundle, a Data
+// directory too wraps ErrOptions, and a bundle whose artifacts do not make
+// a valid registry namespace (a tag two artifacts would share with
+// different content, an invalid repository name) is a *BundleError.
 func New(opts Options) (*Server, error) {
 	s := &Server{data: opts.Data, addr: opts.Addr, log: opts.Logger}
 	if s.addr == "" {
@@ -116,6 +132,16 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.tls = tlsConf
+	if opts.Bundle != nil {
+		if opts.Data != "" {
+			return nil, &OptionsError{Option: "Data", Value: opts.Data, Hint: "a bundle is served read-only from its file; give no storage directory", Err: ErrOptions}
+		}
+		s.bundle, err = newBundleHandler(opts.Bundle, s.log)
+		if err != nil {
+			return nil, err
+		}
+		return s, nil
+	}
 	if err := prepareDataDir(opts.Data); err != nil {
 		return nil, err
 	}
@@ -141,11 +167,15 @@ func (s *Server) Serve(ctx context.Context, ready func(addr string)) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	reg, err := newRegistryHandler(s.data, s.log)
-	if err != nil {
-		return err
+	var handler http.Handler = s.bundle
+	if s.bundle == nil {
+		reg, err := newRegistryHandler(s.data, s.log)
+		if err != nil {
+			return err
+		}
+		defer reg.close()
+		handler = reg
 	}
-	defer reg.close()
 
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", s.addr)
@@ -155,7 +185,7 @@ func (s *Server) Serve(ctx context.Context, ready func(addr string)) error {
 	bound := ln.Addr().String()
 
 	srv := &http.Server{
-		Handler:           reg,
+		Handler:           handler,
 		ReadHeaderTimeout: readHeaderTimeout,
 		IdleTimeout:       idleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
@@ -177,7 +207,11 @@ func (s *Server) Serve(ctx context.Context, ready func(addr string)) error {
 	if s.tls != nil {
 		scheme = "https"
 	}
-	s.log.Info("serving an OCI registry", "addr", bound, "scheme", scheme, "data", s.data)
+	if s.bundle != nil {
+		s.log.Info("serving a bundle read-only as an OCI registry", "addr", bound, "scheme", scheme, "bundle", s.bundle.a.Set().Paths[0])
+	} else {
+		s.log.Info("serving an OCI registry", "addr", bound, "scheme", scheme, "data", s.data)
+	}
 	if ready != nil {
 		ready(bound)
 	}

@@ -27,8 +27,9 @@ var commandExits = map[string]string{
   2  usage error
   3  REJECTED: the bundle failed verification (nothing was tagged)`,
 	"serve": `  0  the registry stopped cleanly (Ctrl-C)
-  1  could not serve: the data directory, the TLS files, the port
-  2  usage error (a non-loopback address without --allow-remote)`,
+  1  could not serve: the data directory, the TLS files, the port, an unreadable bundle or policy
+  2  usage error (a non-loopback address without --allow-remote, --bundle without --policy)
+  3  REJECTED (--bundle): the bundle's head is untrusted, breaks the policy or is malformed`,
 	"install": `  0  installed, switched back to, or already current
   1  could not install: locked root, unusable state (run status --repair), no space, I/O
   2  usage error

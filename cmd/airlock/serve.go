@@ -22,23 +22,34 @@ type serveFlags struct {
 	tlsKey      string
 	allowRemote bool
 	verbose     bool
+	bundle      string
+	policy      string
 }
 
 func (f *serveFlags) register(fs *pflag.FlagSet) {
-	fs.StringVar(&f.data, "data", "", "storage directory, created if missing (required)")
+	fs.StringVar(&f.data, "data", "", "storage directory, created if missing (required unless --bundle)")
 	fs.StringVar(&f.addr, "addr", registry.DefaultAddr, "listen address host:port")
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "serve HTTPS with this PEM certificate (chain); needs --tls-key")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
 	fs.BoolVar(&f.allowRemote, "allow-remote", false, "allow listening on a non-loopback address (the registry has no authentication)")
 	fs.BoolVarP(&f.verbose, "verbose", "v", false, "log every request, and the start and stop, on standard error")
+	fs.StringVar(&f.bundle, "bundle", "", "serve this bundle (file, volume or directory of volumes) read-only, straight from its frames, instead of --data")
+	fs.StringVarP(&f.policy, "policy", "p", "", "trust policy the bundle's head must pass before anything is served (required with --bundle)")
 }
 
 func (f *serveFlags) validate(args []string) error {
 	if len(args) > 0 {
 		return usagef("unexpected argument %q", args[0])
 	}
-	if f.data == "" {
-		return usagef("--data is required: the directory that holds the registry's content")
+	switch {
+	case f.bundle != "" && f.data != "":
+		return usagef("--bundle and --data exclude each other: a bundle is served read-only from its file")
+	case f.bundle != "" && f.policy == "":
+		return usagef("--policy is required with --bundle: airlock never serves a bundle it has not verified")
+	case f.bundle == "" && f.policy != "":
+		return usagef("--policy goes with --bundle (a --data registry serves what was pushed into it)")
+	case f.bundle == "" && f.data == "":
+		return usagef("--data is required: the directory that holds the registry's content (or --bundle FILE --policy P to serve a bundle read-only)")
 	}
 	if (f.tlsCert == "") != (f.tlsKey == "") {
 		return usagef("--tls-cert and --tls-key go together")
@@ -49,8 +60,8 @@ func (f *serveFlags) validate(args []string) error {
 func serveCommand() command {
 	return command{
 		name:    "serve",
-		summary: "Run an OCI registry (CNCF distribution, filesystem storage) for sites that have none.",
-		usage:   "--data DIR [--addr 127.0.0.1:5000] [--tls-cert FILE --tls-key FILE] [--allow-remote]",
+		summary: "Run an OCI registry (CNCF distribution, filesystem storage) for sites that have none, or serve a bundle read-only.",
+		usage:   "--data DIR | --bundle BUNDLE --policy policy.yaml [--addr 127.0.0.1:5000] [--tls-cert FILE --tls-key FILE] [--allow-remote]",
 		examples: `  airlock serve --data /srv/airlock-registry
   airlock serve --data /srv/airlock-registry --addr 127.0.0.1:5001 -v
   airlock serve --data /srv/airlock-registry --addr 0.0.0.0:5000 --allow-remote \
@@ -58,8 +69,17 @@ func serveCommand() command {
   # then, in another shell:
   airlock mirror payments-1.4.2.airlock --to 127.0.0.1:5000 --policy policy.yaml
 
+  # Serve a bundle read-only, straight from the media (a file, a volume or a
+  # directory of volumes), once its head passes the policy:
+  airlock serve --bundle /media/usb/payments-1.4.2.airlock --policy policy.yaml
+  crane pull --insecure 127.0.0.1:5000/payments/api:1.4.2 api.tar
+
 The registry has no authentication: anyone who reaches the address can read, push and
-delete. It listens on loopback unless --allow-remote is given. Ctrl-C (SIGINT) or SIGTERM
+delete (with --bundle: only read; every write is answered 405 UNSUPPORTED). It listens
+on loopback unless --allow-remote is given. With --bundle, the head's signatures and
+policy rule are checked before serving (head only: the body is not read in full); every
+blob is checked against the signed frame index and its digest as it is served, and one
+that fails is cut off, never delivered whole. Ctrl-C (SIGINT) or SIGTERM
 stops it after in-flight requests finish (up to 10s); the exit status is then 0.
 See docs/commands/serve.md.
 `,
@@ -69,6 +89,9 @@ See docs/commands/serve.md.
 			return func(ctx context.Context, e *env, args []string) error {
 				if err := f.validate(args); err != nil {
 					return err
+				}
+				if f.bundle != "" {
+					return runServeBundle(ctx, e, f)
 				}
 				return runServe(ctx, e, f)
 			}
@@ -179,7 +202,7 @@ func (h slogHook) Fire(entry *logrus.Entry) error {
 }
 
 // serveFlags names the flag behind each registry.Options field.
-var serveOptionFlags = map[string]string{"Addr": "--addr", "Data": "--data", "TLSCert": "--tls-cert", "TLSKey": "--tls-key", "AllowRemote": "--allow-remote"}
+var serveOptionFlags = map[string]string{"Addr": "--addr", "Data": "--data", "TLSCert": "--tls-cert", "TLSKey": "--tls-key", "AllowRemote": "--allow-remote", "Bundle": "--bundle"}
 
 // serveOptionError turns the library's option error (facts: field, value,
 // cause) into one that names the flag and says what to do.

@@ -24,6 +24,10 @@
 //     base layers, signatures, referrers, SBOMs, a 1 GiB model) into a fresh
 //     docker-registry and compares the time and the bytes uploaded with
 //     `zstd -dc | tar -x` followed by `crane push` of every image.
+//   - BenchmarkServeBundleVsMirror times the first pulled manifest and a full
+//     `crane pull` of one image from `airlock serve --bundle` of the 1 GiB
+//     mixed bundle against `airlock serve --data` after `airlock mirror` of
+//     the same bundle, in the same run.
 //
 // The benchmarks run airlock as a subprocess: the binary named by the
 // AIRLOCK_BIN environment variable, or one built with `go build` into a

@@ -1,0 +1,605 @@
+package registry
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/distribution/distribution/v3/registry/api/errcode"
+	"github.com/distribution/reference"
+	"github.com/opencontainers/go-digest"
+	specs "github.com/opencontainers/image-spec/specs-go"
+	v1 "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/airlock-dev/airlock/bundle"
+	"github.com/airlock-dev/airlock/internal/checked"
+	"github.com/airlock-dev/airlock/internal/referrer"
+)
+
+// A read-only registry served straight from a bundle (`airlock serve
+// --bundle`). It is its own small http.Handler rather than the distribution
+// application over a storage driver: the content is a fixed, already
+// verified graph (every repository, tag, manifest and referrer is known
+// when the head is read), the API needed is the pull half of the spec plus
+// the referrers API, and a blob must be checked on its way out and the
+// response aborted when it fails its digest, which a storage driver's
+// Reader cannot signal to the application after it has started writing.
+
+const (
+	// bundleCopyBuffer is the size of the buffer a blob is copied through.
+	bundleCopyBuffer = 256 << 10
+	// maxListPage caps one page of the catalog or a tags list.
+	maxListPage = 1000
+	// maxReadAhead caps the chunk a blob is read ahead in; a request holds
+	// at most three chunks (one being decoded, one ready, one being sent).
+	maxReadAhead = 4 << 20
+)
+
+// aheadReader reads bytes [off, off+n) of a body blob in chunks, the next
+// chunk read from the bundle (its frames checked and decompressed by the
+// Archive) by a goroutine while the current one is being sent, so that
+// decompression and sending overlap.
+type aheadReader struct {
+	chunks chan aheadChunk
+	cur    []byte
+	err    error
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+type aheadChunk struct {
+	data []byte
+	err  error
+}
+
+func newAheadReader(ctx context.Context, a *bundle.Archive, digest string, off, n, chunk int64) *aheadReader {
+	ctx, cancel := context.WithCancel(ctx)
+	r := &aheadReader{chunks: make(chan aheadChunk, 1), cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		defer close(r.chunks)
+		for pos := off; pos < off+n; pos += chunk {
+			k := min(chunk, off+n-pos)
+			buf := make([]byte, k)
+			rc, err := a.Open(ctx, digest, pos, k)
+			if err == nil {
+				_, err = io.ReadFull(rc, buf)
+				rc.Close()
+			}
+			select {
+			case r.chunks <- aheadChunk{data: buf, err: err}:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return r
+}
+
+func (r *aheadReader) Read(p []byte) (int, error) {
+	for len(r.cur) == 0 {
+		if r.err != nil {
+			return 0, r.err
+		}
+		c, ok := <-r.chunks
+		switch {
+		case !ok:
+			r.err = io.EOF
+		case c.err != nil:
+			r.err = c.err
+		default:
+			r.cur = c.data
+		}
+	}
+	k := copy(p, r.cur)
+	r.cur = r.cur[k:]
+	return k, nil
+}
+
+// Close stops the read-ahead and waits for it.
+func (r *aheadReader) Close() error {
+	r.cancel()
+	<-r.done
+	return nil
+}
+
+// bundleRepo is one repository of a served bundle.
+type bundleRepo struct {
+	tags      map[string]string // tag -> manifest digest
+	tagNames  []string          // sorted
+	manifests map[string]bundleManifest
+	blobs     map[string]bool // configs and layers of the repository's manifests
+	referrers map[string][]v1.Descriptor
+}
+
+type bundleManifest struct {
+	mediaType string
+	data      []byte
+}
+
+// bundleHandler answers the pull side of the OCI distribution API from an
+// Archive whose head the caller trusts.
+type bundleHandler struct {
+	a     *bundle.Archive
+	repos map[string]*bundleRepo
+	names []string // sorted repository names
+	chunk int64    // read-ahead unit: the frame size, at most maxReadAhead
+	log   *slog.Logger
+}
+
+// BundleError reports a bundle that cannot be served as a registry: its
+// repositories or tags do not form a valid registry namespace.
+type BundleError struct {
+	Err error
+}
+
+func (e *BundleError) Error() string { return "serve the bundle: " + e.Err.Error() }
+func (e *BundleError) Unwrap() error { return e.Err }
+
+// newBundleHandler places the bundle's artifacts exactly as mirror would
+// (bundle.Head.Locations, no prefix) and indexes their manifests, blobs
+// and referrers.
+func newBundleHandler(a *bundle.Archive, log *slog.Logger) (*bundleHandler, error) {
+	h := a.Head()
+	locs, err := h.Locations(bundle.LocateOptions{})
+	if err != nil {
+		return nil, &BundleError{Err: err}
+	}
+	bh := &bundleHandler{a: a, repos: map[string]*bundleRepo{}, log: log, chunk: min(h.Frames.FrameSize, maxReadAhead)}
+	for _, loc := range locs {
+		if _, err := reference.WithName(loc.Repo); err != nil {
+			return nil, &BundleError{Err: fmt.Errorf("%s: repository %q: %w", loc.Source, loc.Repo, err)}
+		}
+		if loc.Tag != "" && !bundle.ValidTag(loc.Tag) {
+			return nil, &BundleError{Err: fmt.Errorf("%s: tag %q is not a valid tag", loc.Source, loc.Tag)}
+		}
+		c, err := h.Content(loc.Artifact)
+		if err != nil {
+			return nil, &BundleError{Err: err}
+		}
+		repo := bh.repos[loc.Repo]
+		if repo == nil {
+			repo = &bundleRepo{tags: map[string]string{}, manifests: map[string]bundleManifest{}, blobs: map[string]bool{}, referrers: map[string][]v1.Descriptor{}}
+			bh.repos[loc.Repo] = repo
+		}
+		if loc.Tag != "" {
+			repo.tags[loc.Tag] = h.Manifest.Artifacts[loc.Artifact].Digest
+		}
+		for _, m := range c.Manifests {
+			if _, ok := repo.manifests[m.Digest]; ok {
+				continue
+			}
+			mt := manifestMediaType(m.MediaType, m.Data)
+			repo.manifests[m.Digest] = bundleManifest{mediaType: mt, data: m.Data}
+			info, err := referrer.Parse(digest.Digest(m.Digest), mt, m.Data)
+			if err == nil && info.Subject != "" {
+				s := info.Subject.String()
+				repo.referrers[s] = append(repo.referrers[s], info.Desc)
+			}
+		}
+		for _, cf := range c.Configs {
+			repo.blobs[cf.Digest] = true
+		}
+		for _, l := range c.Layers {
+			if _, ok := a.Lookup(l.Digest); ok {
+				repo.blobs[l.Digest] = true
+			}
+		}
+	}
+	for name, repo := range bh.repos {
+		bh.names = append(bh.names, name)
+		for t := range repo.tags {
+			repo.tagNames = append(repo.tagNames, t)
+		}
+		sort.Strings(repo.tagNames)
+		for s, ds := range repo.referrers {
+			slices.SortFunc(ds, func(x, y v1.Descriptor) int { return strings.Compare(x.Digest.String(), y.Digest.String()) })
+			repo.referrers[s] = ds
+		}
+	}
+	sort.Strings(bh.names)
+	return bh, nil
+}
+
+// manifestMediaType is the media type a manifest is served with: the one
+// its parent's descriptor gives, else its own mediaType field, else (a Helm
+// chart manifest as Helm pushes it has none) an OCI image manifest.
+func manifestMediaType(fromDesc string, data []byte) string {
+	if fromDesc != "" {
+		return fromDesc
+	}
+	var f struct {
+		MediaType string `json:"mediaType"`
+	}
+	if json.Unmarshal(data, &f) == nil && f.MediaType != "" {
+		return f.MediaType
+	}
+	return v1.MediaTypeImageManifest
+}
+
+func (bh *bundleHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rw := &responseWriter{ResponseWriter: w}
+	defer func() {
+		status := rw.status
+		if status == 0 {
+			status = http.StatusOK
+		}
+		level := slog.LevelDebug
+		if status >= 500 {
+			level = slog.LevelWarn
+		}
+		bh.log.Log(r.Context(), level, "request", "method", r.Method, "path", r.URL.Path,
+			"status", status, "bytes", rw.bytes, "duration", time.Since(start).Round(time.Microsecond), "remote", r.RemoteAddr)
+	}()
+	bh.serve(rw, r)
+}
+
+func (bh *bundleHandler) serve(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		_ = errcode.ServeJSON(w, errcode.ErrorCodeUnsupported.WithMessage("this registry serves a bundle read-only: "+r.Method+" is not supported"))
+		return
+	}
+	p := r.URL.Path
+	switch p {
+	case "/v2", "/v2/":
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Length", "2")
+		w.WriteHeader(http.StatusOK)
+		if r.Method == http.MethodGet {
+			_, _ = io.WriteString(w, "{}")
+		}
+		return
+	case "/v2/_catalog":
+		bh.catalog(w, r)
+		return
+	}
+	rest, ok := strings.CutPrefix(p, "/v2/")
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	if name, ok := strings.CutSuffix(rest, "/tags/list"); ok {
+		if repo := bh.repo(w, name); repo != nil {
+			bh.tagsList(w, r, name, repo)
+		}
+		return
+	}
+	i := strings.LastIndexByte(rest, '/')
+	if i < 0 {
+		http.NotFound(w, r)
+		return
+	}
+	head, ref := rest[:i], rest[i+1:]
+	switch {
+	case strings.HasSuffix(head, "/manifests"):
+		if repo := bh.repo(w, strings.TrimSuffix(head, "/manifests")); repo != nil {
+			bh.manifest(w, r, repo, ref)
+		}
+	case strings.HasSuffix(head, "/blobs"):
+		if repo := bh.repo(w, strings.TrimSuffix(head, "/blobs")); repo != nil {
+			bh.blob(w, r, repo, ref)
+		}
+	case strings.HasSuffix(head, "/"+referrersSegment):
+		bh.referrers(w, r, strings.TrimSuffix(head, "/"+referrersSegment), ref)
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+// repo returns the named repository, or answers NAME_INVALID or
+// NAME_UNKNOWN and returns nil.
+func (bh *bundleHandler) repo(w http.ResponseWriter, name string) *bundleRepo {
+	if _, err := reference.WithName(name); err != nil {
+		_ = errcode.ServeJSON(w, errcode.ErrorCodeNameInvalid.WithDetail(err.Error()))
+		return nil
+	}
+	repo := bh.repos[name]
+	if repo == nil {
+		_ = errcode.ServeJSON(w, errcode.ErrorCodeNameUnknown.WithDetail(map[string]string{"name": name}))
+	}
+	return repo
+}
+
+func (bh *bundleHandler) manifest(w http.ResponseWriter, r *http.Request, repo *bundleRepo, ref string) {
+	d := ref
+	if bundle.ValidTag(ref) {
+		t, ok := repo.tags[ref]
+		if !ok {
+			_ = errcode.ServeJSON(w, errcode.ErrorCodeManifestUnknown.WithDetail(map[string]string{"tag": ref}))
+			return
+		}
+		d = t
+	} else if _, err := digest.Parse(ref); err != nil {
+		_ = errcode.ServeJSON(w, errcode.ErrorCodeDigestInvalid.WithDetail(err.Error()))
+		return
+	}
+	m, ok := repo.manifests[d]
+	if !ok {
+		_ = errcode.ServeJSON(w, errcode.ErrorCodeManifestUnknown.WithDetail(map[string]string{"digest": d}))
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", m.mediaType)
+	h.Set("Content-Length", strconv.Itoa(len(m.data)))
+	h.Set("Docker-Content-Digest", d)
+	h.Set("ETag", `"`+d+`"`)
+	w.WriteHeader(http.StatusOK)
+	if r.Method == http.MethodGet {
+		_, _ = w.Write(m.data)
+	}
+}
+
+// blob answers GET and HEAD of a blob, whole or (GET with one Range) in
+// part. A manifest of the repository is a blob too, as in distribution.
+func (bh *bundleHandler) blob(w http.ResponseWriter, r *http.Request, repo *bundleRepo, ref string) {
+	d, err := digest.Parse(ref)
+	if err != nil {
+		_ = errcode.ServeJSON(w, errcode.ErrorCodeDigestInvalid.WithDetail(err.Error()))
+		return
+	}
+	var size int64
+	var open func(off, n int64) (io.ReadCloser, error)
+	if m, ok := repo.manifests[ref]; ok {
+		size = int64(len(m.data))
+		open = func(off, n int64) (io.ReadCloser, error) {
+			return io.NopCloser(bytes.NewReader(m.data[off : off+n])), nil
+		}
+	} else if desc, ok := bh.a.Lookup(ref); ok && repo.blobs[ref] {
+		size = desc.Size
+		open = func(off, n int64) (io.ReadCloser, error) {
+			ar := newAheadReader(r.Context(), bh.a, ref, off, n, bh.chunk)
+			if off != 0 || n != size {
+				return ar, nil
+			}
+			// A whole blob is checked against its digest as it is sent; the
+			// bytes that complete a mismatch come with the error and are
+			// withheld by the caller.
+			cr, err := checked.NewReader(ar, ref, size)
+			if err != nil {
+				ar.Close()
+				return nil, err
+			}
+			return struct {
+				io.Reader
+				io.Closer
+			}{cr, ar}, nil
+		}
+	} else {
+		_ = errcode.ServeJSON(w, errcode.ErrorCodeBlobUnknown.WithDetail(map[string]string{"digest": d.String()}))
+		return
+	}
+	h := w.Header()
+	h.Set("Docker-Content-Digest", ref)
+	h.Set("ETag", `"`+ref+`"`)
+	h.Set("Accept-Ranges", "bytes")
+	h.Set("Content-Type", "application/octet-stream")
+	off, n, status := int64(0), size, http.StatusOK
+	if rg := r.Header.Get("Range"); rg != "" && r.Method == http.MethodGet {
+		o, k, ok, satisfiable := parseRange(rg, size)
+		switch {
+		case !satisfiable:
+			h.Set("Content-Range", fmt.Sprintf("bytes */%d", size))
+			_ = errcode.ServeJSON(w, errcode.ErrorCodeRangeInvalid.WithDetail(map[string]string{"range": rg}))
+			return
+		case ok:
+			off, n, status = o, k, http.StatusPartialContent
+			h.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", off, off+n-1, size))
+		}
+	}
+	h.Set("Content-Length", strconv.FormatInt(n, 10))
+	if r.Method == http.MethodHead {
+		w.WriteHeader(status)
+		return
+	}
+	rc, err := open(off, n)
+	if err != nil {
+		bh.blobFailed(w, r, ref, false, err)
+		return
+	}
+	defer rc.Close()
+	buf := make([]byte, bundleCopyBuffer)
+	started := false
+	for {
+		k, err := rc.Read(buf)
+		if err != nil && err != io.EOF {
+			// The bytes of this last read are withheld: a whole-blob read
+			// that fails its digest reports it together with its final
+			// bytes, which must not reach the client.
+			bh.blobFailed(w, r, ref, started, err)
+			return
+		}
+		if k > 0 {
+			if !started {
+				started = true
+				w.WriteHeader(status)
+			}
+			if _, werr := w.Write(buf[:k]); werr != nil {
+				return // the client went away
+			}
+		}
+		if err == io.EOF {
+			break
+		}
+	}
+	if !started {
+		w.WriteHeader(status) // an empty blob or range
+	}
+}
+
+// blobFailed reports a blob that could not be read or failed its check.
+// Before any byte was sent the client gets a 500; after, the connection is
+// closed mid-body (http.ErrAbortHandler), so that the client, which was
+// promised Content-Length bytes, cannot take what it got for a complete blob.
+func (bh *bundleHandler) blobFailed(w http.ResponseWriter, r *http.Request, ref string, started bool, err error) {
+	if r.Context().Err() != nil {
+		return // the client went away
+	}
+	bh.log.Error("blob refused: it could not be read from the bundle or failed its check", "digest", ref, "path", r.URL.Path, "err", err)
+	if !started {
+		w.Header().Del("Content-Length")
+		w.Header().Del("Content-Range")
+		_ = errcode.ServeJSON(w, errcode.ErrorCodeUnknown.WithDetail("the blob could not be read from the bundle or failed its check; see the server log"))
+		return
+	}
+	panic(http.ErrAbortHandler)
+}
+
+// parseRange reads a single-range "bytes=" header for a blob of size bytes.
+// ok is false when the header is to be ignored (not bytes, several ranges,
+// malformed: the whole blob is sent); satisfiable is false when the one
+// range lies wholly outside the blob or ends before it starts (416).
+func parseRange(h string, size int64) (off, n int64, ok, satisfiable bool) {
+	spec, found := strings.CutPrefix(h, "bytes=")
+	if !found || strings.Contains(spec, ",") {
+		return 0, 0, false, true
+	}
+	first, last, found := strings.Cut(strings.TrimSpace(spec), "-")
+	if !found {
+		return 0, 0, false, true
+	}
+	if first == "" { // suffix: the last N bytes
+		k, err := strconv.ParseInt(last, 10, 64)
+		if err != nil || k < 0 {
+			return 0, 0, false, true
+		}
+		if k == 0 || size == 0 {
+			return 0, 0, false, false
+		}
+		k = min(k, size)
+		return size - k, k, true, true
+	}
+	a, err := strconv.ParseInt(first, 10, 64)
+	if err != nil || a < 0 {
+		return 0, 0, false, true
+	}
+	if a >= size {
+		return 0, 0, false, false
+	}
+	b := size - 1
+	if last != "" {
+		b, err = strconv.ParseInt(last, 10, 64)
+		if err != nil {
+			return 0, 0, false, true
+		}
+		if b < a {
+			return 0, 0, false, false // as the distribution registry answers
+		}
+		b = min(b, size-1)
+	}
+	return a, b - a + 1, true, true
+}
+
+// page applies the n and last query parameters to a sorted list; next is
+// the last entry returned when more follow. A bad n answers
+// PAGINATION_NUMBER_INVALID and ok is false.
+func page(w http.ResponseWriter, q url.Values, all []string) (out []string, more bool, ok bool) {
+	n := maxListPage
+	if s := q.Get("n"); s != "" {
+		k, err := strconv.Atoi(s)
+		if err != nil || k < 0 {
+			_ = errcode.ServeJSON(w, errcode.ErrorCodePaginationNumberInvalid.WithDetail(map[string]string{"n": s}))
+			return nil, false, false
+		}
+		n = min(k, maxListPage)
+	}
+	start := 0
+	if last := q.Get("last"); last != "" {
+		start = sort.SearchStrings(all, last)
+		if start < len(all) && all[start] == last {
+			start++
+		}
+	}
+	end := min(start+n, len(all))
+	return all[start:end], end < len(all) && n > 0, true
+}
+
+func (bh *bundleHandler) catalog(w http.ResponseWriter, r *http.Request) {
+	names, more, ok := page(w, r.URL.Query(), bh.names)
+	if !ok {
+		return
+	}
+	if more {
+		w.Header().Set("Link", fmt.Sprintf(`</v2/_catalog?last=%s&n=%d>; rel="next"`, url.QueryEscape(names[len(names)-1]), len(names)))
+	}
+	writeJSONBody(w, r, struct {
+		Repositories []string `json:"repositories"`
+	}{append([]string{}, names...)})
+}
+
+func (bh *bundleHandler) tagsList(w http.ResponseWriter, r *http.Request, name string, repo *bundleRepo) {
+	tags, more, ok := page(w, r.URL.Query(), repo.tagNames)
+	if !ok {
+		return
+	}
+	if more {
+		w.Header().Set("Link", fmt.Sprintf(`</v2/%s/tags/list?last=%s&n=%d>; rel="next"`, name, url.QueryEscape(tags[len(tags)-1]), len(tags)))
+	}
+	writeJSONBody(w, r, struct {
+		Name string   `json:"name"`
+		Tags []string `json:"tags"`
+	}{name, append([]string{}, tags...)})
+}
+
+// referrers answers the referrers API: the repository's manifests whose
+// subject is ref, filtered by artifactType when asked. A repository the
+// bundle does not serve, or a subject without referrers, gives an empty index.
+func (bh *bundleHandler) referrers(w http.ResponseWriter, r *http.Request, name, ref string) {
+	if _, err := reference.WithName(name); err != nil {
+		_ = errcode.ServeJSON(w, errcode.ErrorCodeNameInvalid.WithDetail(err.Error()))
+		return
+	}
+	if _, err := digest.Parse(ref); err != nil {
+		_ = errcode.ServeJSON(w, errcode.ErrorCodeDigestInvalid.WithDetail(err.Error()))
+		return
+	}
+	descs := []v1.Descriptor{}
+	artifactType := r.URL.Query().Get("artifactType")
+	if repo := bh.repos[name]; repo != nil {
+		for _, d := range repo.referrers[ref] {
+			if artifactType == "" || d.ArtifactType == artifactType {
+				descs = append(descs, d)
+			}
+		}
+	}
+	if artifactType != "" {
+		w.Header().Set(headerFiltersApplied, "artifactType")
+	}
+	w.Header().Set("Content-Type", v1.MediaTypeImageIndex)
+	writeJSONBody(w, r, v1.Index{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: v1.MediaTypeImageIndex, Manifests: descs})
+}
+
+// writeJSONBody answers 200 with v as JSON (application/json unless a
+// Content-Type is set already).
+func writeJSONBody(w http.ResponseWriter, r *http.Request, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		_ = errcode.ServeJSON(w, errcode.ErrorCodeUnknown.WithDetail(err.Error()))
+		return
+	}
+	h := w.Header()
+	if h.Get("Content-Type") == "" {
+		h.Set("Content-Type", "application/json")
+	}
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(http.StatusOK)
+	if r.Method == http.MethodGet {
+		_, _ = w.Write(body)
+	}
+}
