@@ -449,6 +449,18 @@ func TestIntegrationRealRegistry(t *testing.T) {
 			itgBlobs(t, tree)
 			trees = append(trees, tree)
 		}
+		// The OCI layout (index.json, every blob) is the same whatever
+		// the level. The frame index records compressed sizes and
+		// digests (format v2), so it differs, and with it bundle.json,
+		// which names it, and the statement over bundle.json.
+		for _, tree := range trees {
+			for _, meta := range []string{"airlock/frames.json", "airlock/bundle.json", "airlock/signatures.json"} {
+				if _, ok := tree[meta]; !ok {
+					t.Fatalf("the extracted bundle has no %s", meta)
+				}
+				delete(tree, meta)
+			}
+		}
 		if len(trees[0]) == 0 || !maps.Equal(trees[0], trees[1]) {
 			t.Errorf("fastest and better extract to different trees:\n%v\n%v", trees[0], trees[1])
 		}
