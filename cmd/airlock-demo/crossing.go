@@ -4,10 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"syscall"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
 
 // crossing shows the bundle crossing the gap in pieces: the release packed
@@ -73,4 +78,59 @@ func crossing(ctx context.Context, bin, work, release, keysDir, policyPath strin
 		return "", err
 	}
 	return media, nil
+}
+
+// serveFromMedia serves the volume set read-only with airlock serve
+// --bundle (nothing copied first) and pulls an image from it, every layer
+// checked against its digest as it is read.
+func serveFromMedia(ctx context.Context, bin, media, policyPath string) error {
+	addr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	step("airlock serve --bundle %s: the volume set served read-only as a registry, straight from the media", media)
+	serve := exec.CommandContext(ctx, bin, "serve", "--bundle", media, "--policy", policyPath, "--addr", addr)
+	serve.Stdout, serve.Stderr = os.Stdout, os.Stderr
+	if err := serve.Start(); err != nil {
+		return err
+	}
+	defer func() {
+		serve.Process.Signal(syscall.SIGTERM)
+		serve.Wait()
+	}()
+	if err := waitRegistry(ctx, addr); err != nil {
+		return err
+	}
+	ref, err := name.ParseReference(addr+"/demo/api:1.0", name.Insecure)
+	if err != nil {
+		return err
+	}
+	step("Pulling %s from it: manifest, config and every layer, each checked against its digest", ref)
+	img, err := remote.Image(ref, remote.WithContext(ctx))
+	if err != nil {
+		return err
+	}
+	d, err := img.Digest()
+	if err != nil {
+		return err
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		return err
+	}
+	var total int64
+	for _, l := range layers {
+		rc, err := l.Compressed()
+		if err != nil {
+			return err
+		}
+		n, err := io.Copy(io.Discard, rc) // go-containerregistry verifies the digest at EOF
+		rc.Close()
+		if err != nil {
+			return err
+		}
+		total += n
+	}
+	fmt.Printf("pulled %s: %d layers, %d bytes, digests verified\n", d, len(layers), total)
+	return nil
 }

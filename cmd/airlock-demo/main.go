@@ -152,7 +152,11 @@ bundles:
 	}
 	fmt.Println("refused with exit status 3, as it must be")
 
-	if _, err := crossing(ctx, bin, work, release, keysDir, policyPath); err != nil {
+	media, err := crossing(ctx, bin, work, release, keysDir, policyPath)
+	if err != nil {
+		return err
+	}
+	if err := serveFromMedia(ctx, bin, media, policyPath); err != nil {
 		return err
 	}
 	if err := isolatedSide(ctx, bin, work, bundlePath, policyPath, release, keysDir); err != nil {
