@@ -566,14 +566,35 @@ func (r rawManifest) MediaType() (types.MediaType, error) { return types.MediaTy
 // is also listed among its subject's referrers (by the registry's
 // referrers API, or else in the sha256-<hex> tag index).
 func (m *mirrorer) pushManifests(ctx context.Context) error {
-	for _, j := range m.jobs {
-		for _, mf := range j.content.Manifests {
-			if err := m.ensureManifest(ctx, j.place.repo, mf); err != nil {
-				return err
-			}
+	// Repositories are independent: their manifests go up several at a
+	// time (--jobs). Within one repository the artifacts keep their order
+	// (children before parents, and a manifest two artifacts share is
+	// pushed once and then found), as before.
+	var order []string
+	byRepo := map[string][]int{}
+	for i, j := range m.jobs {
+		r := j.place.repo.String()
+		if _, ok := byRepo[r]; !ok {
+			order = append(order, r)
 		}
+		byRepo[r] = append(byRepo[r], i)
 	}
-	return nil
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(m.opts.Jobs, 1))
+	for _, r := range order {
+		g.Go(func() error {
+			for _, i := range byRepo[r] {
+				j := m.jobs[i]
+				for _, mf := range j.content.Manifests {
+					if err := m.ensureManifest(gctx, j.place.repo, mf); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		})
+	}
+	return g.Wait()
 }
 
 func (m *mirrorer) ensureManifest(ctx context.Context, repo name.Repository, mf bundle.Blob) error {
