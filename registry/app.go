@@ -118,6 +118,12 @@ func (h *registryHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		h.front.ServeHTTP(rw, r)
 	}
+	logRequest(h.log, r, rw, start)
+}
+
+// logRequest logs one request with its status, size and duration: at debug
+// level, or warn for a server error.
+func logRequest(log *slog.Logger, r *http.Request, rw *responseWriter, start time.Time) {
 	status := rw.status
 	if status == 0 {
 		status = http.StatusOK
@@ -126,7 +132,7 @@ func (h *registryHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if status >= 500 {
 		level = slog.LevelWarn
 	}
-	h.log.Log(r.Context(), level, "request", "method", r.Method, "path", r.URL.Path,
+	log.Log(r.Context(), level, "request", "method", r.Method, "path", r.URL.Path,
 		"status", status, "bytes", rw.bytes, "duration", time.Since(start).Round(time.Microsecond), "remote", r.RemoteAddr)
 }
 

@@ -233,18 +233,7 @@ func manifestMediaType(fromDesc string, data []byte) string {
 func (bh *bundleHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rw := &responseWriter{ResponseWriter: w}
-	defer func() {
-		status := rw.status
-		if status == 0 {
-			status = http.StatusOK
-		}
-		level := slog.LevelDebug
-		if status >= 500 {
-			level = slog.LevelWarn
-		}
-		bh.log.Log(r.Context(), level, "request", "method", r.Method, "path", r.URL.Path,
-			"status", status, "bytes", rw.bytes, "duration", time.Since(start).Round(time.Microsecond), "remote", r.RemoteAddr)
-	}()
+	defer func() { logRequest(bh.log, r, rw, start) }()
 	bh.serve(rw, r)
 }
 

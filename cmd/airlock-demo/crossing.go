@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
-	"syscall"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -89,18 +88,11 @@ func serveFromMedia(ctx context.Context, bin, media, policyPath string) error {
 		return err
 	}
 	step("airlock serve --bundle %s: the volume set served read-only as a registry, straight from the media", media)
-	serve := exec.CommandContext(ctx, bin, "serve", "--bundle", media, "--policy", policyPath, "--addr", addr)
-	serve.Stdout, serve.Stderr = os.Stdout, os.Stderr
-	if err := serve.Start(); err != nil {
+	stop, err := startServe(ctx, bin, addr, "--bundle", media, "--policy", policyPath)
+	if err != nil {
 		return err
 	}
-	defer func() {
-		serve.Process.Signal(syscall.SIGTERM)
-		serve.Wait()
-	}()
-	if err := waitRegistry(ctx, addr); err != nil {
-		return err
-	}
+	defer stop()
 	ref, err := name.ParseReference(addr+"/demo/api:1.0", name.Insecure)
 	if err != nil {
 		return err

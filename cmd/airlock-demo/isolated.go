@@ -29,18 +29,11 @@ func isolatedSide(ctx context.Context, bin, work, bundlePath, policyPath, releas
 	}
 	data := filepath.Join(work, "registry")
 	step("airlock serve --data %s --addr %s (the site has no registry; airlock brings one)", data, addr)
-	serve := exec.CommandContext(ctx, bin, "serve", "--data", data, "--addr", addr)
-	serve.Stdout, serve.Stderr = os.Stdout, os.Stderr
-	if err := serve.Start(); err != nil {
+	stop, err := startServe(ctx, bin, addr, "--data", data)
+	if err != nil {
 		return err
 	}
-	defer func() {
-		serve.Process.Signal(syscall.SIGTERM)
-		serve.Wait()
-	}()
-	if err := waitRegistry(ctx, addr); err != nil {
-		return err
-	}
+	defer stop()
 
 	mapping := filepath.Join(work, "mapping.json")
 	nodes := filepath.Join(work, "nodes")
@@ -197,4 +190,23 @@ func waitRegistry(ctx context.Context, addr string) error {
 		time.Sleep(100 * time.Millisecond)
 	}
 	return fmt.Errorf("airlock serve did not answer on %s within 15 s", addr)
+}
+
+// startServe starts airlock serve on addr with args and waits until it
+// answers; stop ends it with SIGTERM.
+func startServe(ctx context.Context, bin, addr string, args ...string) (stop func(), err error) {
+	serve := exec.CommandContext(ctx, bin, append([]string{"serve", "--addr", addr}, args...)...)
+	serve.Stdout, serve.Stderr = os.Stdout, os.Stderr
+	if err := serve.Start(); err != nil {
+		return nil, err
+	}
+	stop = func() {
+		serve.Process.Signal(syscall.SIGTERM)
+		serve.Wait()
+	}
+	if err := waitRegistry(ctx, addr); err != nil {
+		stop()
+		return nil, err
+	}
+	return stop, nil
 }
