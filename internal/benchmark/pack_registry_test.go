@@ -158,6 +158,14 @@ func BenchmarkPackFromRegistry(b *testing.B) {
 		packRegistryRounds, o.seconds(), o.cpu.Seconds(), peak, mib(oursSize), len(refs), t.seconds(), pullM.seconds(), archM.seconds(), t.cpu.Seconds(), mib(theirsSize),
 		ratio, targetPackRegistryRatio, verdict(ratio <= targetPackRegistryRatio), targetPackRegistryRSSMB, verdict(peak < targetPackRegistryRSSMB),
 		walls(ours), walls(theirs), load, loadAverage())
+	if lastMirror != nil {
+		// Same process, same release: pack + mirror against crane pull +
+		// tar | zstd + zstd -dc | tar -x + crane push.
+		e2e := (o.seconds() + lastMirror.ours) / (t.seconds() + lastMirror.crane)
+		b.ReportMetric(e2e, "end_to_end_ratio_vs_crane")
+		b.Logf("end to end, same run: airlock pack %.2fs + mirror %.2fs vs crane pull + tar | zstd %.2fs + unarchive and crane push %.2fs: ratio %.2f (target <= %.2f: %s)",
+			o.seconds(), lastMirror.ours, t.seconds(), lastMirror.crane, e2e, targetEndToEnd, verdict(e2e <= targetEndToEnd))
+	}
 	if len(before) > 0 {
 		bf := fastest(before)
 		b.ReportMetric(bf.seconds()/t.seconds(), "base_ratio_vs_crane_pull_tar_zstd")
