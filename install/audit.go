@@ -75,17 +75,7 @@ func (l *layout) prepareAudit(p pendingAudit) error {
 	if err != nil {
 		return err
 	}
-	f, err := l.air.OpenFile(fileAuditPending, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return fmt.Errorf("audit log: %w", err)
-	}
-	_, err = f.Write(raw)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
+	err = writeSynced(l.air, fileAuditPending, os.O_TRUNC, raw)
 	if err == nil {
 		err = syncDir(l.air, ".")
 	}

@@ -196,17 +196,7 @@ func (l *layout) writeRecord(name string, rec *releaseRecord) error {
 	raw = append(raw, '\n')
 	target := rec.Release.Version + ".json"
 	tmp := stateTempPrefix + randomSuffix()
-	f, err := rr.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
-		return fmt.Errorf("write release record: %w", err)
-	}
-	_, err = f.Write(raw)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
+	err = writeSynced(rr, tmp, os.O_EXCL, raw)
 	if err == nil {
 		err = rr.Rename(tmp, target)
 	}

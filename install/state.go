@@ -295,11 +295,26 @@ func (l *layout) writeState(s *State) error {
 		return err
 	}
 	tmp := stateTempPrefix + randomSuffix()
-	f, err := l.air.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
-		return fmt.Errorf("write install state: %w", err)
+	err = writeSynced(l.air, tmp, os.O_EXCL, raw)
+	if err == nil {
+		err = l.air.Rename(tmp, fileState)
 	}
-	_, err = f.Write(raw)
+	if err != nil {
+		l.air.Remove(tmp)
+		return fmt.Errorf("write install state %s: %w", filepath.Join(l.path, dirAirlock, fileState), err)
+	}
+	return syncDir(l.air, ".")
+}
+
+// writeSynced writes data to name under root (created with mode 0644, also
+// under a restrictive umask; extra open flags in flags), fsyncs it and
+// closes it. The caller renames or syncs the directory as it needs.
+func writeSynced(root *os.Root, name string, flags int, data []byte) error {
+	f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|flags, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
 	if err == nil {
 		err = f.Chmod(0o644)
 	}
@@ -309,12 +324,5 @@ func (l *layout) writeState(s *State) error {
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	if err == nil {
-		err = l.air.Rename(tmp, fileState)
-	}
-	if err != nil {
-		l.air.Remove(tmp)
-		return fmt.Errorf("write install state %s: %w", filepath.Join(l.path, dirAirlock, fileState), err)
-	}
-	return syncDir(l.air, ".")
+	return err
 }
