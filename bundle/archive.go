@@ -85,7 +85,7 @@ func NewArchive(set *Set) (*Archive, error) {
 			return nil, malformed("%s is %d bytes; its head and frame index say %d (truncated copy, or data after the end?)", set.Paths[0], st.Size(), want)
 		}
 	}
-	dec, err := newFrameDecoder(streamWorkers())
+	dec, err := newFrameDecoder(streamWorkers(), false)
 	if err != nil {
 		a.Close()
 		return nil, err
@@ -168,9 +168,8 @@ func (a *Archive) Frame(i int) ([]byte, error) {
 		}
 		return nil, &FrameError{Frame: i, Offset: fr.Offset, Err: err}
 	}
-	sum := sha256.Sum256(raw)
-	if got := "sha256:" + hex.EncodeToString(sum[:]); got != fr.SHA256 {
-		return nil, a.frameError(i, fmt.Errorf("%w: compressed bytes hash to %s, the signed frame index says %s", ErrIntegrity, got, fr.SHA256))
+	if err := a.checkFrameHash(i, raw); err != nil {
+		return nil, err
 	}
 	data, err := decodeFrame(a.dec, raw, fr.UncompressedSize, make([]byte, 0, fr.UncompressedSize))
 	if err != nil {
@@ -183,6 +182,17 @@ func (a *Archive) Frame(i int) ([]byte, error) {
 	a.cache = append(a.cache, cachedFrame{i: i, data: data})
 	a.mu.Unlock()
 	return data, nil
+}
+
+// checkFrameHash checks raw, the compressed bytes of frame i, against the
+// frame's signed sha256.
+func (a *Archive) checkFrameHash(i int, raw []byte) error {
+	want := a.head.Frames.Frames[i].SHA256
+	sum := sha256.Sum256(raw)
+	if got := "sha256:" + hex.EncodeToString(sum[:]); got != want {
+		return a.frameError(i, fmt.Errorf("%w: compressed bytes hash to %s, the signed frame index says %s", ErrIntegrity, got, want))
+	}
+	return nil
 }
 
 // frameError names frame i and, in a volume set, its volume.

@@ -1,7 +1,6 @@
 package bundle
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -44,17 +43,21 @@ func (e *FrameError) Unwrap() error { return e.Err }
 
 // newFrameDecoder returns a decoder for independent body frames: windows up
 // to MaxWindow, output up to MaxFrameSize, usable from workers goroutines.
-func newFrameDecoder(workers int) (*zstd.Decoder, error) {
-	return zstd.NewReader(nil, zstd.WithDecoderConcurrency(workers), zstd.WithDecoderMaxWindow(MaxWindow), zstd.WithDecoderMaxMemory(MaxFrameSize))
+// checksums says whether each frame's xxhash64 is checked: a reader that
+// checks the frame's compressed bytes against its signed sha256, or every
+// decoded byte against the layout and the blob digests, learns nothing
+// from it; a sequential reader uses it to name a damaged frame.
+func newFrameDecoder(workers int, checksums bool) (*zstd.Decoder, error) {
+	return zstd.NewReader(nil, zstd.WithDecoderConcurrency(workers), zstd.WithDecoderMaxWindow(MaxWindow), zstd.WithDecoderMaxMemory(MaxFrameSize),
+		zstd.IgnoreChecksum(!checksums))
 }
 
 // decodeFrame checks that raw is exactly one zstd frame within the format's
 // limits (no dictionary, no skippable frame, window at most MaxWindow) and
 // decodes it into dst, which must come out at exactly want bytes.
 func decodeFrame(dec zstdDecoder, raw []byte, want int64, dst []byte) ([]byte, error) {
-	s := newFrameScanner(bytes.NewReader(raw), 1, MaxWindow)
-	s.name = "frame"
-	if _, err := io.Copy(io.Discard, s); err != nil {
+	s, err := scanFrames(raw, 1, MaxWindow, "frame")
+	if err != nil {
 		return nil, err
 	}
 	if s.frames != 1 || !s.atFrameBoundary() {
@@ -90,10 +93,10 @@ type streamFrame struct {
 // streamWorkers bounds the frames a sequential reader decodes at once.
 func streamWorkers() int { return min(max(runtime.GOMAXPROCS(0), 1), 8) }
 
-func newFrameStream(r *bufio.Reader, fi *FrameIndex) (*frameStream, error) {
+func newFrameStream(r scanSource, fi *FrameIndex) (*frameStream, error) {
 	frames := fi.Frames
 	workers := streamWorkers()
-	dec, err := newFrameDecoder(workers)
+	dec, err := newFrameDecoder(workers, true)
 	if err != nil {
 		return nil, err
 	}

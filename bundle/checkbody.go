@@ -66,7 +66,7 @@ func (a *Archive) CheckBody(ctx context.Context, workers int, done func(d Descri
 	var mu sync.Mutex
 	var findings []Finding
 	g, gctx := errgroup.WithContext(ctx)
-	dec, err := newFrameDecoder(max(workers, 1))
+	dec, err := newFrameDecoder(max(workers, 1), false)
 	if err != nil {
 		return err
 	}
@@ -79,6 +79,12 @@ func (a *Archive) CheckBody(ctx context.Context, workers int, done func(d Descri
 					return err
 				}
 				if len(fs) > 0 {
+					// Name the damaged frame when its compressed bytes
+					// are not the signed ones (checked only now, on
+					// the failure path).
+					if err := a.checkFrameHashes(u); err != nil {
+						return err
+					}
 					mu.Lock()
 					findings = append(findings, fs...)
 					mu.Unlock()
@@ -188,6 +194,23 @@ func (a *Archive) checkUnit(ctx context.Context, dec zstdDecoder, u checkUnit, d
 		}
 	}
 	return findings, nil
+}
+
+// checkFrameHashes checks the compressed bytes of the unit's frames against
+// their signed sha256 and returns the first that differs as a FrameError.
+func (a *Archive) checkFrameHashes(u checkUnit) error {
+	var raw []byte
+	for i := u.first; i <= u.last; i++ {
+		fr := a.head.Frames.Frames[i]
+		raw = grow(raw, fr.Size)
+		if err := a.readBody(fr.Offset, raw); err != nil {
+			return a.frameError(i, err)
+		}
+		if err := a.checkFrameHash(i, raw); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 type zstdDecoder = interface {

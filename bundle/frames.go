@@ -35,7 +35,7 @@ const (
 
 // frameScanner passes a zstd stream through unchanged while checking its framing.
 type frameScanner struct {
-	r         *bufio.Reader
+	r         scanSource
 	maxFrames int    // frames allowed in the stream
 	maxWindow uint64 // largest window (or single-segment content size) accepted
 
@@ -51,8 +51,73 @@ type frameScanner struct {
 	name      string // what the stream is, for messages; "" means head or body by frame count
 }
 
+// scanSource is what frameScanner reads from: a bufio.Reader over a stream,
+// or a sliceSource over bytes already in memory.
+type scanSource interface {
+	io.Reader
+	Peek(n int) ([]byte, error)
+	Discard(n int) (int, error)
+}
+
 func newFrameScanner(r io.Reader, maxFrames int, maxWindow uint64) *frameScanner {
 	return &frameScanner{r: bufio.NewReaderSize(r, 64<<10), maxFrames: maxFrames, maxWindow: maxWindow}
+}
+
+// sliceSource is a scanSource over a byte slice: Discard moves past block
+// contents without copying them.
+type sliceSource struct{ b []byte }
+
+func (s *sliceSource) Read(p []byte) (int, error) {
+	if len(s.b) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, s.b)
+	s.b = s.b[n:]
+	return n, nil
+}
+
+func (s *sliceSource) Peek(n int) ([]byte, error) {
+	if n > len(s.b) {
+		return s.b, io.EOF
+	}
+	return s.b[:n], nil
+}
+
+func (s *sliceSource) Discard(n int) (int, error) {
+	if n > len(s.b) {
+		n = len(s.b)
+		s.b = nil
+		return n, io.EOF
+	}
+	s.b = s.b[n:]
+	return n, nil
+}
+
+// scanFrames checks the framing of a whole stream held in memory without
+// copying block contents, and returns the number of frames it holds.
+func scanFrames(raw []byte, maxFrames int, maxWindow uint64, name string) (*frameScanner, error) {
+	s := &frameScanner{r: &sliceSource{b: raw}, maxFrames: maxFrames, maxWindow: maxWindow, name: name}
+	for {
+		switch {
+		case len(s.pending) > 0:
+			s.offset += int64(len(s.pending))
+			s.pending = s.pending[:0]
+		case s.state == stBlockContent && s.remaining > 0:
+			n, err := s.r.Discard(int(s.remaining))
+			s.remaining -= int64(n)
+			s.offset += int64(n)
+			if err != nil {
+				return s, s.fail("truncated block (truncated copy?)")
+			}
+			s.endBlock()
+		default:
+			if err := s.advance(); err == io.EOF {
+				return s, nil
+			} else if err != nil {
+				return s, err
+			}
+		}
+	}
 }
 
 // Read implements io.Reader. It returns io.EOF only at a frame boundary after
