@@ -80,8 +80,24 @@ type frameStream struct {
 	cancel context.CancelFunc
 	out    chan *streamFrame
 	cur    []byte
+	held   []byte // the decoded frame cur points into, recycled once read
 	err    error
 	closed bool
+	bufs   sync.Pool // frame buffers (*[]byte), compressed and decoded
+}
+
+// buf returns a buffer of n bytes from the pool.
+func (fs *frameStream) buf(n int64) []byte {
+	if b, ok := fs.bufs.Get().(*[]byte); ok && int64(cap(*b)) >= n {
+		return (*b)[:n]
+	}
+	return make([]byte, n)
+}
+
+func (fs *frameStream) recycle(b []byte) {
+	if cap(b) > 0 {
+		fs.bufs.Put(&b)
+	}
 }
 
 type streamFrame struct {
@@ -122,7 +138,7 @@ func newFrameStream(r scanSource, fi *FrameIndex) (*frameStream, error) {
 		defer close(work)
 		for i, fr := range frames {
 			sf := &streamFrame{done: make(chan struct{})}
-			raw := make([]byte, fr.Size)
+			raw := fs.buf(fr.Size)
 			if _, err := io.ReadFull(r, raw); err != nil {
 				if err == io.EOF || err == io.ErrUnexpectedEOF {
 					err = malformed("the body ends inside this frame (truncated copy?)")
@@ -144,7 +160,8 @@ func newFrameStream(r scanSource, fi *FrameIndex) (*frameStream, error) {
 			select {
 			case work <- func() {
 				defer close(sf.done)
-				data, err := decodeFrame(dec, raw, fr.UncompressedSize, make([]byte, 0, fr.UncompressedSize))
+				data, err := decodeFrame(dec, raw, fr.UncompressedSize, fs.buf(fr.UncompressedSize))
+				fs.recycle(raw)
 				if err != nil {
 					sf.err = &FrameError{Frame: i, Offset: fr.Offset, Volume: volumeOf(fi, fr.Offset), Err: err}
 					return
@@ -177,6 +194,10 @@ func newFrameStream(r scanSource, fi *FrameIndex) (*frameStream, error) {
 
 func (fs *frameStream) Read(p []byte) (int, error) {
 	for len(fs.cur) == 0 {
+		if fs.held != nil {
+			fs.recycle(fs.held)
+			fs.held = nil
+		}
 		if fs.err != nil {
 			return 0, fs.err
 		}
@@ -190,7 +211,7 @@ func (fs *frameStream) Read(p []byte) (int, error) {
 			fs.err = sf.err
 			return 0, fs.err
 		}
-		fs.cur = sf.data
+		fs.cur, fs.held = sf.data, sf.data
 	}
 	n := copy(p, fs.cur)
 	fs.cur = fs.cur[n:]

@@ -186,11 +186,12 @@ func (x *refIndex) has(d string) bool {
 const maxReferrerRounds = 12
 
 // listReferrer adds mf to the referrers tag of its subject in repo, for a
-// registry without the referrers API. It is a loop: read the tag, merge,
-// write, wait a moment, read again; until the entry is there after the wait.
-// Two mirrors updating the same tag each re-add what the other's write
-// dropped, so they converge.
-func (m *mirrorer) listReferrer(ctx context.Context, repo name.Repository, mf bundle.Blob) error {
+// registry without the referrers API: read the tag, merge, write. With
+// confirm it is a loop: after each write, wait a moment and read again,
+// until the entry is there after the wait. Two mirrors updating the same
+// tag each re-add what the other's write dropped, so they converge. Without
+// confirm the first successful write ends it (checkServed confirms later).
+func (m *mirrorer) listReferrer(ctx context.Context, repo name.Repository, mf bundle.Blob, confirm bool) error {
 	subject := subjectOfManifest(mf.Data)
 	if subject == "" {
 		return nil
@@ -240,6 +241,10 @@ func (m *mirrorer) listReferrer(ctx context.Context, repo name.Repository, mf bu
 			}
 		} else {
 			wrote = true
+			m.wroteReferrers.Store(true)
+			if !confirm {
+				return nil
+			}
 		}
 		if err := settle(ctx, round); err != nil {
 			return err

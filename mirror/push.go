@@ -175,6 +175,8 @@ type mirrorer struct {
 	mu        sync.Mutex
 	res       *Result
 	pushed    atomic.Int64
+	// wroteReferrers is set once this run wrote a referrers tag.
+	wroteReferrers atomic.Bool
 }
 
 // Mirror verifies the bundle read from r and pushes its images, models and
@@ -487,8 +489,8 @@ func fileOpener(p string) opener {
 
 // uploadBlob puts one verified blob into every repository that needs it:
 // uploaded once, then mounted across repositories; skipped where the
-// registry serves it already (HEAD, then a ranged GET of its last byte,
-// compared with ours: a registry's "present" is not taken on its word).
+// registry serves it already (a ranged GET of its last byte, compared with
+// ours, and its size: a registry's "present" is not taken on its word).
 func (m *mirrorer) uploadBlob(ctx context.Context, d bundle.Descriptor, open opener) error {
 	u := m.meterUpload(d)
 	defer u.done()
@@ -566,10 +568,21 @@ func (r rawManifest) MediaType() (types.MediaType, error) { return types.MediaTy
 // is also listed among its subject's referrers (by the registry's
 // referrers API, or else in the sha256-<hex> tag index).
 func (m *mirrorer) pushManifests(ctx context.Context) error {
-	// Repositories are independent: their manifests go up several at a
-	// time (--jobs). Within one repository the artifacts keep their order
-	// (children before parents, and a manifest two artifacts share is
-	// pushed once and then found), as before.
+	return m.eachRepository(ctx, func(ctx context.Context, j *job) error {
+		for _, mf := range j.content.Manifests {
+			if err := m.ensureManifest(ctx, j.place.repo, mf); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// eachRepository calls f for every job, --jobs repositories at a time:
+// repositories are independent, and within one the jobs keep their order
+// (children before parents, and a manifest two artifacts share is pushed
+// once and then found). It returns the first error.
+func (m *mirrorer) eachRepository(ctx context.Context, f func(context.Context, *job) error) error {
 	var order []string
 	byRepo := map[string][]int{}
 	for i, j := range m.jobs {
@@ -584,11 +597,8 @@ func (m *mirrorer) pushManifests(ctx context.Context) error {
 	for _, r := range order {
 		g.Go(func() error {
 			for _, i := range byRepo[r] {
-				j := m.jobs[i]
-				for _, mf := range j.content.Manifests {
-					if err := m.ensureManifest(gctx, j.place.repo, mf); err != nil {
-						return err
-					}
+				if err := f(gctx, m.jobs[i]); err != nil {
+					return err
 				}
 			}
 			return nil
@@ -611,12 +621,15 @@ func (m *mirrorer) ensureManifest(ctx context.Context, repo name.Repository, mf 
 		}
 		m.count(func(r *Result) { r.Manifests.Pushed++ })
 	}
-	return m.ensureListed(ctx, repo, mf, indexed)
+	return m.ensureListed(ctx, repo, mf, indexed, false)
 }
 
 // ensureListed makes sure a manifest with a subject is among its
-// subject's referrers.
-func (m *mirrorer) ensureListed(ctx context.Context, repo name.Repository, mf bundle.Blob, indexed bool) error {
+// subject's referrers. While manifests are pushed (confirm false) a
+// referrers tag is written once, without waiting; checkServed (confirm
+// true) reads every one again after one wait for the whole run, and only a
+// tag a concurrent writer changed goes through listReferrer's rounds.
+func (m *mirrorer) ensureListed(ctx context.Context, repo name.Repository, mf bundle.Blob, indexed, confirm bool) error {
 	if indexed || subjectOfManifest(mf.Data) == "" {
 		return nil
 	}
@@ -627,42 +640,52 @@ func (m *mirrorer) ensureListed(ctx context.Context, repo name.Repository, mf bu
 	if listed {
 		return nil
 	}
-	return m.listReferrer(ctx, repo, mf)
+	return m.listReferrer(ctx, repo, mf, confirm)
 }
 
 // pushTags sets the tags last, after every manifest is in place, and
 // records where each artifact now lives.
 func (m *mirrorer) pushTags(ctx context.Context) error {
+	err := m.eachRepository(ctx, func(ctx context.Context, j *job) error {
+		if j.place.tag == "" {
+			return nil
+		}
+		root := j.content.Manifests[len(j.content.Manifests)-1]
+		repo, tagName := j.place.repo, j.place.tag
+		tag := repo.Tag(tagName)
+		var raw []byte
+		var found bool
+		err := m.c.retry(ctx, "read "+tag.String(), func(ctx context.Context) error {
+			var err error
+			raw, _, found, err = m.getManifest(ctx, repo, tagName)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("%w: read %s: %w", ErrRegistry, tag, err)
+		}
+		switch {
+		case found && sha256Digest(raw) == root.Digest:
+		case m.siteSignedCopy(ctx, tag, root):
+			// An earlier run added the site signature to this upstream
+			// signature manifest; putting it back would drop the site's.
+		default:
+			if _, err := m.putManifest(ctx, repo, tagName, root); err != nil {
+				return err
+			}
+			m.count(func(r *Result) { r.Tags++ })
+			if err := m.readBackRef(ctx, repo, tagName, root.Digest); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
 	for _, j := range m.jobs {
 		root := j.content.Manifests[len(j.content.Manifests)-1]
 		target := j.place.repo.String()
 		if j.place.tag != "" {
-			repo, tagName := j.place.repo, j.place.tag
-			tag := repo.Tag(tagName)
-			var raw []byte
-			var found bool
-			err := m.c.retry(ctx, "read "+tag.String(), func(ctx context.Context) error {
-				var err error
-				raw, _, found, err = m.getManifest(ctx, repo, tagName)
-				return err
-			})
-			if err != nil {
-				return fmt.Errorf("%w: read %s: %w", ErrRegistry, tag, err)
-			}
-			switch {
-			case found && sha256Digest(raw) == root.Digest:
-			case m.siteSignedCopy(ctx, tag, root):
-				// An earlier run added the site signature to this upstream
-				// signature manifest; putting it back would drop the site's.
-			default:
-				if _, err := m.putManifest(ctx, repo, tagName, root); err != nil {
-					return err
-				}
-				m.count(func(r *Result) { r.Tags++ })
-				if err := m.readBackRef(ctx, repo, tagName, root.Digest); err != nil {
-					return err
-				}
-			}
 			target += ":" + j.place.tag
 		}
 		mp := Mapping{Kind: j.kind, Source: j.place.source, Target: target + "@" + root.Digest, Digest: root.Digest}

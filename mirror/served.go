@@ -49,54 +49,65 @@ func (m *mirrorer) edgeProbe(d bundle.Descriptor) probe {
 
 // checkServed is the last step before success: every tag this run is about
 // resolves to its manifest byte for byte, every manifest of its graph is
-// served by digest, every blob is served (HEAD and a ranged GET of its last
-// byte, compared with ours), and every referrer is listed (listed again if
+// served by digest, every blob is served (a ranged GET of its last byte,
+// compared with ours), and every referrer is listed (listed again if
 // a concurrent writer dropped it). A registry that acknowledged what it
 // does not keep fails the run here.
 func (m *mirrorer) checkServed(ctx context.Context) error {
-	seen := map[string]bool{}
-	cctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	g, gctx := errgroup.WithContext(cctx)
-	g.SetLimit(m.opts.Jobs)
-	fail := func(err error) error { // stop the blob checks before returning
-		cancel()
-		_ = g.Wait()
-		return err
+	if m.wroteReferrers.Load() {
+		// One wait for the run: a concurrent writer's read-merge-write
+		// of a referrers tag we wrote lands before we read it again.
+		if err := settle(ctx, 1); err != nil {
+			return err
+		}
 	}
+	g, gctx := errgroup.WithContext(ctx)
+	// Tags and manifests, --jobs repositories at a time.
+	g.Go(func() error {
+		return m.eachRepository(gctx, func(ctx context.Context, j *job) error {
+			repo := j.place.repo
+			root := j.content.Manifests[len(j.content.Manifests)-1]
+			if j.place.tag != "" && !m.siteSignedCopy(ctx, repo.Tag(j.place.tag), root) {
+				if err := m.readBackRef(ctx, repo, j.place.tag, root.Digest); err != nil {
+					return err
+				}
+			}
+			for _, mf := range j.content.Manifests {
+				ok, err := m.manifestServed(ctx, repo, mf)
+				if err != nil {
+					return err
+				}
+				if !ok {
+					return &NotServedError{Ref: repo.String() + "@" + mf.Digest, Reason: "was pushed but the registry does not serve it byte for byte"}
+				}
+				if err := m.ensureListed(ctx, repo, mf, false, true); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	})
+	// Blobs, --jobs at a time: one ranged GET each, for every blob of
+	// every repository.
+	blobs := errgroup.Group{}
+	blobs.SetLimit(max(m.opts.Jobs, 1))
+	seen := map[string]bool{}
 	for _, j := range m.jobs {
 		repo := j.place.repo
-		root := j.content.Manifests[len(j.content.Manifests)-1]
-		if j.place.tag != "" && !m.siteSignedCopy(ctx, repo.Tag(j.place.tag), root) {
-			if err := m.readBackRef(ctx, repo, j.place.tag, root.Digest); err != nil {
-				return fail(err)
-			}
-		}
-		for _, mf := range j.content.Manifests {
-			ok, err := m.manifestServed(ctx, repo, mf)
-			if err != nil {
-				return fail(err)
-			}
-			if !ok {
-				return fail(&NotServedError{Ref: repo.String() + "@" + mf.Digest, Reason: "was pushed but the registry does not serve it byte for byte"})
-			}
-			if err := m.ensureListed(ctx, repo, mf, false); err != nil {
-				return fail(err)
-			}
-		}
-		blobs := append([]bundle.Descriptor{}, j.content.Layers...)
+		list := append([]bundle.Descriptor{}, j.content.Layers...)
 		for _, c := range j.content.Configs {
-			blobs = append(blobs, c.Descriptor)
+			list = append(list, c.Descriptor)
 		}
-		for _, b := range blobs {
+		for _, b := range list {
 			key := repo.String() + "@" + b.Digest
 			if seen[key] {
 				continue
 			}
 			seen[key] = true
-			// Blobs are checked Jobs at a time: one HEAD and one small GET
-			// each, for every blob of every repository.
-			g.Go(func() error {
+			blobs.Go(func() error {
+				if err := gctx.Err(); err != nil {
+					return err
+				}
 				ok, err := m.blobServedRetry(gctx, repo, b, m.edgeProbe(b))
 				if err != nil {
 					return fmt.Errorf("%w: check blob %s: %w", ErrRegistry, key, err)
@@ -108,5 +119,6 @@ func (m *mirrorer) checkServed(ctx context.Context) error {
 			})
 		}
 	}
+	g.Go(blobs.Wait)
 	return g.Wait()
 }

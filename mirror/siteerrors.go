@@ -36,7 +36,7 @@ func (e *LimitError) Error() string {
 func (e *LimitError) Unwrap() []error { return []error{ErrRegistry, ErrTooLarge} }
 
 // NotServedError names a blob or manifest the registry claimed to have
-// (HEAD answered 200, or a push was acknowledged) that it does not serve.
+// (a mount or push was acknowledged) that it does not serve.
 type NotServedError struct {
 	Ref    string // REPO@DIGEST, or REPO:TAG
 	Reason string

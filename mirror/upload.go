@@ -112,50 +112,53 @@ func (m *mirrorer) dropSession(repo name.Repository, digest string) {
 	os.Remove(m.sessionPath(repo, digest))
 }
 
-// blobServed reports whether repo serves blob d: HEAD must say so, and a
-// ranged GET of its last byte must return that byte (a registry that only
-// claims to have it, or has it truncated, fails). local gives our copy's
-// bytes at an offset (the first and the last byte are asked for).
+// blobServed asks the registry for the last byte of a blob (one ranged
+// GET) and compares it, and the blob's size from Content-Range, with ours:
+// a registry's "present" (a HEAD's 200, a mount's 201) is not taken on its
+// word. A registry that ignores Range answers 200 with the whole blob: its
+// first byte is compared then, and the rest is not read.
 func (m *mirrorer) blobServed(ctx context.Context, repo name.Repository, d bundle.Descriptor, local probe) (bool, error) {
 	u := m.c.url(repo, "blobs/"+d.Digest)
-	resp, err := m.c.send(ctx, request{method: http.MethodHead, url: u}, pullScope(repo))
+	off := max(d.Size-1, 0)
+	h := http.Header{}
+	if d.Size > 0 {
+		h.Set("Range", fmt.Sprintf("bytes=%d-%d", off, off))
+	}
+	resp, err := m.c.send(ctx, request{method: http.MethodGet, url: u, header: h}, pullScope(repo))
 	if err != nil {
 		return false, err
 	}
-	drain(resp)
+	defer resp.Body.Close()
+	size := int64(-1)
 	switch resp.StatusCode {
+	case http.StatusPartialContent:
+		size = rangeTotal(resp.Header.Get("Content-Range"))
 	case http.StatusOK:
+		off = 0 // the Range was ignored: the first byte is the one to compare
+		if resp.Header.Get("Content-Length") != "" {
+			size = resp.ContentLength
+		}
 	case http.StatusNotFound:
 		return false, nil
+	case http.StatusRequestedRangeNotSatisfiable:
+		size = rangeTotal(resp.Header.Get("Content-Range"))
+		if size < 0 {
+			size = 0 // a range past the end of what it holds
+		}
 	default:
-		return false, checkStatus(resp)
+		return false, checkStatus(resp, http.StatusOK, http.StatusPartialContent)
 	}
-	if resp.ContentLength >= 0 && resp.ContentLength != d.Size && resp.Header.Get("Content-Length") != "" {
-		m.opts.Logger.Warn("the registry reports a blob of another size; uploading it", "blob", d.Digest, "repository", repo.String(), "size", resp.ContentLength, "want", d.Size)
+	if size >= 0 && size != d.Size {
+		m.opts.Logger.Warn("the registry serves a blob of another size; uploading it", "blob", d.Digest, "repository", repo.String(), "size", size, "want", d.Size)
 		return false, nil
 	}
 	if d.Size == 0 {
 		return true, nil
 	}
-	off := d.Size - 1
-	resp, err = m.c.send(ctx, request{method: http.MethodGet, url: u, header: http.Header{"Range": {fmt.Sprintf("bytes=%d-%d", off, off)}}}, pullScope(repo))
-	if err != nil {
-		return false, err
-	}
-	defer resp.Body.Close()
-	switch resp.StatusCode {
-	case http.StatusPartialContent:
-	case http.StatusOK:
-		off = 0 // the Range was ignored: the first byte is the one to compare
-	case http.StatusNotFound:
-		m.opts.Logger.Warn("the registry says a blob is present but does not serve it", "blob", d.Digest, "repository", repo.String())
-		return false, nil
-	default:
-		return false, checkStatus(resp, http.StatusOK, http.StatusPartialContent)
-	}
 	got := make([]byte, 1)
 	if _, err := io.ReadFull(resp.Body, got); err != nil {
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			m.opts.Logger.Warn("the registry says a blob is present but does not serve it", "blob", d.Digest, "repository", repo.String())
 			return false, nil // an empty answer: not served
 		}
 		return false, err
@@ -168,6 +171,20 @@ func (m *mirrorer) blobServed(ctx context.Context, repo name.Repository, d bundl
 		return false, &NotServedError{Ref: repo.String() + "@" + d.Digest, Reason: fmt.Sprintf("the registry serves other bytes than the blob's (byte %d differs)", off)}
 	}
 	return true, nil
+}
+
+// rangeTotal returns the complete length of a Content-Range header
+// ("bytes 0-0/1234" or "bytes */1234"), or -1 when it gives none.
+func rangeTotal(v string) int64 {
+	i := strings.LastIndexByte(v, '/')
+	if i < 0 || !strings.HasPrefix(v, "bytes ") {
+		return -1
+	}
+	n, err := strconv.ParseInt(v[i+1:], 10, 64)
+	if err != nil || n < 0 {
+		return -1
+	}
+	return n
 }
 
 // probe returns the byte of a blob at an offset.
