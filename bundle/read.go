@@ -9,7 +9,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/klauspost/compress/zstd"
 
@@ -177,106 +180,126 @@ func parseHead(raw []byte) (*Head, error) {
 	}
 	order := []string{EntryFormat, EntrySignatures, EntryManifest, EntryFrames, EntryOCILayout, EntryIndex}
 	pos := 0 // next allowed position in order
-	for {
-		before := src.Len()
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			// The head ends exactly after its last entry: no end-of-archive
-			// marker (which would hide whatever follows it from tar) and no
-			// other bytes.
-			// (Next skips the last entry's padding, under 512 bytes, first.)
-			if src.Len() != 0 || before >= 512 {
-				return nil, malformed("head: %d bytes after the last entry (an end-of-archive marker or junk)", before)
+	// bundle.json and frames.json are decoded on other cores while the
+	// entries after them are read; their errors come first, in entry order.
+	var decoding sync.WaitGroup
+	var stampErr, manifestErr, framesErr error
+	scan := func() error {
+		for {
+			before := src.Len()
+			hdr, err := tr.Next()
+			if err == io.EOF {
+				// The head ends exactly after its last entry: no end-of-archive
+				// marker (which would hide whatever follows it from tar) and no
+				// other bytes.
+				// (Next skips the last entry's padding, under 512 bytes, first.)
+				if src.Len() != 0 || before >= 512 {
+					return malformed("head: %d bytes after the last entry (an end-of-archive marker or junk)", before)
+				}
+				break
 			}
-			break
-		}
-		if err != nil {
-			return nil, malformed("head: %v", err)
-		}
-		h.Entries++
-		if h.Entries == 1 && hdr.Name != EntryFormat {
-			return nil, fmt.Errorf("%w: first entry is %q, not %s", ErrNotBundle, clip(hdr.Name), EntryFormat)
-		}
-		if err := checkHeader(hdr); err != nil {
-			return nil, err
-		}
-		if strings.HasPrefix(hdr.Name, "blobs/") {
-			if pos < len(order) {
-				return nil, &EntryError{Entry: hdr.Name, Err: malformed("blob before %s", order[len(order)-1])}
-			}
-			d := "sha256:" + strings.TrimPrefix(hdr.Name, "blobs/sha256/")
-			if _, dup := h.Blobs[d]; dup {
-				return nil, &EntryError{Entry: hdr.Name, Err: malformed("duplicate entry")}
-			}
-			b, err := read(hdr, MaxConfigSize)
 			if err != nil {
-				return nil, err
+				return malformed("head: %v", err)
 			}
-			if got := checked.Digest(b); got != d {
-				return nil, &EntryError{Entry: hdr.Name, Err: fmt.Errorf("%w: content hashes to %s", ErrIntegrity, got)}
+			h.Entries++
+			if h.Entries == 1 && hdr.Name != EntryFormat {
+				return fmt.Errorf("%w: first entry is %q, not %s", ErrNotBundle, clip(hdr.Name), EntryFormat)
 			}
-			h.Blobs[d] = b
-			continue
+			if err := checkHeader(hdr); err != nil {
+				return err
+			}
+			if strings.HasPrefix(hdr.Name, "blobs/") {
+				if pos < len(order) {
+					return &EntryError{Entry: hdr.Name, Err: malformed("blob before %s", order[len(order)-1])}
+				}
+				d := "sha256:" + strings.TrimPrefix(hdr.Name, "blobs/sha256/")
+				if _, dup := h.Blobs[d]; dup {
+					return &EntryError{Entry: hdr.Name, Err: malformed("duplicate entry")}
+				}
+				b, err := read(hdr, MaxConfigSize)
+				if err != nil {
+					return err
+				}
+				if got := checked.Digest(b); got != d {
+					return &EntryError{Entry: hdr.Name, Err: fmt.Errorf("%w: content hashes to %s", ErrIntegrity, got)}
+				}
+				h.Blobs[d] = b
+				continue
+			}
+			i := pos
+			for i < len(order) && order[i] != hdr.Name {
+				i++
+			}
+			if i == len(order) || i != pos {
+				return &EntryError{Entry: hdr.Name, Err: malformed("duplicate or out-of-order entry")}
+			}
+			pos = i + 1
+			switch hdr.Name {
+			case EntryFormat:
+				b, err := read(hdr, 4096)
+				if err != nil {
+					return err
+				}
+				if err := strictjson.Unmarshal(b, &h.Marker); err != nil || h.Marker.Format != FormatName {
+					return fmt.Errorf("%w: bad format marker", ErrNotBundle)
+				}
+				if h.Marker.Version < MinFormatVersion || h.Marker.Version > FormatVersion {
+					return fmt.Errorf("%w: version %d (this airlock reads versions %d to %d; use a matching release of airlock)", ErrUnsupportedVersion, h.Marker.Version, MinFormatVersion, FormatVersion)
+				}
+				if h.Marker.Version < 2 {
+					// Version 1 has no frame index.
+					order = []string{EntryFormat, EntrySignatures, EntryManifest, EntryOCILayout, EntryIndex}
+				}
+			case EntrySignatures:
+				if h.Signatures, err = read(hdr, MaxSignaturesSize); err != nil {
+					return err
+				}
+			case EntryManifest:
+				if h.ManifestBytes, err = read(hdr, MaxBundleManifestSize); err != nil {
+					return err
+				}
+				decoding.Go(func() {
+					if err := checkStamps(EntryManifest, h.ManifestBytes, "created"); err != nil {
+						stampErr = &EntryError{Entry: EntryManifest, Err: err}
+					}
+				})
+				decoding.Go(func() {
+					if err := strictjson.Unmarshal(h.ManifestBytes, &h.Manifest); err != nil {
+						manifestErr = &EntryError{Entry: EntryManifest, Err: malformed("%v", err)}
+					}
+					h.ManifestDigest = checked.Digest(h.ManifestBytes)
+				})
+			case EntryFrames:
+				if h.FramesBytes, err = read(hdr, MaxFrameIndexSize); err != nil {
+					return err
+				}
+				h.Frames = &FrameIndex{}
+				decoding.Go(func() {
+					if err := strictjson.Unmarshal(h.FramesBytes, h.Frames); err != nil {
+						framesErr = &EntryError{Entry: EntryFrames, Err: malformed("%v", err)}
+					}
+				})
+			case EntryOCILayout:
+				b, err := read(hdr, 4096)
+				if err != nil {
+					return err
+				}
+				if string(b) != ociLayoutContent {
+					return &EntryError{Entry: hdr.Name, Err: malformed("unexpected content")}
+				}
+			case EntryIndex:
+				if h.IndexBytes, err = read(hdr, MaxManifestSize); err != nil {
+					return err
+				}
+			}
 		}
-		i := pos
-		for i < len(order) && order[i] != hdr.Name {
-			i++
-		}
-		if i == len(order) || i != pos {
-			return nil, &EntryError{Entry: hdr.Name, Err: malformed("duplicate or out-of-order entry")}
-		}
-		pos = i + 1
-		switch hdr.Name {
-		case EntryFormat:
-			b, err := read(hdr, 4096)
-			if err != nil {
-				return nil, err
-			}
-			if err := strictjson.Unmarshal(b, &h.Marker); err != nil || h.Marker.Format != FormatName {
-				return nil, fmt.Errorf("%w: bad format marker", ErrNotBundle)
-			}
-			if h.Marker.Version < MinFormatVersion || h.Marker.Version > FormatVersion {
-				return nil, fmt.Errorf("%w: version %d (this airlock reads versions %d to %d; use a matching release of airlock)", ErrUnsupportedVersion, h.Marker.Version, MinFormatVersion, FormatVersion)
-			}
-			if h.Marker.Version < 2 {
-				// Version 1 has no frame index.
-				order = []string{EntryFormat, EntrySignatures, EntryManifest, EntryOCILayout, EntryIndex}
-			}
-		case EntrySignatures:
-			if h.Signatures, err = read(hdr, MaxSignaturesSize); err != nil {
-				return nil, err
-			}
-		case EntryManifest:
-			if h.ManifestBytes, err = read(hdr, MaxBundleManifestSize); err != nil {
-				return nil, err
-			}
-			if err := checkStamps(EntryManifest, h.ManifestBytes, "created"); err != nil {
-				return nil, &EntryError{Entry: hdr.Name, Err: err}
-			}
-			if err := strictjson.Unmarshal(h.ManifestBytes, &h.Manifest); err != nil {
-				return nil, &EntryError{Entry: hdr.Name, Err: malformed("%v", err)}
-			}
-			h.ManifestDigest = checked.Digest(h.ManifestBytes)
-		case EntryFrames:
-			if h.FramesBytes, err = read(hdr, MaxFrameIndexSize); err != nil {
-				return nil, err
-			}
-			h.Frames = &FrameIndex{}
-			if err := strictjson.Unmarshal(h.FramesBytes, h.Frames); err != nil {
-				return nil, &EntryError{Entry: hdr.Name, Err: malformed("%v", err)}
-			}
-		case EntryOCILayout:
-			b, err := read(hdr, 4096)
-			if err != nil {
-				return nil, err
-			}
-			if string(b) != ociLayoutContent {
-				return nil, &EntryError{Entry: hdr.Name, Err: malformed("unexpected content")}
-			}
-		case EntryIndex:
-			if h.IndexBytes, err = read(hdr, MaxManifestSize); err != nil {
-				return nil, err
-			}
+		return nil
+	}
+	err := scan()
+	decoding.Wait()
+	for _, e := range []error{stampErr, manifestErr, framesErr, err} {
+		if e != nil {
+			return nil, e
 		}
 	}
 	if pos < len(order) {
@@ -343,6 +366,7 @@ func (h *Head) checkTree() error {
 	var totals Totals
 	targets, files := safepath.NewSet(), safepath.NewSet()
 	subjects := newSubjectIndex(m.Artifacts)
+	walked := h.walkArtifacts()
 	for i, a := range m.Artifacts {
 		e := idx.Manifests[i]
 		where := fmt.Sprintf("artifact %d (%s)", i, a.Describe())
@@ -362,7 +386,7 @@ func (h *Head) checkTree() error {
 		if err := checkSubject(a, raw, subjects, imageManifests); err != nil {
 			return &EntryError{Entry: blobName(a.Digest), Artifact: where, Err: err}
 		}
-		g, err := Walk(context.Background(), a.Descriptor, raw, headContent(h.Blobs), nil)
+		g, err := walked[i].g, walked[i].err
 		if err != nil {
 			return withArtifact(err, where, blobName(a.Digest))
 		}
@@ -448,6 +472,42 @@ func (h *Head) checkTree() error {
 		return overLimit("%d entries exceed %d", n, MaxEntries)
 	}
 	return h.checkFrames()
+}
+
+type walkResult struct {
+	g   *Graph
+	err error
+}
+
+// walkArtifacts reads the content tree of every artifact whose manifest is
+// in the head, on every core: Walk only reads the head's blobs, and its
+// results are used (and its errors reported) in artifact order by
+// checkTree, exactly as if each were walked in turn.
+func (h *Head) walkArtifacts() []walkResult {
+	arts := h.Manifest.Artifacts
+	out := make([]walkResult, len(arts))
+	next := atomic.Int64{}
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), max(len(arts)/64, 1)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(arts) {
+					return
+				}
+				a := arts[i]
+				raw, ok := h.Blobs[a.Digest]
+				if !ok || int64(len(raw)) != a.Size {
+					continue // refused by checkTree before the walk
+				}
+				out[i].g, out[i].err = Walk(context.Background(), a.Descriptor, raw, headContent(h.Blobs), nil)
+			}
+		}()
+	}
+	wg.Wait()
+	return out
 }
 
 // checkFrames checks a v2 head's frame index: named by bundle.json, and

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"reflect"
+	"strings"
 )
 
 // jsonSchemaVersion is the schemaVersion of every --json output that does
@@ -16,25 +18,23 @@ const jsonSchemaVersion = 1
 // has one) and "airlock" (the version that wrote it), so every --json
 // output says which schema and which airlock produced it.
 func writeJSON(w io.Writer, v any) error {
-	b, err := stampJSON(v)
+	b, err := stampJSON(v, "  ")
 	if err != nil {
 		return err
 	}
-	var out bytes.Buffer
-	if err := json.Indent(&out, b, "", "  "); err != nil {
-		return err
-	}
-	out.WriteByte('\n')
-	_, err = w.Write(out.Bytes())
+	_, err = w.Write(append(b, '\n'))
 	return err
 }
 
-// stampJSON encodes v and, when it is an object, adds schemaVersion and
-// airlock as its first members.
-func stampJSON(v any) ([]byte, error) {
+// stampJSON encodes v (indented by indent, or compact when it is "") and,
+// when it is an object, adds schemaVersion and airlock as its first
+// members. Which members v has is read from its type (a struct's JSON
+// names, a map's keys), so the output is encoded once and never parsed.
+func stampJSON(v any, indent string) ([]byte, error) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
+	enc.SetIndent("", indent)
 	if err := enc.Encode(v); err != nil {
 		return nil, err
 	}
@@ -42,24 +42,113 @@ func stampJSON(v any) ([]byte, error) {
 	if len(b) < 2 || b[0] != '{' {
 		return b, nil
 	}
-	var top map[string]json.RawMessage
-	if err := json.Unmarshal(b, &top); err != nil {
-		return nil, err
+	var stamp []string
+	if !hasMember(v, "schemaVersion") {
+		stamp = append(stamp, fmt.Sprintf(`"schemaVersion":%s%d`, space(indent), jsonSchemaVersion))
 	}
-	var head bytes.Buffer
-	head.WriteByte('{')
-	if _, ok := top["schemaVersion"]; !ok {
-		fmt.Fprintf(&head, `"schemaVersion":%d,`, jsonSchemaVersion)
-	}
-	if _, ok := top["airlock"]; !ok {
+	if !hasMember(v, "airlock") {
 		ver, _ := json.Marshal(version())
-		fmt.Fprintf(&head, `"airlock":%s,`, ver)
+		stamp = append(stamp, fmt.Sprintf(`"airlock":%s%s`, space(indent), ver))
 	}
-	rest := b[1:]
-	if len(top) == 0 {
-		// "{}": drop the trailing comma of the stamp.
-		h := bytes.TrimSuffix(head.Bytes(), []byte(","))
-		return append(h, '}'), nil
+	if len(stamp) == 0 {
+		return b, nil
 	}
-	return append(head.Bytes(), rest...), nil
+	sep, nl := ",", ""
+	if indent != "" {
+		sep, nl = ",\n"+indent, "\n"+indent
+	}
+	var out bytes.Buffer
+	out.Grow(len(b) + 64)
+	out.WriteString("{" + nl + strings.Join(stamp, sep))
+	rest := bytes.TrimSpace(b[1:])
+	if rest[0] == '}' { // an empty object
+		if indent != "" {
+			out.WriteString("\n")
+		}
+		out.WriteString("}")
+		return out.Bytes(), nil
+	}
+	out.WriteString(",")
+	out.Write(b[1:])
+	return out.Bytes(), nil
+}
+
+func space(indent string) string {
+	if indent == "" {
+		return ""
+	}
+	return " "
+}
+
+// hasMember reports whether the JSON encoding of v, an object, has the
+// member name at its top level: a map key, or a struct field (embedded
+// structs included) named so that is not left out as empty.
+func hasMember(v any, name string) bool {
+	rv := reflect.ValueOf(v)
+	for rv.Kind() == reflect.Pointer || rv.Kind() == reflect.Interface {
+		if rv.IsNil() {
+			return false
+		}
+		rv = rv.Elem()
+	}
+	switch rv.Kind() {
+	case reflect.Map:
+		if rv.Type().Key().Kind() != reflect.String {
+			return false
+		}
+		return rv.MapIndex(reflect.ValueOf(name).Convert(rv.Type().Key())).IsValid()
+	case reflect.Struct:
+		return structHas(rv, name)
+	}
+	return false
+}
+
+func structHas(rv reflect.Value, name string) bool {
+	t := rv.Type()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if !f.IsExported() && !f.Anonymous {
+			continue
+		}
+		tag := f.Tag.Get("json")
+		if tag == "-" {
+			continue
+		}
+		tname, opts, _ := strings.Cut(tag, ",")
+		fv := rv.Field(i)
+		if f.Anonymous && tname == "" {
+			for fv.Kind() == reflect.Pointer {
+				if fv.IsNil() {
+					break
+				}
+				fv = fv.Elem()
+			}
+			if fv.Kind() == reflect.Struct && structHas(fv, name) {
+				return true
+			}
+			continue
+		}
+		if tname == "" {
+			tname = f.Name
+		}
+		if tname != name {
+			continue
+		}
+		o := "," + opts + ","
+		return !(strings.Contains(o, ",omitempty,") && emptyJSON(fv) || strings.Contains(o, ",omitzero,") && fv.IsZero())
+	}
+	return false
+}
+
+// emptyJSON is encoding/json's "empty" for omitempty.
+func emptyJSON(v reflect.Value) bool {
+	switch v.Kind() {
+	case reflect.Array, reflect.Map, reflect.Slice, reflect.String:
+		return v.Len() == 0
+	case reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr,
+		reflect.Float32, reflect.Float64, reflect.Interface, reflect.Pointer:
+		return v.IsZero()
+	}
+	return false
 }
