@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,7 +21,7 @@ import (
 	"github.com/airlock-dev/airlock/internal/testkit"
 )
 
-var bundleServingLine = regexp.MustCompile(`serving (.+?) read-only as an OCI registry on http://(127\.0\.0\.1:\d+) \(Ctrl-C to stop\)`)
+var bundleServingLine = regexp.MustCompile(`serving (.+?) read-only as an OCI registry on https?://(127\.0\.0\.1:\d+) \(Ctrl-C to stop\)`)
 
 // servedBundle is a running `airlock serve --bundle`.
 type servedBundle struct {
@@ -157,6 +158,57 @@ func TestServeBundleSkopeoCrane(t *testing.T) {
 	// A push is refused.
 	if out, err := exec.Command(crane, "copy", "--insecure", s.host+"/demo/api:1.0", s.host+"/demo/api:copy").CombinedOutput(); err == nil {
 		t.Errorf("crane copy into the bundle server succeeded: %s", out)
+	}
+	if code := s.stop(); code != exitOK {
+		t.Errorf("exit %d after Ctrl-C: %s", code, s.stderr.String())
+	}
+}
+
+// TestServeBundleTLS serves a bundle over HTTPS (--tls-cert, --tls-key)
+// with a certificate of a CA made for the test: crane and skopeo pull from
+// it when given the CA and refuse it without, so the TLS is real and
+// verified; no plain-HTTP answer is given on the port.
+func TestServeBundleTLS(t *testing.T) {
+	skopeo := testkit.NewSkopeo(t)
+	crane := testkit.RequireTool(t, "crane", "make tools")
+	_, b, pol, _ := verifiedRelease(t)
+	ins := inspectBundle(t, b)
+	certDir, ca, cert, key := testkit.CertFiles(t)
+	s := startServeBundle(t, b, pol, "--tls-cert", cert, "--tls-key", key)
+	if !strings.Contains(s.stderr.String(), "on https://"+s.host) {
+		t.Fatalf("the serving line does not say https: %q", s.stderr.String())
+	}
+	art := findArtifact(t, ins, bundle.KindImage, "/demo/api:1.0")
+	src := s.host + "/demo/api:1.0"
+
+	withCA := append(os.Environ(), "SSL_CERT_FILE="+ca)
+	cmd := exec.Command(crane, "digest", src)
+	cmd.Env = withCA
+	if out, err := cmd.Output(); err != nil || strings.TrimSpace(string(out)) != art.Digest {
+		t.Errorf("crane digest %s over verified TLS: %q %v, want %s", src, out, err, art.Digest)
+	}
+	cmd = exec.Command(crane, "pull", "--format", "oci", src+"@"+art.Digest, filepath.Join(t.TempDir(), "crane"))
+	cmd.Env = withCA
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("crane pull over verified TLS: %v\n%s", err, out)
+	}
+	ctx := context.Background()
+	raw, err := skopeo.Run(ctx, "inspect", "--raw", "--cert-dir", certDir, "docker://"+src)
+	if err != nil || sha256Hex(raw) != art.Digest {
+		t.Errorf("skopeo inspect --raw over verified TLS: %v, digest %s, want %s", err, sha256Hex(raw), art.Digest)
+	}
+	// Without the CA the certificate is refused: the clients verify it.
+	cmd = exec.Command(crane, "digest", src)
+	cmd.Env = append(os.Environ(), "SSL_CERT_FILE="+filepath.Join(t.TempDir(), "none.pem"))
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "certificate") {
+		t.Errorf("crane without the CA: %v %s, want a certificate error", err, out)
+	}
+	// Plain HTTP to the TLS port gets no registry answer.
+	if resp, err := http.Get("http://" + s.host + "/v2/"); err == nil {
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			t.Errorf("plain HTTP to the TLS port got a registry answer: %s", resp.Status)
+		}
 	}
 	if code := s.stop(); code != exitOK {
 		t.Errorf("exit %d after Ctrl-C: %s", code, s.stderr.String())

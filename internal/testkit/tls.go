@@ -160,3 +160,23 @@ func testCertificates() (caPEM, certPEM, keyPEM []byte, err error) {
 		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
 		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), nil
 }
+
+// CertFiles writes a new test CA and a server certificate it signs for
+// 127.0.0.1, ::1 and localhost (as StartSecure uses) into a directory of
+// the test, and returns the three PEM files. dir also holds ca.crt, a copy
+// of the CA, so it can be given to skopeo's --src-cert-dir as it is.
+func CertFiles(t testing.TB) (dir, caFile, certFile, keyFile string) {
+	t.Helper()
+	caPEM, certPEM, keyPEM, err := testCertificates()
+	if err != nil {
+		t.Fatalf("testkit: certificates: %v", err)
+	}
+	dir = t.TempDir()
+	files := map[string][]byte{"ca.pem": caPEM, "ca.crt": caPEM, "cert.pem": certPEM, "key.pem": keyPEM}
+	for n, b := range files {
+		if err := os.WriteFile(filepath.Join(dir, n), b, 0o600); err != nil {
+			t.Fatalf("testkit: %v", err)
+		}
+	}
+	return dir, filepath.Join(dir, "ca.pem"), filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+}
