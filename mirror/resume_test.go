@@ -294,7 +294,10 @@ func TestMirrorInterruptedLargeBlob(t *testing.T) {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestMirrorHelperProcess$", "-test.count=1")
 		cmd.Env = append(os.Environ(),
 			"AIRLOCK_MIRROR_HELPER=1", "AIRLOCK_HELPER_BUNDLE="+path, "AIRLOCK_HELPER_POLICY="+filepath.Join(s.dir, "policy.yaml"),
-			"AIRLOCK_HELPER_TO="+proxy.host+"/killed", "AIRLOCK_HELPER_TMP="+tmp)
+			"AIRLOCK_HELPER_TO="+proxy.host+"/killed", "AIRLOCK_HELPER_TMP="+tmp,
+			// The killed child cannot clean up its own test directories:
+			// they go below one this test removes.
+			"TMPDIR="+t.TempDir())
 		cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
