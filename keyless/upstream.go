@@ -195,6 +195,9 @@ func (c *Checker) read(ctx context.Context, h *bundle.Head, want map[string]int6
 	if c.Path == "" || c.Path == "-" {
 		return nil, errors.New("the policy's images rules read the upstream signatures in a second pass over the bundle, so it must be a file, not standard input")
 	}
+	if got, ok, err := c.readFrames(ctx, h, want); ok {
+		return got, err
+	}
 	f, err := bundle.OpenPath(c.Path)
 	if err != nil {
 		return nil, err
@@ -219,8 +222,8 @@ func (c *Checker) read(ctx context.Context, h *bundle.Head, want map[string]int6
 		if err != nil {
 			return nil, fmt.Errorf("reading the upstream signatures from %s: %w", c.Path, err)
 		}
-		if _, ok := want[e.Digest]; !ok {
-			continue
+		if size, ok := want[e.Digest]; !ok || size != e.Size {
+			continue // not wanted, or not the size its descriptor says (reported by the check that needs it)
 		}
 		b, err := io.ReadAll(io.LimitReader(e, e.Size+1))
 		if err != nil {
@@ -232,6 +235,43 @@ func (c *Checker) read(ctx context.Context, h *bundle.Head, want map[string]int6
 		got[e.Digest] = b
 	}
 	return got, nil
+}
+
+// readFrames reads the wanted blobs of a format v2 bundle (file, volume or
+// directory of volumes) by random access: only the frames that hold them
+// are read and decompressed, each checked against its signed sha256, and
+// each blob against its digest. ok is false for a bundle without a frame
+// index (format v1), which read then streams.
+func (c *Checker) readFrames(ctx context.Context, h *bundle.Head, want map[string]int64) (got map[string][]byte, ok bool, err error) {
+	set, err := bundle.OpenSet(c.Path)
+	if err != nil || set.Head.Frames == nil {
+		return nil, false, nil
+	}
+	a, err := bundle.NewArchive(set)
+	if err != nil {
+		return nil, false, nil
+	}
+	defer a.Close()
+	if a.Head().ManifestDigest != h.ManifestDigest {
+		return nil, true, fmt.Errorf("%s changed while it was being verified", c.Path)
+	}
+	got = map[string][]byte{}
+	for d, size := range want {
+		if bd, ok := a.Lookup(d); !ok || bd.Size != size {
+			continue // not in the bundle as its descriptor says: reported by the check that needs it
+		}
+		r, err := a.Open(ctx, d, 0, -1)
+		if err != nil {
+			return nil, true, fmt.Errorf("reading the upstream signatures from %s: %w", c.Path, err)
+		}
+		b, err := io.ReadAll(io.LimitReader(r, size+1))
+		r.Close()
+		if err != nil {
+			return nil, true, fmt.Errorf("reading the upstream signature blob %s from %s: %w", d, c.Path, err)
+		}
+		got[d] = b
+	}
+	return got, true, nil
 }
 
 // checkKeys accepts the image when a cosign signature attached to it (a

@@ -348,6 +348,23 @@ func TestPolicyReverifiesKeylessSignatures(t *testing.T) {
 	if code, stdout, _ := runCLI(t, nil, "verify", b, "--policy", pol); code != 0 || !strings.Contains(stdout, "upstream: [+] "+reg.Host+"/demo/worker:1.0") {
 		t.Errorf("text report: exit %d\n%s", code, stdout)
 	}
+	// The same from a volume set, given as its directory or as its last
+	// volume: the signature blobs are read by random access across volumes.
+	vols := filepath.Join(dir, "vols")
+	os.Mkdir(vols, 0o755)
+	if code, _, stderr := runCLI(t, env, "pack", "-q", "-f", filepath.Join(dir, "airlock.yaml"), "-o", filepath.Join(vols, "up.airlock"), "--key", filepath.Join(dir, "release.key"), "--volume-size", "160KiB", "--frame-size", "64KiB"); code != 0 {
+		t.Fatalf("pack --volume-size: %s", stderr)
+	}
+	parts, _ := filepath.Glob(filepath.Join(vols, "up.airlock.*"))
+	if len(parts) < 2 {
+		t.Fatalf("pack --volume-size 160KiB wrote %v, want several volumes", parts)
+	}
+	for _, p := range []string{vols, parts[len(parts)-1]} {
+		code, stdout, stderr := runCLI(t, nil, "verify", p, "--policy", pol)
+		if code != 0 || strings.Count(stdout, "upstream: [+]") != 2 {
+			t.Errorf("verify %s with keyless rules: exit %d\n%s%s", p, code, stdout, stderr)
+		}
+	}
 
 	for _, c := range []struct{ name, images, image, want string }{
 		{"wrong identity", rule("worker", "subject: https://github.com/example/other/.github/workflows/release.yml@refs/heads/main", "sigstore.json"), "demo/worker:1.0", "wrong identity"},
