@@ -85,7 +85,7 @@ func NewArchive(set *Set) (*Archive, error) {
 			return nil, malformed("%s is %d bytes; its head and frame index say %d (truncated copy, or data after the end?)", set.Paths[0], st.Size(), want)
 		}
 	}
-	dec, err := newFrameDecoder(streamWorkers(), false)
+	dec, err := newFrameDecoder(streamWorkers())
 	if err != nil {
 		a.Close()
 		return nil, err

@@ -66,7 +66,7 @@ func (a *Archive) CheckBody(ctx context.Context, workers int, done func(d Descri
 	var mu sync.Mutex
 	var findings []Finding
 	g, gctx := errgroup.WithContext(ctx)
-	dec, err := newFrameDecoder(max(workers, 1), false)
+	dec, err := newFrameDecoder(max(workers, 1))
 	if err != nil {
 		return err
 	}
