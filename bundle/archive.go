@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"sort"
 	"sync"
 
@@ -233,22 +234,72 @@ func (a *Archive) Open(ctx context.Context, digest string, off, n int64) (io.Rea
 		return io.NopCloser(bytes.NewReader(b[off : off+n])), nil
 	}
 	e := a.head.layout.Entries[a.blobs[digest]]
-	r := &blobReader{ctx: ctx, a: a, pos: e.Data + off, end: e.Data + off + n}
+	r := a.newBlobReader(ctx, e.Data+off, e.Data+off+n)
 	if off == 0 && n == d.Size {
 		cr, err := checked.NewReader(r, d.Digest, d.Size)
 		if err != nil {
+			r.Close()
 			return nil, err
 		}
-		return io.NopCloser(cr), nil
+		return struct {
+			io.Reader
+			io.Closer
+		}{cr, r}, nil
 	}
-	return io.NopCloser(r), nil
+	return r, nil
 }
 
-// blobReader reads uncompressed body bytes [pos, end) frame by frame.
+// blobReader reads uncompressed body bytes [pos, end) frame by frame. When
+// they span several frames, the next ones are read, checked and decoded
+// ahead on other cores (at most readAhead at a time, in order), while the
+// caller consumes the current one.
 type blobReader struct {
 	ctx      context.Context
+	cancel   context.CancelFunc
 	a        *Archive
 	pos, end int64
+	ahead    chan *aheadFrame // frames after the first, in order
+	cur      *aheadFrame
+}
+
+type aheadFrame struct {
+	i    int
+	data []byte
+	err  error
+	done chan struct{}
+}
+
+// readAhead bounds the frames one reader decodes ahead of its position.
+func readAhead() int { return min(max(runtime.GOMAXPROCS(0), 1), 4) }
+
+func (a *Archive) newBlobReader(ctx context.Context, pos, end int64) *blobReader {
+	ctx, cancel := context.WithCancel(ctx)
+	r := &blobReader{ctx: ctx, cancel: cancel, a: a, pos: pos, end: end}
+	if end <= pos {
+		return r
+	}
+	first, last := a.frameAt(pos), a.frameAt(end-1)
+	if first == last {
+		return r
+	}
+	n := readAhead()
+	r.ahead = make(chan *aheadFrame, n-1)
+	go func() {
+		defer close(r.ahead)
+		for i := first; i <= last; i++ {
+			f := &aheadFrame{i: i, done: make(chan struct{})}
+			select {
+			case r.ahead <- f:
+			case <-ctx.Done():
+				return
+			}
+			go func() {
+				defer close(f.done)
+				f.data, f.err = a.Frame(f.i)
+			}()
+		}
+	}()
+	return r
 }
 
 func (r *blobReader) Read(p []byte) (int, error) {
@@ -259,9 +310,29 @@ func (r *blobReader) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	i := r.a.frameAt(r.pos)
-	data, err := r.a.Frame(i)
-	if err != nil {
-		return 0, err
+	var data []byte
+	if r.ahead == nil {
+		var err error
+		if data, err = r.a.Frame(i); err != nil {
+			return 0, err
+		}
+	} else {
+		for r.cur == nil || r.cur.i != i {
+			f, ok := <-r.ahead
+			if !ok {
+				return 0, fmt.Errorf("frame %d: read ahead ended early", i)
+			}
+			r.cur = f
+		}
+		select {
+		case <-r.cur.done:
+		case <-r.ctx.Done():
+			return 0, r.ctx.Err()
+		}
+		if r.cur.err != nil {
+			return 0, r.cur.err
+		}
+		data = r.cur.data
 	}
 	fr := r.a.head.Frames.Frames[i]
 	from := r.pos - fr.UncompressedOffset
@@ -269,4 +340,10 @@ func (r *blobReader) Read(p []byte) (int, error) {
 	k := copy(p, data[from:to])
 	r.pos += int64(k)
 	return k, nil
+}
+
+// Close stops the frames read ahead.
+func (r *blobReader) Close() error {
+	r.cancel()
+	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"runtime"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -389,6 +390,73 @@ func TestArchiveRandomAccess(t *testing.T) {
 			}
 		}
 		a.Close()
+	}
+}
+
+// TestArchiveReadAhead: a blob spanning many frames is read with its next
+// frames decoded ahead; a damaged frame ahead fails the read when it is
+// reached (no byte of it is returned), and closing a reader early stops
+// its read-ahead.
+func TestArchiveReadAhead(t *testing.T) {
+	p := writeV2(t, WriteOptions{FrameSize: smallFrames})
+	a, err := OpenArchive(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var big Descriptor
+	for _, d := range a.Head().Body {
+		if d.Size > big.Size {
+			big = d
+		}
+	}
+	e := a.head.layout.Entries[a.blobs[big.Digest]]
+	first, last := a.frameAt(e.Data), a.frameAt(e.Data+big.Size-1)
+	if last-first < 3 {
+		t.Fatalf("the largest blob spans frames %d-%d; the test needs more", first, last)
+	}
+	// Close early, many times: the read-ahead goroutines end.
+	before := runtime.NumGoroutine()
+	for range 20 {
+		rc, err := a.Open(context.Background(), big.Digest, 0, -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(rc, make([]byte, 1000)); err != nil {
+			t.Fatal(err)
+		}
+		rc.Close()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		t.Errorf("%d goroutines left after closing the readers (%d before)", n, before)
+	}
+	a.Close()
+
+	// A damaged frame in the middle of the blob.
+	b, _ := os.ReadFile(p)
+	h, _ := ReadHead(bytes.NewReader(b))
+	bad := h.Frames.Frames[first+2]
+	b[h.HeadSize+h.PaddingSize+bad.Offset+bad.Size/2] ^= 0x40
+	os.WriteFile(p, b, 0o644)
+	if a, err = OpenArchive(p); err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	rc, err := a.Open(context.Background(), big.Digest, 0, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(rc)
+	rc.Close()
+	var fe *FrameError
+	if !errors.As(err, &fe) || fe.Frame != first+2 {
+		t.Fatalf("read through a damaged frame: err = %v, want frame %d named", err, first+2)
+	}
+	if limit := bad.UncompressedOffset - e.Data; int64(len(got)) > limit {
+		t.Errorf("%d bytes returned, past the damaged frame's start (%d)", len(got), limit)
 	}
 }
 

@@ -2,7 +2,6 @@ package registry
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -22,7 +21,6 @@ import (
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/airlock-dev/airlock/bundle"
-	"github.com/airlock-dev/airlock/internal/checked"
 	"github.com/airlock-dev/airlock/internal/referrer"
 )
 
@@ -40,81 +38,7 @@ const (
 	bundleCopyBuffer = 256 << 10
 	// maxListPage caps one page of the catalog or a tags list.
 	maxListPage = 1000
-	// maxReadAhead caps the chunk a blob is read ahead in; a request holds
-	// at most three chunks (one being decoded, one ready, one being sent).
-	maxReadAhead = 4 << 20
 )
-
-// aheadReader reads bytes [off, off+n) of a body blob in chunks, the next
-// chunk read from the bundle (its frames checked and decompressed by the
-// Archive) by a goroutine while the current one is being sent, so that
-// decompression and sending overlap.
-type aheadReader struct {
-	chunks chan aheadChunk
-	cur    []byte
-	err    error
-	cancel context.CancelFunc
-	done   chan struct{}
-}
-
-type aheadChunk struct {
-	data []byte
-	err  error
-}
-
-func newAheadReader(ctx context.Context, a *bundle.Archive, digest string, off, n, chunk int64) *aheadReader {
-	ctx, cancel := context.WithCancel(ctx)
-	r := &aheadReader{chunks: make(chan aheadChunk, 1), cancel: cancel, done: make(chan struct{})}
-	go func() {
-		defer close(r.done)
-		defer close(r.chunks)
-		for pos := off; pos < off+n; pos += chunk {
-			k := min(chunk, off+n-pos)
-			buf := make([]byte, k)
-			rc, err := a.Open(ctx, digest, pos, k)
-			if err == nil {
-				_, err = io.ReadFull(rc, buf)
-				rc.Close()
-			}
-			select {
-			case r.chunks <- aheadChunk{data: buf, err: err}:
-			case <-ctx.Done():
-				return
-			}
-			if err != nil {
-				return
-			}
-		}
-	}()
-	return r
-}
-
-func (r *aheadReader) Read(p []byte) (int, error) {
-	for len(r.cur) == 0 {
-		if r.err != nil {
-			return 0, r.err
-		}
-		c, ok := <-r.chunks
-		switch {
-		case !ok:
-			r.err = io.EOF
-		case c.err != nil:
-			r.err = c.err
-		default:
-			r.cur = c.data
-		}
-	}
-	k := copy(p, r.cur)
-	r.cur = r.cur[k:]
-	return k, nil
-}
-
-// Close stops the read-ahead and waits for it.
-func (r *aheadReader) Close() error {
-	r.cancel()
-	<-r.done
-	return nil
-}
 
 // bundleRepo is one repository of a served bundle.
 type bundleRepo struct {
@@ -136,7 +60,6 @@ type bundleHandler struct {
 	a     *bundle.Archive
 	repos map[string]*bundleRepo
 	names []string // sorted repository names
-	chunk int64    // read-ahead unit: the frame size, at most maxReadAhead
 	log   *slog.Logger
 }
 
@@ -158,7 +81,7 @@ func newBundleHandler(a *bundle.Archive, log *slog.Logger) (*bundleHandler, erro
 	if err != nil {
 		return nil, &BundleError{Err: err}
 	}
-	bh := &bundleHandler{a: a, repos: map[string]*bundleRepo{}, log: log, chunk: min(h.Frames.FrameSize, maxReadAhead)}
+	bh := &bundleHandler{a: a, repos: map[string]*bundleRepo{}, log: log}
 	for _, loc := range locs {
 		if _, err := reference.WithName(loc.Repo); err != nil {
 			return nil, &BundleError{Err: fmt.Errorf("%s: repository %q: %w", loc.Source, loc.Repo, err)}
@@ -353,22 +276,12 @@ func (bh *bundleHandler) blob(w http.ResponseWriter, r *http.Request, repo *bund
 	} else if desc, ok := bh.a.Lookup(ref); ok && repo.blobs[ref] {
 		size = desc.Size
 		open = func(off, n int64) (io.ReadCloser, error) {
-			ar := newAheadReader(r.Context(), bh.a, ref, off, n, bh.chunk)
-			if off != 0 || n != size {
-				return ar, nil
-			}
-			// A whole blob is checked against its digest as it is sent; the
-			// bytes that complete a mismatch come with the error and are
-			// withheld by the caller.
-			cr, err := checked.NewReader(ar, ref, size)
-			if err != nil {
-				ar.Close()
-				return nil, err
-			}
-			return struct {
-				io.Reader
-				io.Closer
-			}{cr, ar}, nil
+			// The Archive checks every frame against its signed sha256
+			// before decoding it, decodes the next frames ahead on other
+			// cores while this one is sent, and checks a whole blob
+			// against its digest as it is sent: the bytes that complete a
+			// mismatch come with the error and are withheld by the caller.
+			return bh.a.Open(r.Context(), ref, off, n)
 		}
 	} else {
 		_ = errcode.ServeJSON(w, errcode.ErrorCodeBlobUnknown.WithDetail(map[string]string{"digest": d.String()}))
