@@ -8,8 +8,8 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
-	"runtime"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -297,13 +297,33 @@ func TestV2FrameIndexLies(t *testing.T) {
 	}
 }
 
+// damageFrame flips the bits mask of one byte of frame i of the v2 bundle
+// at p, at offset at(frame) within the frame's compressed bytes, writes the
+// file back and returns its bytes and the frame.
+func damageFrame(t *testing.T, p string, i int, at func(FrameRecord) int64, mask byte) ([]byte, FrameRecord) {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := ReadHead(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fr := h.Frames.Frames[i]
+	b[h.HeadSize+h.PaddingSize+fr.Offset+at(fr)] ^= mask
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return b, fr
+}
+
+func middle(fr FrameRecord) int64 { return fr.Size / 2 }
+
 func TestV2CorruptFrameNamed(t *testing.T) {
 	t.Parallel()
 	p := writeV2(t, WriteOptions{FrameSize: smallFrames})
-	b, _ := os.ReadFile(p)
-	h, _ := ReadHead(bytes.NewReader(b))
-	fr := h.Frames.Frames[3]
-	b[h.HeadSize+h.PaddingSize+fr.Offset+fr.Size/2] ^= 0x40
+	b, fr := damageFrame(t, p, 3, middle, 0x40)
 	err := readAll(b)
 	// The sequential reader names the blob whose bytes changed (or the
 	// frame, when it no longer decodes).
@@ -315,7 +335,6 @@ func TestV2CorruptFrameNamed(t *testing.T) {
 	if !named {
 		t.Fatalf("streaming reader: err = %v, want frame 3 or one of its blobs %v named", err, fr.Blobs)
 	}
-	os.WriteFile(p, b, 0o644)
 	a, err := OpenArchive(p)
 	if err != nil {
 		t.Fatal(err)
@@ -337,14 +356,11 @@ func TestV2CorruptFrameNamed(t *testing.T) {
 func TestV2ChecksumFieldNotRead(t *testing.T) {
 	t.Parallel()
 	p := writeV2(t, WriteOptions{FrameSize: smallFrames})
-	b, _ := os.ReadFile(p)
-	h, _ := ReadHead(bytes.NewReader(b))
-	fr := h.Frames.Frames[2]
-	b[h.HeadSize+h.PaddingSize+fr.Offset+fr.Size-1] ^= 0x01 // last byte of the checksum
+	lastByte := func(fr FrameRecord) int64 { return fr.Size - 1 } // of the checksum
+	b, _ := damageFrame(t, p, 2, lastByte, 0x01)
 	if err := readAll(b); err != nil {
 		t.Fatalf("streaming reader: %v", err)
 	}
-	os.WriteFile(p, b, 0o644)
 	a, err := OpenArchive(p)
 	if err != nil {
 		t.Fatal(err)
@@ -436,11 +452,7 @@ func TestArchiveReadAhead(t *testing.T) {
 	a.Close()
 
 	// A damaged frame in the middle of the blob.
-	b, _ := os.ReadFile(p)
-	h, _ := ReadHead(bytes.NewReader(b))
-	bad := h.Frames.Frames[first+2]
-	b[h.HeadSize+h.PaddingSize+bad.Offset+bad.Size/2] ^= 0x40
-	os.WriteFile(p, b, 0o644)
+	_, bad := damageFrame(t, p, first+2, middle, 0x40)
 	if a, err = OpenArchive(p); err != nil {
 		t.Fatal(err)
 	}
