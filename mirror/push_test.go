@@ -13,7 +13,6 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -24,13 +23,10 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/airlock-dev/airlock/bundle"
-	"github.com/airlock-dev/airlock/internal/keys"
 	"github.com/airlock-dev/airlock/internal/registryhttp"
-	"github.com/airlock-dev/airlock/internal/sample"
+	"github.com/airlock-dev/airlock/internal/sample/packed"
 	"github.com/airlock-dev/airlock/internal/testkit"
-	"github.com/airlock-dev/airlock/pack"
 	"github.com/airlock-dev/airlock/policy"
-	"github.com/airlock-dev/airlock/source"
 	"github.com/airlock-dev/airlock/verify"
 )
 
@@ -41,63 +37,16 @@ type pushFixture struct {
 	head   *bundle.Head
 }
 
-// testSigner adapts a key file's signer to bundle.Signer.
-type testSigner struct{ s *keys.Signer }
-
-func (k testSigner) KeyID() string { return k.s.Public.Fingerprint }
-func (k testSigner) Sign(_ context.Context, m []byte) ([]byte, error) {
-	return k.s.SignMessage(bytes.NewReader(m))
-}
-
 // newPushFixture packs the sample release signed by one generated key, with
 // a 1-of-1 policy.
 func newPushFixture(t *testing.T) *pushFixture {
 	t.Helper()
-	ctx := context.Background()
-	src := testkit.StartInProcess(t)
-	imgs, err := sample.Images()
+	r := packed.New(t)
+	h, err := bundle.ReadHeadFile(r.Bundle)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := sample.Push(ctx, src.Host, imgs); err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	if err := sample.WriteRelease(dir, src.Host); err != nil {
-		t.Fatal(err)
-	}
-	spec, err := pack.LoadSpec(filepath.Join(dir, "airlock.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pw := []byte("test-password")
-	if _, err := keys.Generate(filepath.Join(dir, "release"), "ecdsa-p256", pw); err != nil {
-		t.Fatal(err)
-	}
-	s, err := keys.LoadSigner(filepath.Join(dir, "release.key"), func(bool) ([]byte, error) { return pw, nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := filepath.Join(dir, "demo.airlock")
-	if _, err := pack.Pack(ctx, spec, pack.Options{
-		Output: out, Images: source.NewPuller(source.PullOptions{}), Signers: []bundle.Signer{testSigner{s}},
-	}); err != nil {
-		t.Fatal(err)
-	}
-	polPath := filepath.Join(dir, "policy.yaml")
-	pol := "keys:\n  release: { publicKey: release.pub }\nbundles:\n  - match: demo\n    signers: [release]\n    threshold: 1\n"
-	if err := os.WriteFile(polPath, []byte(pol), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	p, err := policy.Load(polPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := bundle.ReadHeadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &pushFixture{bundle: out, policy: p, head: h}
+	return &pushFixture{bundle: r.Bundle, policy: r.Policy, head: h}
 }
 
 // rootOf returns the root digest of the image whose ref ends in suffix.

@@ -18,9 +18,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/airlock-dev/airlock/bundle"
-	"github.com/airlock-dev/airlock/internal/keys"
 	"github.com/airlock-dev/airlock/internal/registryhttp"
 	"github.com/airlock-dev/airlock/internal/sample"
+	"github.com/airlock-dev/airlock/internal/sample/packed"
 	"github.com/airlock-dev/airlock/internal/testkit"
 	"github.com/airlock-dev/airlock/pack"
 	"github.com/airlock-dev/airlock/policy"
@@ -49,14 +49,7 @@ func newSiteFixture(t *testing.T) *siteFixture {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	pw := []byte("test-password")
-	if _, err := keys.Generate(filepath.Join(dir, "release"), "ecdsa-p256", pw); err != nil {
-		t.Fatal(err)
-	}
-	s, err := keys.LoadSigner(filepath.Join(dir, "release.key"), func(bool) ([]byte, error) { return pw, nil })
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := packed.NewKey(t, dir, "release")
 	load := func(file, extra string) *policy.Policy {
 		p := filepath.Join(dir, file)
 		body := "keys:\n  release: { publicKey: release.pub }\nbundles:\n  - match: \"demo*\"\n    signers: [release]\n    threshold: 1\n" + extra
@@ -69,7 +62,7 @@ func newSiteFixture(t *testing.T) *siteFixture {
 		}
 		return pol
 	}
-	return &siteFixture{src: src.Host, dir: dir, signer: testSigner{s},
+	return &siteFixture{src: src.Host, dir: dir, signer: s,
 		policy: load("policy.yaml", ""), downgrade: load("policy-downgrade.yaml", "    allowDowngrade: true\n")}
 }
 

@@ -23,28 +23,16 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/airlock-dev/airlock/bundle"
-	"github.com/airlock-dev/airlock/internal/keys"
 	"github.com/airlock-dev/airlock/internal/registryhttp"
-	"github.com/airlock-dev/airlock/internal/sample"
-	"github.com/airlock-dev/airlock/internal/testkit"
+	"github.com/airlock-dev/airlock/internal/sample/packed"
 	"github.com/airlock-dev/airlock/mirror"
-	"github.com/airlock-dev/airlock/pack"
 	"github.com/airlock-dev/airlock/policy"
 	"github.com/airlock-dev/airlock/registry"
-	"github.com/airlock-dev/airlock/source"
 )
 
 // testFrameSize is the smallest frame size the format allows, so that the
 // sample's larger blobs (the model's weights) span several frames.
 const testFrameSize = bundle.MinFrameSize
-
-// keySigner adapts a key file's signer to bundle.Signer.
-type keySigner struct{ s *keys.Signer }
-
-func (k keySigner) KeyID() string { return k.s.Public.Fingerprint }
-func (k keySigner) Sign(_ context.Context, m []byte) ([]byte, error) {
-	return k.s.SignMessage(bytes.NewReader(m))
-}
 
 // bundleFixture is the sample release packed and signed by one key, with
 // the policy that trusts it.
@@ -57,46 +45,8 @@ type bundleFixture struct {
 
 func newBundleFixture(t *testing.T) *bundleFixture {
 	t.Helper()
-	ctx := context.Background()
-	src := testkit.StartInProcess(t)
-	imgs, err := sample.Images()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sample.Push(ctx, src.Host, imgs); err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	if err := sample.WriteRelease(dir, src.Host); err != nil {
-		t.Fatal(err)
-	}
-	spec, err := pack.LoadSpec(filepath.Join(dir, "airlock.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pw := []byte("test-password")
-	if _, err := keys.Generate(filepath.Join(dir, "release"), "ecdsa-p256", pw); err != nil {
-		t.Fatal(err)
-	}
-	ks, err := keys.LoadSigner(filepath.Join(dir, "release.key"), func(bool) ([]byte, error) { return pw, nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := filepath.Join(dir, "demo.airlock")
-	if _, err := pack.Pack(ctx, spec, pack.Options{
-		Output: out, Images: source.NewPuller(source.PullOptions{}), Signers: []bundle.Signer{keySigner{ks}},
-	}); err != nil {
-		t.Fatal(err)
-	}
-	polPath := filepath.Join(dir, "policy.yaml")
-	if err := os.WriteFile(polPath, []byte("keys:\n  release: { publicKey: release.pub }\nbundles:\n  - match: demo\n    signers: [release]\n    threshold: 1\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	pol, err := policy.Load(polPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &bundleFixture{dir: dir, bundle: out, signer: keySigner{ks}, policy: pol}
+	r := packed.New(t)
+	return &bundleFixture{dir: r.Dir, bundle: r.Bundle, signer: r.Signer, policy: r.Policy}
 }
 
 // headBlobs serves manifests and configs to bundle.Walk from a head.
