@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"os"
 	"os/exec"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/airlock-dev/airlock/bundle"
 	"github.com/airlock-dev/airlock/internal/registryhttp"
+	"github.com/airlock-dev/airlock/internal/sample"
 	"github.com/airlock-dev/airlock/internal/testkit"
 	"github.com/airlock-dev/airlock/policy"
 )
@@ -35,27 +35,7 @@ const testChunk = 8 << 20
 // pseudo-random bytes to the release in dir.
 func withBigModel(t *testing.T, mib int) func(dir string) {
 	return func(dir string) {
-		if err := os.MkdirAll(filepath.Join(dir, "models/big"), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		f, err := os.Create(filepath.Join(dir, "models/big/weights.bin"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		rng := rand.NewChaCha8([32]byte{1, 2, 3})
-		if _, err := io.CopyN(f, rng, int64(mib)<<20); err != nil {
-			t.Fatal(err)
-		}
-		if err := f.Close(); err != nil {
-			t.Fatal(err)
-		}
-		spec := filepath.Join(dir, "airlock.yaml")
-		b, err := os.ReadFile(spec)
-		if err != nil {
-			t.Fatal(err)
-		}
-		y := strings.Replace(string(b), "files:\n", "  - source: models/big\n    name: big\n    target: models/big\nfiles:\n", 1)
-		if err := os.WriteFile(spec, []byte(y), 0o644); err != nil {
+		if err := sample.AddModel(dir, "big", int64(mib)<<20, 1); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"os"
 	"os/exec"
@@ -23,6 +22,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/airlock-dev/airlock/internal/sample"
 	"github.com/airlock-dev/airlock/internal/testkit"
 	"github.com/airlock-dev/airlock/mirror"
 )
@@ -174,28 +174,10 @@ func bigModelBundle(t *testing.T, size int64) (bundlePath, policyPath string) {
 	t.Helper()
 	dir, _, pol, env := signedRelease(t)
 	rel := sampleRelease(t)
-	if err := os.MkdirAll(filepath.Join(rel, "models/big"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Create(filepath.Join(rel, "models/big/weights.bin"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.CopyN(f, rand.NewChaCha8([32]byte{9}), size); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
+	if err := sample.AddModel(rel, "big", size, 9); err != nil {
 		t.Fatal(err)
 	}
 	spec := filepath.Join(rel, "airlock.yaml")
-	y, err := os.ReadFile(spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	withBig := strings.Replace(string(y), "files:\n", "  - source: models/big\n    name: big\n    target: models/big\nfiles:\n", 1)
-	if err := os.WriteFile(spec, []byte(withBig), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	bundlePath = filepath.Join(dir, "big.airlock")
 	if code, _, stderr := runCLI(t, env, "pack", "-q", "-f", spec, "-o", bundlePath,
 		"--key", filepath.Join(dir, "release.key"), "--key", filepath.Join(dir, "security.key")); code != 0 {

@@ -2,8 +2,11 @@ package sample
 
 import (
 	"fmt"
+	"io"
+	"math/rand/v2"
 	"os"
 	"path"
+	"path/filepath"
 	"strings"
 )
 
@@ -95,4 +98,33 @@ func releaseFiles(host string) ([]releaseFile, error) {
 		{"sbom/api.spdx.json", text(apiSPDX)},
 		{"sbom/worker.cdx.json", text(workerCDX)},
 	}, nil
+}
+
+// AddModel adds to the release in dir (written by WriteRelease) a model
+// NAME, at models/NAME, of one file weights.bin holding size pseudo-random
+// bytes from seed: a model large enough to be uploaded in chunks, made
+// without the sample's generators.
+func AddModel(dir, name string, size int64, seed byte) error {
+	md := filepath.Join(dir, "models", name)
+	if err := os.MkdirAll(md, 0o755); err != nil {
+		return err
+	}
+	f, err := os.Create(filepath.Join(md, "weights.bin"))
+	if err != nil {
+		return err
+	}
+	if _, err := io.CopyN(f, rand.NewChaCha8([32]byte{seed}), size); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	spec := filepath.Join(dir, "airlock.yaml")
+	y, err := os.ReadFile(spec)
+	if err != nil {
+		return err
+	}
+	entry := "  - source: models/" + name + "\n    name: " + name + "\n    target: models/" + name + "\nfiles:\n"
+	return os.WriteFile(spec, []byte(strings.Replace(string(y), "files:\n", entry, 1)), 0o644)
 }
