@@ -588,36 +588,13 @@ func mustRegistry(t *testing.T, host string) name.Registry {
 // upstream one or alone.
 func TestMirrorCosignInterop(t *testing.T) {
 	cs := newCosign(t)
-	src := sampleRegistry(t)
-	dir := cs.Dir
 	cosignRun := func(args ...string) error { _, err := cs.Run(args...); return err }
-	workerDesc, err := remote.Head(repoOf(t, src.Host+"/demo/worker").Tag("1.0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	worker := workerDesc.Digest.String()
-	signImage(t, cs, src.Host+"/demo/worker@"+worker)
-
+	dir := cs.Dir
 	env := map[string]string{"AIRLOCK_PASSWORD": testPassword}
-	for _, k := range []string{"release", "security", "site"} {
-		if code, _, stderr := runCLI(t, env, "key", "generate", "--output", filepath.Join(dir, k)); code != 0 {
-			t.Fatalf("key generate %s: %s", k, stderr)
-		}
-	}
-	pol := filepath.Join(dir, "policy.yaml")
-	if err := os.WriteFile(pol, []byte("keys:\n  release: { publicKey: release.pub }\n  security: { publicKey: security.pub }\nbundles:\n  - match: up\n    signers: [release, security]\n    threshold: 2\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	spec := "name: up\nversion: 1.0.0\nimages:\n  - ref: " + src.Host + "/demo/worker:1.0\n    verify: { key: cosign.pub }\n  - ref: " + src.Host + "/demo/api:1.0\n"
-	if err := os.WriteFile(filepath.Join(dir, "airlock.yaml"), []byte(spec), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	b := filepath.Join(dir, "up.airlock")
-	if code, _, stderr := runCLI(t, env, "pack", "-q", "-f", filepath.Join(dir, "airlock.yaml"), "-o", b, "--key", filepath.Join(dir, "release.key")); code != 0 {
-		t.Fatalf("pack: %s", stderr)
-	}
-	if code, _, stderr := runCLI(t, env, "sign", b, "--key", filepath.Join(dir, "security.key")); code != 0 {
-		t.Fatalf("sign: %s", stderr)
+	up := cosignRelease(t, cs, "release", "security")
+	worker, b, pol := up.worker, up.bundle, up.policy
+	if code, _, stderr := runCLI(t, env, "key", "generate", "--output", filepath.Join(dir, "site")); code != 0 {
+		t.Fatalf("key generate site: %s", stderr)
 	}
 	ins := inspectBundle(t, b)
 	api := findArtifact(t, ins, bundle.KindImage, "/demo/api:1.0").Digest

@@ -246,31 +246,8 @@ func TestServeBundleRefusesUntrusted(t *testing.T) {
 // `airlock serve --bundle`; an image nobody signed does not.
 func TestServeBundleCosign(t *testing.T) {
 	cs := newCosign(t)
-	src := sampleRegistry(t)
-	dir := cs.Dir
-	workerDesc, err := remote.Head(repoOf(t, src.Host+"/demo/worker").Tag("1.0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	worker := workerDesc.Digest.String()
-	signImage(t, cs, src.Host+"/demo/worker@"+worker)
-
-	env := map[string]string{"AIRLOCK_PASSWORD": testPassword}
-	if code, _, stderr := runCLI(t, env, "key", "generate", "--output", filepath.Join(dir, "release")); code != 0 {
-		t.Fatalf("key generate: %s", stderr)
-	}
-	pol := filepath.Join(dir, "policy.yaml")
-	if err := os.WriteFile(pol, []byte("keys:\n  release: { publicKey: release.pub }\nbundles:\n  - match: up\n    signers: [release]\n    threshold: 1\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	spec := "name: up\nversion: 1.0.0\nimages:\n  - ref: " + src.Host + "/demo/worker:1.0\n    verify: { key: cosign.pub }\n  - ref: " + src.Host + "/demo/api:1.0\n"
-	if err := os.WriteFile(filepath.Join(dir, "airlock.yaml"), []byte(spec), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	b := filepath.Join(dir, "up.airlock")
-	if code, _, stderr := runCLI(t, env, "pack", "-q", "-f", filepath.Join(dir, "airlock.yaml"), "-o", b, "--key", filepath.Join(dir, "release.key")); code != 0 {
-		t.Fatalf("pack: %s", stderr)
-	}
+	up := cosignRelease(t, cs, "release")
+	worker, b, pol := up.worker, up.bundle, up.policy
 	api := findArtifact(t, inspectBundle(t, b), bundle.KindImage, "/demo/api:1.0").Digest
 
 	s := startServeBundle(t, b, pol)
