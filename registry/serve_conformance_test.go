@@ -95,29 +95,7 @@ func TestServeOCIConformance(t *testing.T) {
 	logrus.SetOutput(io.Discard)
 	t.Cleanup(func() { logrus.SetOutput(prevOut) })
 	srv := srvStart(t, registry.Options{Data: t.TempDir()})
-	results := filepath.Join(t.TempDir(), "results")
-
-	ctx, cancel := context.WithTimeout(context.Background(), conformanceTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin)
-	// An empty working directory: no oci-conformance.yaml is picked up.
-	cmd.Dir = t.TempDir()
-	// Only these variables: an OCI_* setting of the caller must not change
-	// what is tested.
-	cmd.Env = []string{
-		"HOME=" + cmd.Dir,
-		"OCI_REGISTRY=" + srv.host,
-		"OCI_TLS=disabled",
-		"OCI_VERSION=1.1",
-		"OCI_REPO1=conformance/repo1",
-		"OCI_REPO2=conformance/repo2",
-		"OCI_RESULTS_DIR=" + results,
-		"OCI_LOG=error",
-	}
-	out, err := cmd.CombinedOutput()
-	if ctx.Err() != nil {
-		t.Fatalf("conformance run did not finish within %v:\n%s", conformanceTimeout, tail(out, 4000))
-	}
+	out, results, err := runConformance(t, bin, srv.host, true, "OCI_REPO1=conformance/repo1", "OCI_REPO2=conformance/repo2")
 
 	raw, rerr := os.ReadFile(filepath.Join(results, "junit.xml"))
 	if rerr != nil {
@@ -231,34 +209,18 @@ func TestServeBundleOCIConformance(t *testing.T) {
 	if subject == "" || len(manifests) < 3 || len(blobs) < 3 {
 		t.Fatalf("%s in the bundle: subject %q, %d manifests, %d blobs", repo, subject, len(manifests), len(blobs))
 	}
-	results := filepath.Join(t.TempDir(), "results")
-	ctx, cancel := context.WithTimeout(context.Background(), conformanceTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin)
-	cmd.Dir = t.TempDir()
-	cmd.Env = []string{
-		"HOME=" + cmd.Dir,
-		"OCI_REGISTRY=" + srv.host,
-		"OCI_TLS=disabled",
-		"OCI_VERSION=1.1",
-		"OCI_REPO1=" + repo,
-		"OCI_REPO2=" + repo,
+	out, _, err := runConformance(t, bin, srv.host, false,
+		"OCI_REPO1="+repo,
+		"OCI_REPO2="+repo,
 		"OCI_API_PUSH=false",
 		"OCI_API_TAGS_DELETE=false",
 		"OCI_API_MANIFESTS_DELETE=false",
 		"OCI_API_BLOBS_DELETE=false",
 		"OCI_API_BLOBS_UPLOAD_CANCEL=false",
 		"OCI_RO_DATA_TAGS=1.0",
-		"OCI_RO_DATA_MANIFESTS=" + strings.Join(manifests, " "),
-		"OCI_RO_DATA_BLOBS=" + strings.Join(blobs, " "),
-		"OCI_RO_DATA_REFERRERS=" + subject,
-		"OCI_RESULTS_DIR=" + results,
-		"OCI_LOG=error",
-	}
-	out, err := cmd.Output()
-	if ctx.Err() != nil {
-		t.Fatalf("conformance run did not finish within %v:\n%s", conformanceTimeout, tail(out, 4000))
-	}
+		"OCI_RO_DATA_MANIFESTS="+strings.Join(manifests, " "),
+		"OCI_RO_DATA_BLOBS="+strings.Join(blobs, " "),
+		"OCI_RO_DATA_REFERRERS="+subject)
 	// The pinned program crashes (a nil pointer in ReportResultsYAML)
 	// when push is disabled, after it has printed its summary and before
 	// it writes results.yaml and junit.xml: the test reads the summary.
@@ -281,6 +243,38 @@ func TestServeBundleOCIConformance(t *testing.T) {
 			t.Errorf("%s: %s", group, st)
 		}
 	}
+}
+
+// runConformance runs the conformance program bin against the registry at
+// host (plain HTTP, spec 1.1) with extra OCI_* settings, in an empty working
+// directory (no oci-conformance.yaml is picked up) and with only these
+// variables (an OCI_* setting of the caller must not change what is
+// tested). It returns the program's output (standard error too when
+// combined), its results directory and its exit error.
+func runConformance(t *testing.T, bin, host string, combined bool, extra ...string) (out []byte, results string, err error) {
+	t.Helper()
+	results = filepath.Join(t.TempDir(), "results")
+	ctx, cancel := context.WithTimeout(context.Background(), conformanceTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin)
+	cmd.Dir = t.TempDir()
+	cmd.Env = append([]string{
+		"HOME=" + cmd.Dir,
+		"OCI_REGISTRY=" + host,
+		"OCI_TLS=disabled",
+		"OCI_VERSION=1.1",
+		"OCI_RESULTS_DIR=" + results,
+		"OCI_LOG=error",
+	}, extra...)
+	if combined {
+		out, err = cmd.CombinedOutput()
+	} else {
+		out, err = cmd.Output()
+	}
+	if ctx.Err() != nil {
+		t.Fatalf("conformance run did not finish within %v:\n%s", conformanceTimeout, tail(out, 4000))
+	}
+	return out, results, err
 }
 
 // conformanceSummary is what the conformance program prints at its end.
