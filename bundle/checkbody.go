@@ -83,7 +83,13 @@ func (a *Archive) CheckBody(ctx context.Context, workers int, done func(d Descri
 					// are not the signed ones (checked only now, on
 					// the failure path).
 					if err := a.checkFrameHashes(u); err != nil {
-						return err
+						var fe *FrameError
+						if !errors.As(err, &fe) || !errors.Is(err, ErrIntegrity) {
+							return err
+						}
+						for k := range fs {
+							fs[k].Damaged = err.Error()
+						}
 					}
 					mu.Lock()
 					findings = append(findings, fs...)

@@ -27,6 +27,9 @@ type Finding struct {
 	Digest   string `json:"digest"`
 	Expected string `json:"expected"`
 	Actual   string `json:"actual"`
+	// Damaged says where the bytes changed, when a reader can tell: the
+	// frame (and volume) whose compressed bytes are not the signed ones.
+	Damaged string `json:"damaged,omitempty"`
 }
 
 func (e *IntegrityError) Error() string {
@@ -38,6 +41,9 @@ func (e *IntegrityError) Error() string {
 			break
 		}
 		fmt.Fprintf(&b, "; %s: expected %s, got %s", f.Entry, f.Expected, f.Actual)
+		if f.Damaged != "" {
+			fmt.Fprintf(&b, " (damaged: %s)", f.Damaged)
+		}
 	}
 	return b.String()
 }

@@ -196,6 +196,9 @@ func renderReport(w io.Writer, r *verify.Report) {
 	}
 	for _, fnd := range r.Findings {
 		fmt.Fprintf(w, "  finding:  %s: expected %s, got %s\n", fnd.Entry, fnd.Expected, fnd.Actual)
+		if fnd.Damaged != "" {
+			fmt.Fprintf(w, "            damaged: %s\n", fnd.Damaged)
+		}
 	}
 	if r.Verified {
 		t := r.Throughput
