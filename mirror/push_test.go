@@ -24,8 +24,8 @@ import (
 
 	"github.com/airlock-dev/airlock/bundle"
 	"github.com/airlock-dev/airlock/internal/registryhttp"
-	"github.com/airlock-dev/airlock/internal/sample/packed"
 	"github.com/airlock-dev/airlock/internal/testkit"
+	"github.com/airlock-dev/airlock/pack/packtest"
 	"github.com/airlock-dev/airlock/policy"
 	"github.com/airlock-dev/airlock/verify"
 )
@@ -41,7 +41,7 @@ type pushFixture struct {
 // a 1-of-1 policy.
 func newPushFixture(t *testing.T) *pushFixture {
 	t.Helper()
-	r := packed.New(t)
+	r := packtest.New(t)
 	h, err := bundle.ReadHeadFile(r.Bundle)
 	if err != nil {
 		t.Fatal(err)

@@ -20,9 +20,9 @@ import (
 	"github.com/airlock-dev/airlock/bundle"
 	"github.com/airlock-dev/airlock/internal/registryhttp"
 	"github.com/airlock-dev/airlock/internal/sample"
-	"github.com/airlock-dev/airlock/internal/sample/packed"
 	"github.com/airlock-dev/airlock/internal/testkit"
 	"github.com/airlock-dev/airlock/pack"
+	"github.com/airlock-dev/airlock/pack/packtest"
 	"github.com/airlock-dev/airlock/policy"
 	"github.com/airlock-dev/airlock/source"
 	"github.com/airlock-dev/airlock/verify"
@@ -49,7 +49,7 @@ func newSiteFixture(t *testing.T) *siteFixture {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	s := packed.NewKey(t, dir, "release")
+	s := packtest.NewKey(t, dir, "release")
 	load := func(file, extra string) *policy.Policy {
 		p := filepath.Join(dir, file)
 		body := "keys:\n  release: { publicKey: release.pub }\nbundles:\n  - match: \"demo*\"\n    signers: [release]\n    threshold: 1\n" + extra

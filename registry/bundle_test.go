@@ -24,8 +24,8 @@ import (
 
 	"github.com/airlock-dev/airlock/bundle"
 	"github.com/airlock-dev/airlock/internal/registryhttp"
-	"github.com/airlock-dev/airlock/internal/sample/packed"
 	"github.com/airlock-dev/airlock/mirror"
+	"github.com/airlock-dev/airlock/pack/packtest"
 	"github.com/airlock-dev/airlock/policy"
 	"github.com/airlock-dev/airlock/registry"
 )
@@ -45,7 +45,7 @@ type bundleFixture struct {
 
 func newBundleFixture(t *testing.T) *bundleFixture {
 	t.Helper()
-	r := packed.New(t)
+	r := packtest.New(t)
 	return &bundleFixture{dir: r.Dir, bundle: r.Bundle, signer: r.Signer, policy: r.Policy}
 }
 

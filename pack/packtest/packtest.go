@@ -1,7 +1,7 @@
-// Package packed gives tests the sample release (package sample) the way an
+// Package packtest gives tests the sample release (package sample) the way an
 // operator receives it: pushed to an in-process registry, packed by package
 // pack, signed by one generated key, with the 1-of-1 policy that trusts it.
-package packed
+package packtest
 
 import (
 	"bytes"
