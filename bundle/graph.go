@@ -186,6 +186,14 @@ func Walk(ctx context.Context, root Descriptor, raw []byte, src ContentSource, f
 	g.Root = root
 	seen := map[string]bool{}
 	plats := map[string]bool{}
+	// A node met again is not walked again, so that a graph that names
+	// the same child many times costs its size, not the number of paths
+	// to each node: an index again at the same depth is skipped (at
+	// another depth it is walked, the depth limit applying there); a
+	// manifest again only has its config checked against the platform
+	// its new parent entry claims.
+	indexAt := map[string]bool{}    // media type, digest and depth of the indexes walked
+	configOf := map[string][]byte{} // media type and digest of the manifests walked -> config
 	// plat is the platform the parent index claims for d, nil for none.
 	var visit func(d Descriptor, raw []byte, depth int, plat *ociPlatform) error
 	visit = func(d Descriptor, raw []byte, depth int, plat *ociPlatform) error {
@@ -194,6 +202,15 @@ func Walk(ctx context.Context, root Descriptor, raw []byte, src ContentSource, f
 		}
 		if depth > MaxIndexDepth {
 			return overLimit("manifest %s: indexes nested deeper than %d", d.Digest, MaxIndexDepth)
+		}
+		if cfg, ok := configOf[d.MediaType+" "+d.Digest]; ok && depth > 0 {
+			return samePlatform(d.Digest, plat, cfg)
+		}
+		if key := fmt.Sprintf("%s %s@%d", d.MediaType, d.Digest, depth); IsIndex(d.MediaType) && depth > 0 {
+			if indexAt[key] {
+				return nil
+			}
+			indexAt[key] = true
 		}
 		n, root, err := parseNode(d, raw)
 		if err != nil {
@@ -255,6 +272,7 @@ func Walk(ctx context.Context, root Descriptor, raw []byte, src ContentSource, f
 				seen[cd.Digest] = true
 				g.Configs = append(g.Configs, Blob{Descriptor: cd, Data: cfg})
 			}
+			configOf[d.MediaType+" "+d.Digest] = cfg
 			if err := samePlatform(d.Digest, plat, cfg); err != nil {
 				return err
 			}

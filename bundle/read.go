@@ -366,7 +366,8 @@ func (h *Head) checkTree() error {
 	var totals Totals
 	targets, files := safepath.NewSet(), safepath.NewSet()
 	subjects := newSubjectIndex(m.Artifacts)
-	walked := h.walkArtifacts()
+	// Trees are walked a batch ahead of the checks below, on other cores.
+	var cur, next *walkedBatch
 	for i, a := range m.Artifacts {
 		e := idx.Manifests[i]
 		where := fmt.Sprintf("artifact %d (%s)", i, a.Describe())
@@ -386,7 +387,18 @@ func (h *Head) checkTree() error {
 		if err := checkSubject(a, raw, subjects, imageManifests); err != nil {
 			return &EntryError{Entry: blobName(a.Digest), Artifact: where, Err: err}
 		}
-		g, err := walked[i].g, walked[i].err
+		if cur == nil || i >= cur.to {
+			if cur = next; cur == nil {
+				cur = h.walkAhead(i)
+			}
+			<-cur.done
+			next = nil
+			if cur.to < len(m.Artifacts) {
+				next = h.walkAhead(cur.to)
+			}
+		}
+		g, err := cur.res[i-cur.from].g, cur.res[i-cur.from].err
+		cur.res[i-cur.from] = walkResult{} // its graph is not kept longer than needed
 		if err != nil {
 			return withArtifact(err, where, blobName(a.Digest))
 		}
@@ -479,19 +491,40 @@ type walkResult struct {
 	err error
 }
 
-// walkArtifacts reads the content tree of every artifact whose manifest is
-// in the head, on every core: Walk only reads the head's blobs, and its
-// results are used (and its errors reported) in artifact order by
-// checkTree, exactly as if each were walked in turn.
-func (h *Head) walkArtifacts() []walkResult {
-	arts := h.Manifest.Artifacts
+// walkBatch is how many artifacts' trees are walked in one batch; one
+// batch is walked ahead of checkTree's checks, so a head refused at an
+// artifact costs at most two batches of walks more, and at most two
+// batches of graphs are held at once.
+const walkBatch = 64
+
+// walkedBatch is the trees of artifacts [from, to), ready when done is closed.
+type walkedBatch struct {
+	from, to int
+	res      []walkResult
+	done     chan struct{}
+}
+
+// walkAhead starts walking the batch of artifacts from from.
+func (h *Head) walkAhead(from int) *walkedBatch {
+	b := &walkedBatch{from: from, to: min(from+walkBatch, len(h.Manifest.Artifacts)), done: make(chan struct{})}
+	go func() {
+		defer close(b.done)
+		b.res = h.walkArtifacts(b.from, b.to)
+	}()
+	return b
+}
+
+// walkArtifacts reads the content trees of artifacts [from, to) whose
+// manifest is in the head, on every core: Walk only reads the head's
+// blobs, and its results are used (and its errors reported) in artifact
+// order by checkTree, exactly as if each were walked in turn.
+func (h *Head) walkArtifacts(from, to int) []walkResult {
+	arts := h.Manifest.Artifacts[from:to]
 	out := make([]walkResult, len(arts))
 	next := atomic.Int64{}
 	var wg sync.WaitGroup
-	for range min(runtime.GOMAXPROCS(0), max(len(arts)/64, 1)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+	for range min(runtime.GOMAXPROCS(0), max(len(arts)/8, 1)) {
+		wg.Go(func() {
 			for {
 				i := int(next.Add(1) - 1)
 				if i >= len(arts) {
@@ -504,7 +537,7 @@ func (h *Head) walkArtifacts() []walkResult {
 				}
 				out[i].g, out[i].err = Walk(context.Background(), a.Descriptor, raw, headContent(h.Blobs), nil)
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	return out
