@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime"
 	"sort"
 	"sync"
 
@@ -38,6 +37,12 @@ type Archive struct {
 
 	mu    sync.Mutex
 	cache []cachedFrame // recently decoded frames, most recent last
+
+	// ahead counts the read-ahead goroutines of open readers: Close stops
+	// them (closing) and waits for them before it closes the decoder.
+	ahead     sync.WaitGroup
+	closing   chan struct{}
+	closeOnce sync.Once
 }
 
 type cachedFrame struct {
@@ -63,7 +68,7 @@ func NewArchive(set *Set) (*Archive, error) {
 	if h.layout == nil {
 		return nil, ErrNeedsV2
 	}
-	a := &Archive{set: set, head: h, blobs: make(map[string]int, len(h.layout.Entries))}
+	a := &Archive{set: set, head: h, blobs: make(map[string]int, len(h.layout.Entries)), closing: make(chan struct{})}
 	for i, e := range h.layout.Entries {
 		a.blobs[e.Desc.Digest] = i
 	}
@@ -101,8 +106,11 @@ func (a *Archive) Head() *Head { return a.head }
 // Set returns where the bundle's bytes are.
 func (a *Archive) Set() *Set { return a.set }
 
-// Close releases the files and the decoder.
+// Close releases the files and the decoder. Readers still open stop
+// reading ahead; a frame being decoded for one is finished first.
 func (a *Archive) Close() error {
+	a.closeOnce.Do(func() { close(a.closing) })
+	a.ahead.Wait()
 	for _, f := range a.files {
 		f.Close()
 	}
@@ -251,7 +259,7 @@ func (a *Archive) Open(ctx context.Context, digest string, off, n int64) (io.Rea
 
 // blobReader reads uncompressed body bytes [pos, end) frame by frame. When
 // they span several frames, the next ones are read, checked and decoded
-// ahead on other cores (at most readAhead at a time, in order), while the
+// ahead on another core (readAhead frames at most, in order), while the
 // caller consumes the current one.
 type blobReader struct {
 	ctx      context.Context
@@ -269,8 +277,10 @@ type aheadFrame struct {
 	done chan struct{}
 }
 
-// readAhead bounds the frames one reader decodes ahead of its position.
-func readAhead() int { return min(max(runtime.GOMAXPROCS(0), 1), 4) }
+// readAhead bounds the frames one reader holds: the one being consumed and
+// the next, decoded meanwhile on another core (as much memory per request
+// as the read-ahead `serve --bundle` had before: about three frames).
+const readAhead = 2
 
 func (a *Archive) newBlobReader(ctx context.Context, pos, end int64) *blobReader {
 	ctx, cancel := context.WithCancel(ctx)
@@ -282,9 +292,10 @@ func (a *Archive) newBlobReader(ctx context.Context, pos, end int64) *blobReader
 	if first == last {
 		return r
 	}
-	n := readAhead()
-	r.ahead = make(chan *aheadFrame, n-1)
+	r.ahead = make(chan *aheadFrame, readAhead-1)
+	a.ahead.Add(1)
 	go func() {
+		defer a.ahead.Done()
 		defer close(r.ahead)
 		for i := first; i <= last; i++ {
 			f := &aheadFrame{i: i, done: make(chan struct{})}
@@ -292,9 +303,22 @@ func (a *Archive) newBlobReader(ctx context.Context, pos, end int64) *blobReader
 			case r.ahead <- f:
 			case <-ctx.Done():
 				return
+			case <-a.closing:
+				return
 			}
+			a.ahead.Add(1)
 			go func() {
+				defer a.ahead.Done()
 				defer close(f.done)
+				select {
+				case <-ctx.Done():
+					f.err = ctx.Err() // the reader was closed: nobody waits for this frame
+					return
+				case <-a.closing:
+					f.err = errors.New("the bundle was closed")
+					return
+				default:
+				}
 				f.data, f.err = a.Frame(f.i)
 			}()
 		}
@@ -320,6 +344,9 @@ func (r *blobReader) Read(p []byte) (int, error) {
 		for r.cur == nil || r.cur.i != i {
 			f, ok := <-r.ahead
 			if !ok {
+				if err := r.ctx.Err(); err != nil {
+					return 0, err
+				}
 				return 0, fmt.Errorf("frame %d: read ahead ended early", i)
 			}
 			r.cur = f
@@ -342,7 +369,8 @@ func (r *blobReader) Read(p []byte) (int, error) {
 	return k, nil
 }
 
-// Close stops the frames read ahead.
+// Close stops the frames read ahead (a frame being decoded finishes; the
+// Archive's Close waits for it).
 func (r *blobReader) Close() error {
 	r.cancel()
 	return nil
