@@ -29,11 +29,25 @@ import (
 // digest. subjectIndexed is true when the registry said (OCI-Subject) that
 // it listed the manifest among its subject's referrers itself.
 func (m *mirrorer) putManifest(ctx context.Context, repo name.Repository, ref string, mf bundle.Blob) (subjectIndexed bool, err error) {
+	return m.putManifestRetry(ctx, repo, ref, mf, true)
+}
+
+// putManifestRetry is putManifest; without retry, a write that fails is
+// not sent again (a referrers tag: its content was merged from a read that
+// a retry after a wait would make stale, so the caller reads and merges
+// again instead).
+func (m *mirrorer) putManifestRetry(ctx context.Context, repo name.Repository, ref string, mf bundle.Blob, retry bool) (subjectIndexed bool, err error) {
 	op := fmt.Sprintf("push manifest %s to %s", mf.Digest, repo)
 	if ref != mf.Digest {
 		op = fmt.Sprintf("tag %s:%s", repo, ref)
 	}
-	err = m.c.retry(ctx, op, func(ctx context.Context) error {
+	put := func(f func(context.Context) error) error {
+		if retry {
+			return m.c.retry(ctx, op, f)
+		}
+		return f(ctx)
+	}
+	err = put(func(ctx context.Context) error {
 		data := mf.Data
 		resp, err := m.c.send(ctx, request{
 			method: http.MethodPut, url: m.c.url(repo, "manifests/"+ref),
@@ -232,11 +246,15 @@ func (m *mirrorer) listReferrer(ctx context.Context, repo name.Repository, mf bu
 			return err
 		}
 		b := bundle.Blob{Descriptor: bundle.Descriptor{MediaType: ocispec.MediaTypeImageIndex, Digest: sha256Digest(out), Size: int64(len(out))}, Data: out}
-		if _, err := m.putManifest(ctx, repo, tag, b); err != nil {
-			// A write refused because of what another writer did is read
-			// and merged again in the next round.
+		if _, err := m.putManifestRetry(ctx, repo, tag, b, false); err != nil {
+			// A write refused because of what another writer did, or that
+			// failed on the way, is read and merged again in the next
+			// round (never sent again as it was: it may be stale by then).
 			m.opts.Logger.Debug("referrers tag write failed, merging again", "tag", repo.String()+":"+tag, "err", err)
-			if !transient(err) && !isRegistryStatus(err) {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if !transient(err) && !unreachable(err) && !isRegistryStatus(err) {
 				return err
 			}
 		} else {

@@ -89,7 +89,7 @@ func (m *mirrorer) checkServed(ctx context.Context) error {
 	})
 	// Blobs, --jobs at a time: one ranged GET each, for every blob of
 	// every repository.
-	blobs := errgroup.Group{}
+	blobs, bctx := errgroup.WithContext(gctx)
 	blobs.SetLimit(max(m.opts.Jobs, 1))
 	seen := map[string]bool{}
 	for _, j := range m.jobs {
@@ -105,10 +105,10 @@ func (m *mirrorer) checkServed(ctx context.Context) error {
 			}
 			seen[key] = true
 			blobs.Go(func() error {
-				if err := gctx.Err(); err != nil {
+				if err := bctx.Err(); err != nil {
 					return err
 				}
-				ok, err := m.blobServedRetry(gctx, repo, b, m.edgeProbe(b))
+				ok, err := m.blobServedRetry(bctx, repo, b, m.edgeProbe(b))
 				if err != nil {
 					return fmt.Errorf("%w: check blob %s: %w", ErrRegistry, key, err)
 				}
@@ -119,6 +119,8 @@ func (m *mirrorer) checkServed(ctx context.Context) error {
 			})
 		}
 	}
+	// The first blob that fails ends the blob checks and, through g, the
+	// manifest checks; it is the error returned.
 	g.Go(blobs.Wait)
 	return g.Wait()
 }

@@ -116,7 +116,8 @@ func (m *mirrorer) dropSession(repo name.Repository, digest string) {
 // GET) and compares it, and the blob's size from Content-Range, with ours:
 // a registry's "present" (a HEAD's 200, a mount's 201) is not taken on its
 // word. A registry that ignores Range answers 200 with the whole blob: its
-// first byte is compared then, and the rest is not read.
+// first byte is compared then, and the rest is not read. When the answer
+// gives no size, a HEAD is asked for it.
 func (m *mirrorer) blobServed(ctx context.Context, repo name.Repository, d bundle.Descriptor, local probe) (bool, error) {
 	u := m.c.url(repo, "blobs/"+d.Digest)
 	off := max(d.Size-1, 0)
@@ -128,25 +129,35 @@ func (m *mirrorer) blobServed(ctx context.Context, repo name.Repository, d bundl
 	if err != nil {
 		return false, err
 	}
-	defer resp.Body.Close()
+	defer drain(resp)
 	size := int64(-1)
 	switch resp.StatusCode {
 	case http.StatusPartialContent:
-		size = rangeTotal(resp.Header.Get("Content-Range"))
+		cr := resp.Header.Get("Content-Range")
+		start, total := contentRange(cr)
+		if cr == "" {
+			start = off // no header (a spec violation): the size is asked with HEAD below
+		}
+		if start != off {
+			m.opts.Logger.Warn("the registry answered another range of a blob than the one asked; uploading it", "blob", d.Digest, "repository", repo.String(), "content-range", resp.Header.Get("Content-Range"))
+			return false, nil
+		}
+		size = total
 	case http.StatusOK:
 		off = 0 // the Range was ignored: the first byte is the one to compare
 		if resp.Header.Get("Content-Length") != "" {
 			size = resp.ContentLength
 		}
-	case http.StatusNotFound:
+	case http.StatusNotFound, http.StatusRequestedRangeNotSatisfiable:
+		// Not there, or shorter than ours.
 		return false, nil
-	case http.StatusRequestedRangeNotSatisfiable:
-		size = rangeTotal(resp.Header.Get("Content-Range"))
-		if size < 0 {
-			size = 0 // a range past the end of what it holds
-		}
 	default:
 		return false, checkStatus(resp, http.StatusOK, http.StatusPartialContent)
+	}
+	if size < 0 && d.Size > 0 {
+		if size, err = m.headSize(ctx, repo, u); err != nil {
+			return false, err
+		}
 	}
 	if size >= 0 && size != d.Size {
 		m.opts.Logger.Warn("the registry serves a blob of another size; uploading it", "blob", d.Digest, "repository", repo.String(), "size", size, "want", d.Size)
@@ -173,18 +184,47 @@ func (m *mirrorer) blobServed(ctx context.Context, repo name.Repository, d bundl
 	return true, nil
 }
 
-// rangeTotal returns the complete length of a Content-Range header
-// ("bytes 0-0/1234" or "bytes */1234"), or -1 when it gives none.
-func rangeTotal(v string) int64 {
-	i := strings.LastIndexByte(v, '/')
-	if i < 0 || !strings.HasPrefix(v, "bytes ") {
-		return -1
+// headSize asks the registry for a blob's size (HEAD, Content-Length);
+// -1 when it gives none.
+func (m *mirrorer) headSize(ctx context.Context, repo name.Repository, u string) (int64, error) {
+	resp, err := m.c.send(ctx, request{method: http.MethodHead, url: u}, pullScope(repo))
+	if err != nil {
+		return -1, err
 	}
-	n, err := strconv.ParseInt(v[i+1:], 10, 64)
-	if err != nil || n < 0 {
-		return -1
+	drain(resp)
+	switch {
+	case resp.StatusCode == http.StatusNotFound:
+		return -1, nil
+	case resp.StatusCode != http.StatusOK:
+		return -1, checkStatus(resp, http.StatusOK)
+	case resp.Header.Get("Content-Length") == "":
+		return -1, nil
 	}
-	return n
+	return resp.ContentLength, nil
+}
+
+// contentRange parses a Content-Range header "bytes FIRST-LAST/TOTAL" and
+// returns FIRST and TOTAL; TOTAL is -1 when it is "*", and FIRST is -1
+// when the header is not of that form.
+func contentRange(v string) (first, total int64) {
+	rest, ok := strings.CutPrefix(v, "bytes ")
+	if !ok {
+		return -1, -1
+	}
+	span, tot, ok := strings.Cut(rest, "/")
+	if !ok {
+		return -1, -1
+	}
+	a, _, ok := strings.Cut(span, "-")
+	first, err := strconv.ParseInt(a, 10, 64)
+	if !ok || err != nil || first < 0 {
+		return -1, -1
+	}
+	total, err = strconv.ParseInt(tot, 10, 64)
+	if err != nil || total < 0 {
+		total = -1
+	}
+	return first, total
 }
 
 // probe returns the byte of a blob at an offset.
