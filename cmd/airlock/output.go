@@ -42,11 +42,21 @@ func stampJSON(v any, indent string) ([]byte, error) {
 	if len(b) < 2 || b[0] != '{' {
 		return b, nil
 	}
+	has := func(name string) bool { return hasMember(v, name) }
+	if _, ok := v.(json.Marshaler); ok {
+		// A value that encodes itself: its members are read back from
+		// what it wrote.
+		var top map[string]json.RawMessage
+		if err := json.Unmarshal(b, &top); err != nil {
+			return nil, err
+		}
+		has = func(name string) bool { _, ok := top[name]; return ok }
+	}
 	var stamp []string
-	if !hasMember(v, "schemaVersion") {
+	if !has("schemaVersion") {
 		stamp = append(stamp, fmt.Sprintf(`"schemaVersion":%s%d`, space(indent), jsonSchemaVersion))
 	}
-	if !hasMember(v, "airlock") {
+	if !has("airlock") {
 		ver, _ := json.Marshal(version())
 		stamp = append(stamp, fmt.Sprintf(`"airlock":%s%s`, space(indent), ver))
 	}

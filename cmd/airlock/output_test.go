@@ -42,6 +42,7 @@ func TestStampJSON(t *testing.T) {
 		{"empty map", map[string]int{}, `{S,A}`},
 		{"map with schemaVersion", map[string]int{"schemaVersion": 7}, `{A,"schemaVersion":7}`},
 		{"array", []int{1, 2}, `[1,2]`},
+		{"raw message with its own stamp", json.RawMessage(`{"schemaVersion":9,"x":1}`), `{A,"schemaVersion":9,"x":1}`},
 		{"nil pointer", (*withOwn)(nil), `null`},
 	}
 	for _, c := range cases {
