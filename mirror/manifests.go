@@ -160,6 +160,7 @@ func (m *mirrorer) listedAsReferrer(ctx context.Context, repo name.Repository, m
 		}
 		drain(resp)
 		// No referrers API: the tag.
+		m.usedReferrersTag.Store(true)
 		raw, _, found, err := m.getManifest(ctx, repo, referrersTag(subject))
 		if err != nil || !found {
 			listed = false
@@ -215,6 +216,7 @@ func (m *mirrorer) listReferrer(ctx context.Context, repo name.Repository, mf bu
 		return fmt.Errorf("%w: referrer %s: %w", ErrRegistry, mf.Digest, err)
 	}
 	tag := referrersTag(subject)
+	m.usedReferrersTag.Store(true)
 	wrote := false
 	for round := 1; round <= maxReferrerRounds; round++ {
 		var raw []byte
@@ -259,7 +261,6 @@ func (m *mirrorer) listReferrer(ctx context.Context, repo name.Repository, mf bu
 			}
 		} else {
 			wrote = true
-			m.wroteReferrers.Store(true)
 			if !confirm {
 				return nil
 			}

@@ -175,8 +175,9 @@ type mirrorer struct {
 	mu        sync.Mutex
 	res       *Result
 	pushed    atomic.Int64
-	// wroteReferrers is set once this run wrote a referrers tag.
-	wroteReferrers atomic.Bool
+	// usedReferrersTag is set once this run read or wrote a referrers tag
+	// (a registry without the referrers API).
+	usedReferrersTag atomic.Bool
 }
 
 // Mirror verifies the bundle read from r and pushes its images, models and

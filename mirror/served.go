@@ -54,9 +54,10 @@ func (m *mirrorer) edgeProbe(d bundle.Descriptor) probe {
 // a concurrent writer dropped it). A registry that acknowledged what it
 // does not keep fails the run here.
 func (m *mirrorer) checkServed(ctx context.Context) error {
-	if m.wroteReferrers.Load() {
+	if m.usedReferrersTag.Load() {
 		// One wait for the run: a concurrent writer's read-merge-write
-		// of a referrers tag we wrote lands before we read it again.
+		// of a referrers tag our referrers are in (written by us or found
+		// there) lands before we read the tag again.
 		if err := settle(ctx, 1); err != nil {
 			return err
 		}
