@@ -62,3 +62,56 @@ func TestStampJSON(t *testing.T) {
 		})
 	}
 }
+
+// TestIndentJSON: indentJSON gives json.Indent's bytes for compact JSON,
+// strings with escaped quotes and backslashes, brackets inside strings and
+// empty objects and arrays included.
+func TestIndentJSON(t *testing.T) {
+	docs := []any{
+		map[string]any{},
+		[]any{},
+		"plain",
+		42,
+		map[string]any{"a": []any{}, "b": map[string]any{}, "c": []any{1, "x", nil, true, 2.5}},
+		map[string]any{`q"uo\te`: `{[,:]}\"`, "\\": "\\\\", "u": "é\u2028<>&\x01"},
+		[]any{[]any{[]any{}}, map[string]any{"k": map[string]any{"k": []any{map[string]any{}}}}},
+	}
+	for i := range 50 {
+		docs = append(docs, map[string]any{"n": i, "s": strings.Repeat(`a"\`, i%7), "l": make([]int, i%4)})
+	}
+	for _, d := range docs {
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(d); err != nil {
+			t.Fatal(err)
+		}
+		compact := bytes.TrimSpace(buf.Bytes())
+		var want bytes.Buffer
+		if err := json.Indent(&want, compact, "", "  "); err != nil {
+			t.Fatal(err)
+		}
+		if got := indentJSON(compact, "  "); string(got) != want.String() {
+			t.Errorf("indentJSON(%s):\n%s\nwant\n%s", compact, got, want.String())
+		}
+	}
+}
+
+// FuzzIndentJSON compares indentJSON with json.Indent on compacted input.
+func FuzzIndentJSON(f *testing.F) {
+	f.Add([]byte(`{"a":[1,{"b":"c\"d\\"}],"e":{}}`))
+	f.Add([]byte(`[[],{},"]",":"]`))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		var compact bytes.Buffer
+		if json.Compact(&compact, in) != nil {
+			return
+		}
+		var want bytes.Buffer
+		if err := json.Indent(&want, compact.Bytes(), "", "\t"); err != nil {
+			t.Fatal(err)
+		}
+		if got := indentJSON(compact.Bytes(), "\t"); string(got) != want.String() {
+			t.Errorf("indentJSON(%s):\n%s\nwant\n%s", compact.Bytes(), got, want.String())
+		}
+	})
+}
