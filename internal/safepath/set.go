@@ -3,6 +3,7 @@ package safepath
 import (
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"golang.org/x/text/cases"
 	"golang.org/x/text/unicode/norm"
@@ -28,7 +29,14 @@ func NewSet() *Set {
 // Key is the form two paths share when a case-insensitive, normalising
 // filesystem would treat them as one: NFC(fold(NFD(p))).
 func (s *Set) Key(p string) string {
-	return norm.NFC.String(s.fold.String(norm.NFD.String(p)))
+	for i := range len(p) {
+		if p[i] >= utf8.RuneSelf {
+			return norm.NFC.String(s.fold.String(norm.NFD.String(p)))
+		}
+	}
+	// ASCII: normalisation changes nothing and folding is lower-casing
+	// (TestKeyASCII), without the transformers' cost.
+	return strings.ToLower(p)
 }
 
 // CollisionError names two paths that cannot both be installed.

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"golang.org/x/text/unicode/norm"
 )
 
 func TestSetRefusesCollisions(t *testing.T) {
@@ -64,5 +66,25 @@ func TestSetIsLinear(t *testing.T) {
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Fatalf("20,000 paths took %v", d)
+	}
+}
+
+// TestKeyASCII: Key's ASCII shortcut gives what the Unicode path gives,
+// for every ASCII byte in every position class.
+func TestKeyASCII(t *testing.T) {
+	s := NewSet()
+	slow := func(p string) string { return norm.NFC.String(s.fold.String(norm.NFD.String(p))) }
+	var all []byte
+	for c := range 128 {
+		all = append(all, byte(c))
+	}
+	for _, p := range []string{string(all), "Etc/App.YAML", "", "a/B/c", "KELVIN k", "ß-free ascii"[:6]} {
+		if got, want := s.Key(p), slow(p); got != want {
+			t.Errorf("Key(%q) = %q, want %q", p, got, want)
+		}
+	}
+	// Non-ASCII still takes the Unicode path: the Kelvin sign folds to k.
+	if got := s.Key("\u212a"); got != "k" {
+		t.Errorf("Key(Kelvin sign) = %q, want k", got)
 	}
 }
