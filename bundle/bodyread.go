@@ -259,14 +259,21 @@ func (b *v2Body) next() (*Descriptor, io.Reader, error) {
 		return nil, nil, io.EOF
 	}
 	e := b.l.Entries[b.k]
-	if cap(b.hdr) < len(e.Header) {
-		b.hdr = make([]byte, len(e.Header))
+	want, err := b.l.header(&e)
+	if err == nil && int64(len(want)) != e.Data-e.Start {
+		err = fmt.Errorf("internal error: a %d-byte tar header where the layout has %d", len(want), e.Data-e.Start)
 	}
-	hdr := b.hdr[:len(e.Header)]
+	if err != nil {
+		return nil, nil, &EntryError{Entry: blobName(e.Desc.Digest), Err: err}
+	}
+	if cap(b.hdr) < len(want) {
+		b.hdr = make([]byte, len(want))
+	}
+	hdr := b.hdr[:len(want)]
 	if _, err := io.ReadFull(b.stream, hdr); err != nil {
 		return nil, nil, b.short(err, "the tar header of "+blobName(e.Desc.Digest))
 	}
-	if !bytes.Equal(hdr, e.Header) {
+	if !bytes.Equal(hdr, want) {
 		return nil, nil, &EntryError{Entry: blobName(e.Desc.Digest), Err: malformed("tar header at body byte %d is not the one the layout gives (another entry, size, time or format)", e.Start)}
 	}
 	b.k++

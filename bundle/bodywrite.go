@@ -148,7 +148,14 @@ func (w *Writer) fillBody(ctx context.Context, l *bodyLayout, c *frameCutter, op
 	buf := make([]byte, 1<<20)
 	for i, b := range w.body {
 		e := l.Entries[i]
-		if _, err := c.Write(e.Header); err != nil {
+		hdr, err := l.header(&e)
+		if err == nil && int64(len(hdr)) != e.Data-e.Start {
+			err = fmt.Errorf("internal error: a %d-byte tar header where the layout has %d", len(hdr), e.Data-e.Start)
+		}
+		if err != nil {
+			return err
+		}
+		if _, err := c.Write(hdr); err != nil {
 			return err
 		}
 		if err := copyBlob(ctx, c, b, prog, writeID, buf); err != nil {

@@ -164,7 +164,11 @@ func (a *Archive) checkUnit(ctx context.Context, dec zstdDecoder, u checkUnit, d
 			case pos < e.Data:
 				n := min(end, e.Data) - pos
 				off := pos - e.Start
-				if !bytes.Equal(data[pos-fr.UncompressedOffset:pos-fr.UncompressedOffset+n], e.Header[off:off+n]) {
+				want, err := l.header(e)
+				if err != nil {
+					return nil, &EntryError{Entry: blobName(e.Desc.Digest), Err: err}
+				}
+				if int64(len(want)) != e.Data-e.Start || !bytes.Equal(data[pos-fr.UncompressedOffset:pos-fr.UncompressedOffset+n], want[off:off+n]) {
 					return nil, &EntryError{Entry: blobName(e.Desc.Digest), Err: a.frameError(i, malformed("tar header at body byte %d is not the one the layout gives", e.Start))}
 				}
 				pos += n

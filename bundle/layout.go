@@ -91,11 +91,10 @@ func maxCompressedFrame(uncompressed int64) int64 {
 
 // entrySpan is where one body blob's tar entry lies in the uncompressed body.
 type entrySpan struct {
-	Desc   Descriptor
-	Header []byte // the exact tar header bytes (one block, or three with a PAX size record)
-	Start  int64  // offset of the header
-	Data   int64  // offset of the first data byte
-	End    int64  // offset after the data's padding to 512 bytes
+	Desc  Descriptor
+	Start int64 // offset of the header (its bytes: bodyLayout.header)
+	Data  int64 // offset of the first data byte
+	End   int64 // offset after the data's padding to 512 bytes
 }
 
 // bodyLayout is the uncompressed layout of a v2 body.
@@ -105,7 +104,17 @@ type bodyLayout struct {
 	// Frames carry only their uncompressed fields and blobs.
 	Frames []FrameRecord
 	Total  int64 // uncompressed body size, end-of-archive marker included
+	mtime  time.Time
 }
+
+// header returns the exact tar header bytes of e (one block, or three with
+// a PAX size record), as the writer writes them.
+func (l *bodyLayout) header(e *entrySpan) ([]byte, error) {
+	return entryHeader(e.Desc, l.mtime)
+}
+
+// ustarMaxSize is the first size the ustar header's 11 octal digits cannot hold.
+const ustarMaxSize = 1 << 33
 
 // endOfArchive is the size of tar's end-of-archive marker.
 const endOfArchive = 1024
@@ -137,16 +146,31 @@ func chooseFrameSize(total int64) int64 {
 // layout needs more than MaxFrames frames, so that a hostile head cannot
 // make a reader plan without end.
 func planBody(blobs []Descriptor, mtime time.Time, frameSize int64) (*bodyLayout, error) {
-	l := &bodyLayout{}
+	l := &bodyLayout{Entries: make([]entrySpan, 0, len(blobs)), mtime: mtime}
 	var pos int64
+	// Every name has the same length, so a header's length depends only
+	// on whether the size fits the ustar field (under 8 GiB: one block) or
+	// needs a PAX record: it is taken from one real header of the first
+	// size that fits, and from each larger blob's own header. The headers
+	// themselves are made when the body is read or written.
+	var ustarLen int64
 	for _, d := range blobs {
-		hdr, err := entryHeader(d, mtime)
-		if err != nil {
-			return nil, fmt.Errorf("tar header of %s: %w", d.Digest, err)
+		var n int64
+		if d.Size >= 0 && d.Size < ustarMaxSize && ustarLen != 0 {
+			n = ustarLen
+		} else {
+			hdr, err := entryHeader(d, mtime)
+			if err != nil {
+				return nil, fmt.Errorf("tar header of %s: %w", d.Digest, err)
+			}
+			n = int64(len(hdr))
+			if d.Size >= 0 && d.Size < ustarMaxSize {
+				ustarLen = n
+			}
 		}
-		data := pos + int64(len(hdr))
+		data := pos + n
 		end := data + (d.Size+511)&^511
-		l.Entries = append(l.Entries, entrySpan{Desc: d, Header: hdr, Start: pos, Data: data, End: end})
+		l.Entries = append(l.Entries, entrySpan{Desc: d, Start: pos, Data: data, End: end})
 		pos = end
 	}
 	l.Total = pos + endOfArchive

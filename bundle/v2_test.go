@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/airlock-dev/airlock/internal/checked"
 	"github.com/klauspost/compress/zstd"
 )
 
@@ -547,5 +548,30 @@ func TestV2SignInPlaceKeepsVolumes(t *testing.T) {
 	}
 	if _, err := readBodyBlobs(t, set); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestPlanBodyHeaderLengths: planBody takes one ustar header's length for
+// every blob under 8 GiB and each larger blob's own PAX header length; each
+// entry's span must equal the length of the header actually written.
+func TestPlanBodyHeaderLengths(t *testing.T) {
+	mtime := time.Unix(1767225600, 0).UTC()
+	var blobs []Descriptor
+	for i, size := range []int64{0, 1, 511, 512, 4 << 20, ustarMaxSize - 1, ustarMaxSize, ustarMaxSize + 1, 1 << 36, 3, 999999999999} {
+		blobs = append(blobs, Descriptor{MediaType: "application/octet-stream", Digest: checked.Digest([]byte{byte(i)}), Size: size})
+	}
+	l, err := planBody(blobs, mtime, MaxFrameSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range l.Entries {
+		e := &l.Entries[i]
+		hdr, err := l.header(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if int64(len(hdr)) != e.Data-e.Start {
+			t.Errorf("blob of %d bytes: header of %d bytes, layout gives %d", e.Desc.Size, len(hdr), e.Data-e.Start)
+		}
 	}
 }
