@@ -1,9 +1,11 @@
 package bundle
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"slices"
 )
 
 // stampRE is the one form airlock writes and reads a time in: RFC 3339 in
@@ -13,14 +15,34 @@ import (
 var stampRE = regexp.MustCompile(`^"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z"$`)
 
 // checkStamps checks that each named member of the JSON object raw holds a
-// time in the form of stampRE. where names the document for messages.
+// time in the form of stampRE. where names the document for messages. It
+// reads the object's members in turn and stops once it has seen every
+// name: bundle.json states "created" before its artifacts, so the list of
+// thousands of artifacts is not read a second time. (The document is
+// checked whole, duplicate keys included, by the strict decoding that
+// runs beside this check.)
 func checkStamps(where string, raw []byte, names ...string) error {
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &obj); err != nil {
-		return malformed("%s: %v", where, err)
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return malformed("%s: not a JSON object", where)
+	}
+	found := map[string]json.RawMessage{}
+	for len(found) < len(names) && dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return malformed("%s: %v", where, err)
+		}
+		key, _ := t.(string)
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return malformed("%s: %v", where, err)
+		}
+		if slices.Contains(names, key) {
+			found[key] = v
+		}
 	}
 	for _, n := range names {
-		v, ok := obj[n]
+		v, ok := found[n]
 		if !ok {
 			return malformed("%s: %s is missing", where, n)
 		}
