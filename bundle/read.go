@@ -61,13 +61,26 @@ type Head struct {
 
 	layout *bodyLayout // the v2 body layout the frame index was checked against
 
-	raw   []headEntry     // the head's entries in order, to rebuild it when signing
+	raw     []headEntry     // the head's entries in order
+	rawHead []byte          // the head's tar bytes, for signing to change one entry in
 	roots []*rootManifest // by artifact: its root manifest as decoded by Walk, or nil (rootmanifest.go)
+	index headIndex       // index.json as decoded, while the rest of the head is read
+}
+
+// headIndex is index.json as checkTree reads it; err is why it could not
+// be read.
+type headIndex struct {
+	SchemaVersion int             `json:"schemaVersion"`
+	MediaType     string          `json:"mediaType"`
+	Manifests     []indexEntry    `json:"manifests"`
+	Annotations   json.RawMessage `json:"annotations"`
+	err           error
 }
 
 type headEntry struct {
-	name string
-	data []byte
+	name       string
+	data       []byte
+	start, end int // the entry in rawHead: from its header to the end of its padding
 }
 
 // ReadHeadFile reads only the head of the bundle at path.
@@ -166,16 +179,21 @@ func validEntryName(name string) bool {
 func parseHead(raw []byte) (*Head, error) {
 	src := bytes.NewReader(raw)
 	tr := tar.NewReader(src)
-	h := &Head{Blobs: map[string][]byte{}}
+	h := &Head{Blobs: map[string][]byte{}, rawHead: raw}
+	entryStart := 0 // where the entry being read begins in raw
 	read := func(hdr *tar.Header, limit int64) ([]byte, error) {
 		if hdr.Size > limit {
 			return nil, &EntryError{Entry: hdr.Name, Err: overLimit("%d bytes exceed %d", hdr.Size, limit)}
 		}
+		// tar reads exactly the header's blocks, so the data starts here.
+		data := len(raw) - src.Len()
 		b := make([]byte, hdr.Size)
 		if _, err := io.ReadFull(tr, b); err != nil {
 			return nil, &EntryError{Entry: hdr.Name, Err: malformed("%v", err)}
 		}
-		h.raw = append(h.raw, headEntry{name: hdr.Name, data: b})
+		end := min(data+(len(b)+511)&^511, len(raw))
+		h.raw = append(h.raw, headEntry{name: hdr.Name, data: b, start: entryStart, end: end})
+		entryStart = end
 		return b, nil
 	}
 	order := []string{EntryFormat, EntrySignatures, EntryManifest, EntryFrames, EntryOCILayout, EntryIndex}
@@ -291,6 +309,13 @@ func parseHead(raw []byte) (*Head, error) {
 				if h.IndexBytes, err = read(hdr, MaxManifestSize); err != nil {
 					return err
 				}
+				decoding.Go(func() {
+					if err := strictjson.Check(h.IndexBytes); err != nil {
+						h.index.err = &EntryError{Entry: EntryIndex, Err: malformed("%v", err)}
+					} else if err := json.Unmarshal(h.IndexBytes, &h.index); err != nil {
+						h.index.err = &EntryError{Entry: EntryIndex, Err: malformed("not an OCI image index")}
+					}
+				})
 			}
 		}
 		return nil
@@ -336,16 +361,11 @@ func (h *Head) checkTree() error {
 	if len(m.Artifacts) > MaxArtifacts {
 		return overLimit("%d artifacts exceed %d", len(m.Artifacts), MaxArtifacts)
 	}
-	if err := strictjson.Check(h.IndexBytes); err != nil {
-		return &EntryError{Entry: EntryIndex, Err: malformed("%v", err)}
+	idx := &h.index
+	if idx.err != nil {
+		return idx.err
 	}
-	var idx struct {
-		SchemaVersion int             `json:"schemaVersion"`
-		MediaType     string          `json:"mediaType"`
-		Manifests     []indexEntry    `json:"manifests"`
-		Annotations   json.RawMessage `json:"annotations"`
-	}
-	if err := json.Unmarshal(h.IndexBytes, &idx); err != nil || idx.SchemaVersion != 2 || idx.MediaType != MediaTypeOCIIndex {
+	if idx.SchemaVersion != 2 || idx.MediaType != MediaTypeOCIIndex {
 		return &EntryError{Entry: EntryIndex, Err: malformed("not an OCI image index")}
 	}
 	if len(idx.Manifests) < len(m.Artifacts) {
