@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"syscall"
 
 	"github.com/airlock-dev/airlock/internal/atomicfile"
@@ -137,25 +138,29 @@ func Recover(path string) (bool, error) {
 	return true, nil
 }
 
-// rebuildHead lays out the head entries again with a new signatures entry.
+// rebuildHead returns the head's tar bytes with the signatures entry
+// replaced by one holding sigBytes: every other byte of the head stays as
+// it was read and checked.
 func rebuildHead(h *Head, sigBytes []byte) ([]byte, error) {
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, e := range h.raw {
-		data := e.data
-		if e.name == EntrySignatures {
-			data = sigBytes
-		}
-		if err := tw.WriteHeader(tarHeader(e.name, int64(len(data)), h.Manifest.Created)); err != nil {
-			return nil, err
-		}
-		if _, err := tw.Write(data); err != nil {
-			return nil, err
-		}
+	i := slices.IndexFunc(h.raw, func(e headEntry) bool { return e.name == EntrySignatures })
+	if i < 0 {
+		return nil, malformed("head has no %s entry", EntrySignatures)
 	}
-	if err := tw.Flush(); err != nil {
+	e := h.raw[i]
+	var buf bytes.Buffer
+	buf.Grow(len(h.rawHead) + len(sigBytes) - len(e.data) + 1024)
+	buf.Write(h.rawHead[:e.start])
+	tw := tar.NewWriter(&buf)
+	if err := tw.WriteHeader(tarHeader(EntrySignatures, int64(len(sigBytes)), h.Manifest.Created)); err != nil {
 		return nil, err
 	}
+	if _, err := tw.Write(sigBytes); err != nil {
+		return nil, err
+	}
+	if err := tw.Flush(); err != nil { // pads to 512 bytes
+		return nil, err
+	}
+	buf.Write(h.rawHead[e.end:])
 	if buf.Len() > MaxHeadSize {
 		return nil, overLimit("metadata of %d bytes exceeds %d", buf.Len(), MaxHeadSize)
 	}

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // edSigner is a minimal in-memory Signer for tests.
@@ -225,5 +226,58 @@ func TestSignRefusesDamagedBundle(t *testing.T) {
 	}
 	if !bytes.Equal(mustRead(t, p), b) {
 		t.Fatal("a refused sign changed the file")
+	}
+}
+
+// TestSignChangesOnlySignatures: signing rewrites the signatures entry and
+// leaves every other byte of the head as it was.
+func TestSignChangesOnlySignatures(t *testing.T) {
+	t.Parallel()
+	// The oci-layout entry's time differs from the one airlock writes: a
+	// head airlock reads, which signing must not rewrite into its own form.
+	b := valid(t)
+	h, err := ReadHead(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var entries []tarEntry
+	for _, e := range h.raw {
+		hdr := *tarHeader(e.name, int64(len(e.data)), h.Manifest.Created)
+		if e.name == EntryOCILayout {
+			hdr.ModTime = hdr.ModTime.Add(time.Hour)
+		}
+		entries = append(entries, tarEntry{hdr: hdr, data: e.data})
+	}
+	odd := append(frame(t, tarBytes(t, entries, false)), paddingFrame(HeadPadding)...)
+	p := writeTemp(t, append(odd, b[h.HeadSize+h.PaddingSize:]...))
+	sigSpan := func(h *Head) headEntry {
+		for _, e := range h.raw {
+			if e.name == EntrySignatures {
+				return e
+			}
+		}
+		t.Fatal("no signatures entry")
+		return headEntry{}
+	}
+	before, err := ReadHeadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Sign(context.Background(), p, []Signer{newEdSigner(t, 7)}); err != nil {
+		t.Fatal(err)
+	}
+	after, err := ReadHeadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, cur := sigSpan(before), sigSpan(after)
+	if old.start != cur.start || !bytes.Equal(before.rawHead[:old.start], after.rawHead[:cur.start]) {
+		t.Error("the entries before the signatures entry changed")
+	}
+	if !bytes.Equal(before.rawHead[old.end:], after.rawHead[cur.end:]) {
+		t.Error("the entries after the signatures entry changed")
+	}
+	if bytes.Equal(old.data, cur.data) || len(after.Envelope.Signatures) != 1 {
+		t.Error("the signatures entry did not change")
 	}
 }
