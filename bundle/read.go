@@ -312,7 +312,7 @@ func parseHead(raw []byte) (*Head, error) {
 				decoding.Go(func() {
 					if err := strictjson.Check(h.IndexBytes); err != nil {
 						h.index.err = &EntryError{Entry: EntryIndex, Err: malformed("%v", err)}
-					} else if err := json.Unmarshal(h.IndexBytes, &h.index); err != nil {
+					} else if err := strictjson.Decode(h.IndexBytes, &h.index); err != nil {
 						h.index.err = &EntryError{Entry: EntryIndex, Err: malformed("not an OCI image index")}
 					}
 				})

@@ -14,6 +14,8 @@ func addSeeds(f *testing.F) {
 	for _, s := range []string{
 		`{"name":"a","version":1,"artifacts":[{"digest":"d","size":1,"annotations":{"k":"v"}}],"extra":{"a":[1]},"any":{"b":null},"ptr":{"digest":"p"},"counts":{"7":"x"},"pair":[1,2],"level":"low","labels":{"l":"high"},"Untagged":"u"}`,
 		`{"any":[1.5e308,-0,"\u00e9",true,false,null]}`,
+		`{"when":"2026-01-01T00:00:00Z","whenPtr":"2026-01-01T00:00:00.5+14:00","bytes":"aGVsbG8=","float":1e-7,"uint":255,"str":"12","iface":{"a":[1,{"b":null}]},"nums":[1,2.5e3],"slots":{"a":"low","b":null}}`,
+		`{"when":"2026-01-01T24:00:00Z"}`, `{"bytes":"aGVsbG8"}`, `{"uint":256}`, `{"str":12}`, `{"float":1e400}`,
 		`[]`, `{}`, `"s"`, `0`,
 	} {
 		f.Add([]byte(s))
@@ -64,6 +66,26 @@ func FuzzCheck(f *testing.F) {
 		}
 		if !json.Valid(data) {
 			t.Fatalf("Check accepted invalid JSON %q", data)
+		}
+	})
+}
+
+// FuzzDecode: whatever Check accepts, Decode decodes to what json.Unmarshal
+// gives, or fails as it fails.
+func FuzzDecode(f *testing.F) {
+	addSeeds(f)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if Check(data) != nil {
+			return
+		}
+		var got, std doc
+		err := Decode(data, &got)
+		stdErr := json.Unmarshal(data, &std)
+		if (err == nil) != (stdErr == nil) {
+			t.Fatalf("Decode: %v, json.Unmarshal: %v", err, stdErr)
+		}
+		if err == nil && !reflect.DeepEqual(got, std) {
+			t.Fatalf("got %+v, encoding/json %+v", got, std)
 		}
 	})
 }

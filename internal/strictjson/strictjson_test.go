@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 type base struct {
@@ -44,6 +45,16 @@ type doc struct {
 	Labels    map[string]level `json:"labels,omitempty"`
 	Hidden    string           `json:"-"`
 	Untagged  string
+	// Types whose decoding differs most between JSON engines.
+	When    time.Time         `json:"when,omitzero"`
+	WhenPtr *time.Time        `json:"whenPtr,omitempty"`
+	Bytes   []byte            `json:"bytes,omitempty"`
+	Float   float64           `json:"float,omitempty"`
+	Uint    uint8             `json:"uint,omitempty"`
+	Str     int               `json:"str,omitempty,string"`
+	Iface   map[string]any    `json:"iface,omitempty"`
+	Nums    []json.Number     `json:"nums,omitempty"`
+	Slots   map[string]*level `json:"slots,omitempty"`
 }
 
 func nest(n int) string { return strings.Repeat("[", n) + strings.Repeat("]", n) }
