@@ -185,12 +185,13 @@ func parseHead(raw []byte) (*Head, error) {
 		if hdr.Size > limit {
 			return nil, &EntryError{Entry: hdr.Name, Err: overLimit("%d bytes exceed %d", hdr.Size, limit)}
 		}
-		// tar reads exactly the header's blocks, so the data starts here.
+		// tar reads exactly the header's blocks, so the data starts here;
+		// the entry is used where it lies in raw (Next skips over it).
 		data := len(raw) - src.Len()
-		b := make([]byte, hdr.Size)
-		if _, err := io.ReadFull(tr, b); err != nil {
-			return nil, &EntryError{Entry: hdr.Name, Err: malformed("%v", err)}
+		if hdr.Size > int64(src.Len()) {
+			return nil, &EntryError{Entry: hdr.Name, Err: malformed("%v", io.ErrUnexpectedEOF)}
 		}
+		b := raw[data : data+int(hdr.Size) : data+int(hdr.Size)]
 		end := min(data+(len(b)+511)&^511, len(raw))
 		h.raw = append(h.raw, headEntry{name: hdr.Name, data: b, start: entryStart, end: end})
 		entryStart = end
@@ -204,15 +205,13 @@ func parseHead(raw []byte) (*Head, error) {
 	var stampErr, manifestErr, framesErr error
 	scan := func() error {
 		for {
-			before := src.Len()
 			hdr, err := tr.Next()
 			if err == io.EOF {
-				// The head ends exactly after its last entry: no end-of-archive
-				// marker (which would hide whatever follows it from tar) and no
-				// other bytes.
-				// (Next skips the last entry's padding, under 512 bytes, first.)
-				if src.Len() != 0 || before >= 512 {
-					return malformed("head: %d bytes after the last entry (an end-of-archive marker or junk)", before)
+				// The head ends exactly after its last entry and its
+				// padding: no end-of-archive marker (which would hide
+				// whatever follows it from tar) and no other bytes.
+				if junk := len(raw) - entryStart; src.Len() != 0 || junk > 0 {
+					return malformed("head: %d bytes after the last entry (an end-of-archive marker or junk)", junk)
 				}
 				break
 			}
