@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/klauspost/compress/zstd"
 
@@ -63,8 +64,8 @@ type Head struct {
 
 	raw     []headEntry     // the head's entries in order
 	rawHead []byte          // the head's tar bytes, for signing to change one entry in
-	roots []*rootManifest // by artifact: its root manifest as decoded by Walk, or nil (rootmanifest.go)
-	index headIndex       // index.json as decoded, while the rest of the head is read
+	roots   []*rootManifest // by artifact: its root manifest as decoded by Walk, or nil (rootmanifest.go)
+	index   headIndex       // index.json as decoded, while the rest of the head is read
 }
 
 // headIndex is index.json as checkTree reads it; err is why it could not
@@ -80,7 +81,22 @@ type headIndex struct {
 type headEntry struct {
 	name       string
 	data       []byte
-	start, end int // the entry in rawHead: from its header to the end of its padding
+	start, end int       // the entry in rawHead: from its header to the end of its padding
+	mtime      time.Time // its header's
+}
+
+// headEntryAt returns the entry whose header tar has just read from src, a
+// reader of raw, starting at start: its data where it lies in raw (tar
+// reads exactly the header's blocks, so the data starts at src's offset,
+// and Next skips over it).
+func headEntryAt(raw []byte, src *bytes.Reader, start int, hdr *tar.Header) (headEntry, error) {
+	data := len(raw) - src.Len()
+	if hdr.Size > int64(src.Len()) {
+		return headEntry{}, &EntryError{Entry: hdr.Name, Err: malformed("%v", io.ErrUnexpectedEOF)}
+	}
+	b := raw[data : data+int(hdr.Size) : data+int(hdr.Size)]
+	end := min(data+(len(b)+511)&^511, len(raw))
+	return headEntry{name: hdr.Name, data: b, start: start, end: end, mtime: hdr.ModTime}, nil
 }
 
 // ReadHeadFile reads only the head of the bundle at path.
@@ -102,38 +118,48 @@ func ReadHead(r io.Reader) (*Head, error) {
 }
 
 func readHead(r io.Reader) (*Head, *frameScanner, error) {
-	s := newFrameScanner(r, 2, MaxWindow)
-	s.maxWindow = MaxHeadSize // the head is one frame whose window may be its size
-	frame, err := s.nextFrame(MaxHeadCompressed)
+	raw, frameLen, s, err := readHeadBytes(r)
 	if err != nil {
 		return nil, nil, err
-	}
-	s.maxWindow = MaxWindow
-	if err := s.skipPadding(); err != nil {
-		return nil, nil, err
-	}
-	dec, err := zstd.NewReader(bytes.NewReader(frame), zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(MaxHeadSize), zstd.WithDecoderMaxMemory(MaxHeadSize))
-	if err != nil {
-		return nil, nil, err
-	}
-	defer dec.Close()
-	raw, err := dec.DecodeAll(frame, nil)
-	if err != nil {
-		if errors.Is(err, zstd.ErrDecoderSizeExceeded) || errors.Is(err, zstd.ErrWindowSizeExceeded) {
-			return nil, nil, overLimit("head larger than %d bytes", MaxHeadSize)
-		}
-		return nil, nil, malformed("head frame: %v", err)
-	}
-	if len(raw) > MaxHeadSize {
-		return nil, nil, overLimit("head larger than %d bytes", MaxHeadSize)
 	}
 	h, err := parseHead(raw)
 	if err != nil {
 		return nil, nil, withStage(err, "head")
 	}
-	h.HeadSize = int64(len(frame))
+	h.HeadSize = frameLen
 	h.PaddingSize = s.padding
 	return h, s, nil
+}
+
+// readHeadBytes reads the head frame and the padding after it, and returns
+// the head's tar bytes (not yet checked) and the frame's length.
+func readHeadBytes(r io.Reader) ([]byte, int64, *frameScanner, error) {
+	s := newFrameScanner(r, 2, MaxWindow)
+	s.maxWindow = MaxHeadSize // the head is one frame whose window may be its size
+	frame, err := s.nextFrame(MaxHeadCompressed)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	s.maxWindow = MaxWindow
+	if err := s.skipPadding(); err != nil {
+		return nil, 0, nil, err
+	}
+	dec, err := zstd.NewReader(bytes.NewReader(frame), zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(MaxHeadSize), zstd.WithDecoderMaxMemory(MaxHeadSize))
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	defer dec.Close()
+	raw, err := dec.DecodeAll(frame, nil)
+	if err != nil {
+		if errors.Is(err, zstd.ErrDecoderSizeExceeded) || errors.Is(err, zstd.ErrWindowSizeExceeded) {
+			return nil, 0, nil, overLimit("head larger than %d bytes", MaxHeadSize)
+		}
+		return nil, 0, nil, malformed("head frame: %v", err)
+	}
+	if len(raw) > MaxHeadSize {
+		return nil, 0, nil, overLimit("head larger than %d bytes", MaxHeadSize)
+	}
+	return raw, int64(len(frame)), s, nil
 }
 
 // checkHeader enforces the only tar header airlock writes: a regular file,
@@ -185,17 +211,13 @@ func parseHead(raw []byte) (*Head, error) {
 		if hdr.Size > limit {
 			return nil, &EntryError{Entry: hdr.Name, Err: overLimit("%d bytes exceed %d", hdr.Size, limit)}
 		}
-		// tar reads exactly the header's blocks, so the data starts here;
-		// the entry is used where it lies in raw (Next skips over it).
-		data := len(raw) - src.Len()
-		if hdr.Size > int64(src.Len()) {
-			return nil, &EntryError{Entry: hdr.Name, Err: malformed("%v", io.ErrUnexpectedEOF)}
+		e, err := headEntryAt(raw, src, entryStart, hdr)
+		if err != nil {
+			return nil, err
 		}
-		b := raw[data : data+int(hdr.Size) : data+int(hdr.Size)]
-		end := min(data+(len(b)+511)&^511, len(raw))
-		h.raw = append(h.raw, headEntry{name: hdr.Name, data: b, start: entryStart, end: end})
-		entryStart = end
-		return b, nil
+		h.raw = append(h.raw, e)
+		entryStart = e.end
+		return e.data, nil
 	}
 	order := []string{EntryFormat, EntrySignatures, EntryManifest, EntryFrames, EntryOCILayout, EntryIndex}
 	pos := 0 // next allowed position in order

@@ -61,29 +61,37 @@ func Sign(ctx context.Context, path string, signers []Signer) (*SignResult, erro
 	if err := recoverJournal(f, path); err != nil {
 		return nil, err
 	}
-	head, _, err := readHead(io.NewSectionReader(f, 0, 1<<62))
+	raw, frameLen, scanner, err := readHeadBytes(io.NewSectionReader(f, 0, 1<<62))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	env := *head.Envelope
-	env.Signatures = append([]EnvelopeSignature(nil), head.Envelope.Signatures...)
-	if err := env.sign(ctx, signers); err != nil {
-		return nil, err
+	// Keys held in this process sign while the head is checked, and the
+	// new head is compressed beside the check; the result is used only
+	// once the check has passed. A token or a KMS is asked to sign only
+	// after it.
+	var early chan signedHead
+	if inProcess(signers) {
+		early = make(chan signedHead, 1)
+		go func() { early <- signEarly(ctx, raw, signers) }()
 	}
-	sigBytes, err := marshalIndent(&env)
+	head, err := parseHead(raw)
 	if err != nil {
-		return nil, err
+		if early != nil {
+			<-early
+		}
+		return nil, fmt.Errorf("%s: %w", path, withStage(err, "head"))
 	}
-	headTar, err := rebuildHead(head, sigBytes)
-	if err != nil {
-		return nil, err
+	head.HeadSize, head.PaddingSize = frameLen, scanner.padding
+	var sh signedHead
+	if early != nil {
+		sh = <-early
+	} else {
+		sh = signedHeadFor(ctx, raw, sigEntry(head), *head.Envelope, signers)
 	}
-	enc, err := newEncoders(LevelDefault)
-	if err != nil {
-		return nil, err
+	if sh.err != nil {
+		return nil, sh.err
 	}
-	defer enc.close()
-	newHead := enc.head.EncodeAll(headTar, nil)
+	newHead, sigBytes, env := sh.frame, sh.sigBytes, sh.env
 
 	res := &SignResult{Signatures: len(env.Signatures)}
 	for _, s := range signers {
@@ -138,29 +146,102 @@ func Recover(path string) (bool, error) {
 	return true, nil
 }
 
-// rebuildHead returns the head's tar bytes with the signatures entry
-// replaced by one holding sigBytes: every other byte of the head stays as
-// it was read and checked.
-func rebuildHead(h *Head, sigBytes []byte) ([]byte, error) {
-	i := slices.IndexFunc(h.raw, func(e headEntry) bool { return e.name == EntrySignatures })
-	if i < 0 {
-		return nil, malformed("head has no %s entry", EntrySignatures)
+// signedHead is the new head frame for a bundle signed by more keys.
+type signedHead struct {
+	frame    []byte    // the compressed head
+	sigBytes []byte    // its signatures entry
+	env      *Envelope // the envelope in it
+	err      error
+}
+
+// inProcess reports whether every signer signs in this process (a key
+// file), so that it may sign before the head is checked: the signature is
+// dropped if the check fails.
+func inProcess(signers []Signer) bool {
+	for _, s := range signers {
+		if l, ok := s.(interface{ InProcess() bool }); !ok || !l.InProcess() {
+			return false
+		}
 	}
-	e := h.raw[i]
+	return len(signers) > 0
+}
+
+// signEarly makes the signed head from raw, a head not yet checked: the
+// envelope is read from its signatures entry, the second. The caller uses
+// the result only when parseHead accepts raw, whose envelope is then this
+// same one.
+func signEarly(ctx context.Context, raw []byte, signers []Signer) signedHead {
+	src := bytes.NewReader(raw)
+	tr := tar.NewReader(src)
+	start := 0
+	for range 2 {
+		hdr, err := tr.Next()
+		if err != nil {
+			return signedHead{err: malformed("head: %v", err)}
+		}
+		e, err := headEntryAt(raw, src, start, hdr)
+		if err != nil {
+			return signedHead{err: err}
+		}
+		if e.name == EntrySignatures {
+			env, err := ParseEnvelope(e.data)
+			if err != nil {
+				return signedHead{err: err}
+			}
+			return signedHeadFor(ctx, raw, e, *env, signers)
+		}
+		start = e.end
+	}
+	return signedHead{err: malformed("head: no %s entry", EntrySignatures)}
+}
+
+// sigEntry is h's signatures entry (parseHead has checked it is there).
+func sigEntry(h *Head) headEntry {
+	i := slices.IndexFunc(h.raw, func(e headEntry) bool { return e.name == EntrySignatures })
+	return h.raw[i]
+}
+
+// signedHeadFor signs env with signers and returns the head raw with the
+// signatures entry sig replaced and compressed.
+func signedHeadFor(ctx context.Context, raw []byte, sig headEntry, env Envelope, signers []Signer) signedHead {
+	env.Signatures = append([]EnvelopeSignature(nil), env.Signatures...)
+	if err := env.sign(ctx, signers); err != nil {
+		return signedHead{err: err}
+	}
+	sigBytes, err := marshalIndent(&env)
+	if err != nil {
+		return signedHead{err: err}
+	}
+	headTar, err := replaceEntry(raw, sig, sigBytes)
+	if err != nil {
+		return signedHead{err: err}
+	}
+	enc, err := newEncoders(LevelDefault)
+	if err != nil {
+		return signedHead{err: err}
+	}
+	defer enc.close()
+	return signedHead{frame: enc.head.EncodeAll(headTar, nil), sigBytes: sigBytes, env: &env}
+}
+
+// replaceEntry returns the head's tar bytes raw with entry e's content
+// replaced by data, under a header as the writer writes it (e's name and
+// time, data's size): every byte before and after e stays as it was.
+func replaceEntry(raw []byte, e headEntry, data []byte) ([]byte, error) {
 	var buf bytes.Buffer
-	buf.Grow(len(h.rawHead) + len(sigBytes) - len(e.data) + 1024)
-	buf.Write(h.rawHead[:e.start])
+	buf.Grow(len(raw) + len(data) - len(e.data) + 1024)
+	buf.Write(raw[:e.start])
 	tw := tar.NewWriter(&buf)
-	if err := tw.WriteHeader(tarHeader(EntrySignatures, int64(len(sigBytes)), h.Manifest.Created)); err != nil {
+	if err := tw.WriteHeader(tarHeader(e.name, int64(len(data)), e.mtime)); err != nil {
 		return nil, err
 	}
-	if _, err := tw.Write(sigBytes); err != nil {
+	if _, err := tw.Write(data); err != nil {
 		return nil, err
 	}
 	if err := tw.Flush(); err != nil { // pads to 512 bytes
 		return nil, err
 	}
-	buf.Write(h.rawHead[e.end:])
+	buf.Write(raw[e.end:])
 	if buf.Len() > MaxHeadSize {
 		return nil, overLimit("metadata of %d bytes exceeds %d", buf.Len(), MaxHeadSize)
 	}

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -33,7 +34,8 @@ func newEdSigner(t *testing.T, seed byte) *edSigner {
 	return &edSigner{priv: priv, id: "sha256:" + hex.EncodeToString(sum[:])}
 }
 
-func (s *edSigner) KeyID() string { return s.id }
+func (s *edSigner) KeyID() string   { return s.id }
+func (s *edSigner) InProcess() bool { return true }
 func (s *edSigner) Sign(_ context.Context, m []byte) ([]byte, error) {
 	return ed25519.Sign(s.priv, m), nil
 }
@@ -279,5 +281,72 @@ func TestSignChangesOnlySignatures(t *testing.T) {
 	}
 	if bytes.Equal(old.data, cur.data) || len(after.Envelope.Signatures) != 1 {
 		t.Error("the signatures entry did not change")
+	}
+}
+
+// remoteSigner stands for a token or a KMS: it does not sign in process,
+// so Sign must not ask it before the head is checked.
+type remoteSigner struct {
+	ed    *edSigner
+	calls int
+}
+
+func (s *remoteSigner) KeyID() string { return s.ed.id }
+func (s *remoteSigner) Sign(ctx context.Context, m []byte) ([]byte, error) {
+	s.calls++
+	return s.ed.Sign(ctx, m)
+}
+
+// TestSignChecksTheHeadFirst: a head that decompresses but fails its
+// checks (bundle.json no longer matches the statement) is refused and the
+// file left alone, whether the key signs in process (which signs while the
+// head is checked) or not (which is never asked); both kinds sign a good
+// bundle.
+func TestSignChecksTheHeadFirst(t *testing.T) {
+	t.Parallel()
+	good := valid(t)
+	h, err := ReadHead(bytes.NewReader(good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var entries []tarEntry
+	for _, e := range h.raw {
+		data := e.data
+		if e.name == EntryManifest {
+			data = bytes.Replace(data, []byte(h.Manifest.Name), []byte(strings.ToUpper(h.Manifest.Name[:1])+h.Manifest.Name[1:]), 1)
+		}
+		entries = append(entries, tarEntry{hdr: *tarHeader(e.name, int64(len(data)), h.Manifest.Created), data: data})
+	}
+	bad := append(append(frame(t, tarBytes(t, entries, false)), paddingFrame(HeadPadding)...), good[h.HeadSize+h.PaddingSize:]...)
+	for _, tc := range []struct {
+		name   string
+		signer func() (Signer, func() int)
+	}{
+		{"in process", func() (Signer, func() int) { return newEdSigner(t, 8), func() int { return 0 } }},
+		{"token or KMS", func() (Signer, func() int) {
+			r := &remoteSigner{ed: newEdSigner(t, 9)}
+			return r, func() int { return r.calls }
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := writeTemp(t, bad)
+			s, calls := tc.signer()
+			if _, err := Sign(context.Background(), p, []Signer{s}); err == nil {
+				t.Fatal("signed a bundle whose bundle.json does not match its statement")
+			}
+			if !bytes.Equal(mustRead(t, p), bad) {
+				t.Fatal("a refused sign changed the file")
+			}
+			if _, ok := s.(*remoteSigner); ok && calls() != 0 {
+				t.Fatalf("a signer outside the process was asked %d times before the head was checked", calls())
+			}
+			p = writeTemp(t, good)
+			if res, err := Sign(context.Background(), p, []Signer{s}); err != nil || res.Signatures != 1 {
+				t.Fatalf("%+v %v", res, err)
+			}
+			if err := readAll(mustRead(t, p)); err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
 }

@@ -39,6 +39,10 @@ func (s *Signer) Sign(_ context.Context, message []byte) ([]byte, error) {
 	return s.SignMessage(bytes.NewReader(message))
 }
 
+// InProcess reports that the key signs in this process (no token or KMS
+// sees the request), so bundle.Sign may sign while it still checks the head.
+func (s *Signer) InProcess() bool { return true }
+
 // LoadSigner reads a private key file: "ENCRYPTED SIGSTORE PRIVATE KEY" or
 // "ENCRYPTED COSIGN PRIVATE KEY" (cosign's scrypt + NaCl secretbox format) or
 // an unencrypted PKCS#8 "PRIVATE KEY". pass is asked for the password of an

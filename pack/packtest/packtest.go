@@ -93,3 +93,5 @@ func (k Signer) KeyID() string { return k.S.Public.Fingerprint }
 func (k Signer) Sign(_ context.Context, m []byte) ([]byte, error) {
 	return k.S.SignMessage(bytes.NewReader(m))
 }
+
+func (k Signer) InProcess() bool { return true }
