@@ -138,6 +138,12 @@ func parseNode(d Descriptor, raw []byte) (*ociNode, *rootManifest, error) {
 // decodeNode decodes a manifest or index once, as ociNode and (when it
 // decodes as one) as rootManifest; see decodeBoth.
 func decodeNode(d Descriptor, raw []byte) (*ociNode, *rootManifest, error) {
+	// A manifest in the plain form airlock and registries write is checked
+	// and decoded in one pass; anything else is checked by strictjson.
+	if u, ok := fastDecodeUnion(raw, true); ok {
+		n, root := splitUnion(u)
+		return n, root, nil
+	}
 	if err := strictjson.Check(raw); err != nil {
 		return nil, nil, malformed("manifest %s: %v", d.Digest, err)
 	}

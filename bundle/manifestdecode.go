@@ -3,6 +3,7 @@ package bundle
 import (
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // fastDecodeUnion decodes raw into a nodeUnion as json.Unmarshal does, for
@@ -15,8 +16,16 @@ import (
 // A head of thousands of artifacts is mostly such manifests, and
 // encoding/json spent about 15 us on each. TestFastDecodeUnion and
 // FuzzFastDecodeUnion compare the result with json.Unmarshal's.
-func fastDecodeUnion(raw []byte) (*nodeUnion, bool) {
-	d := &plainDecoder{s: string(raw)}
+//
+// With strict, it also refuses anything strictjson.Check might refuse, so
+// that a manifest it decodes needs no Check: a key not among the fields it
+// reads, a key repeated in an object or equal to another under case
+// folding, a string holding a control character or invalid UTF-8, a number
+// with a leading zero, and a map of more than maxPlainMapKeys keys. raw
+// need not have passed Check then. FuzzFastDecodeUnionStrict checks that
+// what it decodes, Check accepts.
+func fastDecodeUnion(raw []byte, strict bool) (*nodeUnion, bool) {
+	d := &plainDecoder{s: string(raw), strict: strict}
 	var u nodeUnion
 	ok := d.object(unionFields, func(key string) bool {
 		switch key {
@@ -71,9 +80,14 @@ var (
 
 // plainDecoder reads the plain JSON fastDecodeUnion accepts.
 type plainDecoder struct {
-	s   string
-	pos int
+	s      string
+	pos    int
+	strict bool // see fastDecodeUnion
 }
+
+// maxPlainMapKeys bounds the keys of a map the strict decoder compares
+// with each other under case folding; a larger map goes to strictjson.
+const maxPlainMapKeys = 32
 
 func (d *plainDecoder) space() {
 	for d.pos < len(d.s) {
@@ -115,6 +129,18 @@ func (d *plainDecoder) plainString() (string, bool) {
 		return "", false // an escape: leave it to encoding/json
 	}
 	v := d.s[d.pos+1 : d.pos+1+end]
+	if d.strict {
+		ascii := true
+		for i := range len(v) {
+			if v[i] < 0x20 {
+				return "", false // a control character must be escaped
+			}
+			ascii = ascii && v[i] < utf8.RuneSelf
+		}
+		if !ascii && !utf8.ValidString(v) {
+			return "", false
+		}
+	}
 	d.pos += end + 2
 	return v, true
 }
@@ -130,19 +156,43 @@ func (d *plainDecoder) object(fields []string, member func(key string) bool) boo
 	if d.literal("}") {
 		return true
 	}
+	var seen uint64   // strict: the fields met, by index
+	var keys []string // strict: a map's keys so far
 	for {
 		key, ok := d.plainString()
 		if !ok || !d.literal(":") {
 			return false
 		}
 		exact := fields == nil
-		for _, f := range fields {
+		for i, f := range fields {
 			if key == f {
 				exact = true
+				if d.strict {
+					if seen&(1<<i) != 0 {
+						return false
+					}
+					seen |= 1 << i
+				}
 				break
 			}
 			if strings.EqualFold(key, f) {
 				return false
+			}
+		}
+		if d.strict {
+			if !exact {
+				return false // skip would not check it
+			}
+			if fields == nil {
+				if len(keys) == maxPlainMapKeys {
+					return false
+				}
+				for _, k := range keys {
+					if strings.EqualFold(k, key) {
+						return false
+					}
+				}
+				keys = append(keys, key)
 			}
 		}
 		if exact {
@@ -213,6 +263,9 @@ func (d *plainDecoder) int(set func(int64)) bool {
 	}
 	if j == i || j < len(d.s) && (d.s[j] == '.' || d.s[j] == 'e' || d.s[j] == 'E') {
 		return false
+	}
+	if d.strict && d.s[i] == '0' && j > i+1 {
+		return false // a leading zero is not JSON
 	}
 	n, err := strconv.ParseInt(d.s[d.pos:j], 10, 64)
 	if err != nil {

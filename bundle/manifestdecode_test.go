@@ -16,7 +16,7 @@ import (
 // decoded it.
 func sameAsUnmarshal(t *testing.T, raw []byte) bool {
 	t.Helper()
-	got, ok := fastDecodeUnion(raw)
+	got, ok := fastDecodeUnion(raw, false)
 	if !ok {
 		return false
 	}
@@ -148,5 +148,67 @@ func FuzzFastDecodeUnion(f *testing.F) {
 			return
 		}
 		sameAsUnmarshal(t, raw)
+	})
+}
+
+// strictRefused are plain-looking manifests the strict decoder must leave
+// to strictjson: each is refused by Check or has something Check must see.
+var strictRefused = []string{
+	`{"mediaType":"a","mediaType":"b"}`,                // repeated key
+	`{"annotations":{"a":"1","A":"2"}}`,                // keys equal under case folding
+	`{"annotations":{"k":"1","k":"2"}}`,                // repeated map key
+	`{"layers":[{"digest":"x","digest":"y"}]}`,         // repeated key in a layer
+	"{\"mediaType\":\"a\x01b\"}",                       // a raw control character
+	"{\"mediaType\":\"\xff\"}",                         // not UTF-8
+	`{"schemaVersion":02}`,                             // a leading zero
+	`{"layers":[{"size":-01}]}`,                        // a leading zero
+	`{"x":1}`,                                          // a member it does not read
+	`{"config":{"platform":{"os":"l","features":[]}}}`, // the same, nested
+}
+
+// TestFastDecodeUnionStrict: the strict decoder takes plain manifests and
+// leaves to strictjson whatever strictjson must judge.
+func TestFastDecodeUnionStrict(t *testing.T) {
+	t.Parallel()
+	for _, s := range plainManifests[:2] {
+		if _, ok := fastDecodeUnion([]byte(s), true); !ok {
+			t.Errorf("%s: the strict decoder refused a plain manifest", s)
+		}
+	}
+	for _, s := range strictRefused {
+		if _, ok := fastDecodeUnion([]byte(s), true); ok {
+			t.Errorf("%q: the strict decoder took it", s)
+		}
+	}
+	var keys []string
+	for i := range maxPlainMapKeys + 1 {
+		keys = append(keys, fmt.Sprintf(`"k%d":"v"`, i))
+	}
+	if _, ok := fastDecodeUnion([]byte(`{"annotations":{`+strings.Join(keys, ",")+`}}`), true); ok {
+		t.Errorf("the strict decoder took a map of %d keys", len(keys))
+	}
+}
+
+// FuzzFastDecodeUnionStrict: on any input, what the strict decoder decodes
+// strictjson.Check accepts, and it equals json.Unmarshal's result.
+func FuzzFastDecodeUnionStrict(f *testing.F) {
+	for _, s := range append(append(plainManifests, notPlain...), strictRefused...) {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		got, ok := fastDecodeUnion(raw, true)
+		if !ok {
+			return
+		}
+		if err := strictjson.Check(raw); err != nil {
+			t.Fatalf("%q: the strict decoder took what Check refuses: %v", raw, err)
+		}
+		var want nodeUnion
+		if err := json.Unmarshal(raw, &want); err != nil {
+			t.Fatalf("%q: the strict decoder took what json.Unmarshal refuses: %v", raw, err)
+		}
+		if !reflect.DeepEqual(*got, want) {
+			t.Fatalf("%q:\nstrict decoder %#v\njson.Unmarshal %#v", raw, *got, want)
+		}
 	})
 }

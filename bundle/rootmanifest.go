@@ -42,13 +42,18 @@ type unionLayer struct {
 // decodeBoth decodes raw as an ociNode and a rootManifest at once, or
 // returns nil, nil when raw does not decode as their union.
 func decodeBoth(raw []byte) (*ociNode, *rootManifest) {
-	u, ok := fastDecodeUnion(raw)
+	u, ok := fastDecodeUnion(raw, false)
 	if !ok {
 		u = &nodeUnion{}
 		if json.Unmarshal(raw, u) != nil {
 			return nil, nil
 		}
 	}
+	return splitUnion(u)
+}
+
+// splitUnion gives the two decodings of a manifest decoded as nodeUnion.
+func splitUnion(u *nodeUnion) (*ociNode, *rootManifest) {
 	n := &ociNode{SchemaVersion: u.SchemaVersion, MediaType: u.MediaType, Config: u.Config, Manifests: u.Manifests}
 	r := &rootManifest{Annotations: u.Annotations}
 	r.ArtifactType, r.Subject = u.ArtifactType, u.Subject
