@@ -46,7 +46,6 @@ func runInspect(e *env, path string, asJSON, files bool, policyPath string, inse
 			return err
 		}
 	}
-	headOnlyGC()
 	f, size, err := openBundle(e, path)
 	if err != nil {
 		return err

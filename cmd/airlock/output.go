@@ -6,20 +6,8 @@ import (
 	"fmt"
 	"io"
 	"reflect"
-	"runtime/debug"
 	"strings"
 )
-
-// headOnlyGC sets the garbage collector for a command that reads a
-// bundle's head and little else (inspect, sign): its heap is a few times
-// the head's size and it lives for milliseconds, so the collector runs at
-// a fifth of the usual rate, up to a soft limit of 256 MiB beyond which it
-// collects as usual. On a head of 2,700 artifacts this saves about a tenth
-// of the time (BenchmarkHeadManyArtifacts).
-func headOnlyGC() {
-	debug.SetGCPercent(400)
-	debug.SetMemoryLimit(256 << 20)
-}
 
 // jsonSchemaVersion is the schemaVersion of every --json output that does
 // not carry its own; fields are only ever added.

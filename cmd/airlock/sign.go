@@ -80,7 +80,6 @@ func signCommand() command {
 					return err
 				}
 				defer release()
-				headOnlyGC()
 				res, err := bundle.Sign(ctx, target, signers)
 				if err != nil {
 					return err
