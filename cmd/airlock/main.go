@@ -7,7 +7,13 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/airlock-dev/airlock/internal/startgc"
 )
+
+// The collector, held off by startgc while the libraries initialize, is
+// back on once every package but this one is initialized (in tests too).
+func init() { startgc.Release() }
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"runtime/debug"
 	"strings"
 	"testing"
 )
@@ -114,4 +115,14 @@ func FuzzIndentJSON(f *testing.F) {
 			t.Errorf("indentJSON(%s):\n%s\nwant\n%s", compact.Bytes(), got, want.String())
 		}
 	})
+}
+
+// TestCollectorOn: the garbage collector startgc holds off during package
+// initialization is on again before any command runs.
+func TestCollectorOn(t *testing.T) {
+	p := debug.SetGCPercent(100)
+	debug.SetGCPercent(p)
+	if p < 0 {
+		t.Fatalf("the garbage collector is off (GOGC %d) after initialization", p)
+	}
 }
