@@ -90,6 +90,9 @@ type headEntry struct {
 // reads exactly the header's blocks, so the data starts at src's offset,
 // and Next skips over it).
 func headEntryAt(raw []byte, src *bytes.Reader, start int, hdr *tar.Header) (headEntry, error) {
+	if err := checkHeader(hdr); err != nil { // a regular file of a size >= 0
+		return headEntry{}, err
+	}
 	data := len(raw) - src.Len()
 	if hdr.Size > int64(src.Len()) {
 		return headEntry{}, &EntryError{Entry: hdr.Name, Err: malformed("%v", io.ErrUnexpectedEOF)}

@@ -72,7 +72,17 @@ func Sign(ctx context.Context, path string, signers []Signer) (*SignResult, erro
 	var early chan signedHead
 	if inProcess(signers) {
 		early = make(chan signedHead, 1)
-		go func() { early <- signEarly(ctx, raw, signers) }()
+		go func() {
+			// It reads a head not yet checked: should that ever panic,
+			// the panic is an error of this call, not the end of the
+			// process.
+			defer func() {
+				if r := recover(); r != nil {
+					early <- signedHead{err: fmt.Errorf("internal error signing %s: %v", path, r)}
+				}
+			}()
+			early <- signEarly(ctx, raw, signers)
+		}()
 	}
 	head, err := parseHead(raw)
 	if err != nil {

@@ -1,6 +1,7 @@
 package bundle
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"crypto/ed25519"
@@ -9,6 +10,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -348,5 +350,44 @@ func TestSignChecksTheHeadFirst(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
+	}
+}
+
+// TestSignEarlyRefusesOddEntries: the signing that runs beside the head's
+// check reads the signatures entry itself, so it must refuse what the
+// check refuses rather than trust the tar reader: here a directory entry
+// of size -1 (base-256), which tar passes on and which once made the
+// early signing slice out of range and crash the process.
+func TestSignEarlyRefusesOddEntries(t *testing.T) {
+	t.Parallel()
+	good := valid(t)
+	h, err := ReadHead(bytes.NewReader(good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: EntrySignatures, Mode: 0o644, Format: tar.FormatGNU}); err != nil {
+		t.Fatal(err)
+	}
+	tw.Flush()
+	hdr := buf.Bytes()[:512]
+	for i := 124; i < 136; i++ {
+		hdr[i] = 0xff // the size field: -1 in base-256
+	}
+	copy(hdr[148:156], "        ")
+	sum := 0
+	for _, c := range hdr {
+		sum += int(c)
+	}
+	copy(hdr[148:156], fmt.Sprintf("%06o\x00 ", sum))
+	raw := append(append([]byte(nil), h.rawHead[:h.raw[0].end]...), hdr...)
+	bad := append(append(frame(t, raw), paddingFrame(HeadPadding)...), good[h.HeadSize+h.PaddingSize:]...)
+	p := writeTemp(t, bad)
+	if _, err := Sign(context.Background(), p, []Signer{newEdSigner(t, 10)}); err == nil || !errors.Is(err, ErrMalformed) {
+		t.Fatalf("got %v, want a malformed head", err)
+	}
+	if !bytes.Equal(mustRead(t, p), bad) {
+		t.Fatal("a refused sign changed the file")
 	}
 }
