@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"os"
 	"runtime/debug"
 	"strings"
 	"testing"
@@ -122,7 +123,7 @@ func FuzzIndentJSON(f *testing.F) {
 func TestCollectorOn(t *testing.T) {
 	p := debug.SetGCPercent(100)
 	debug.SetGCPercent(p)
-	if p < 0 {
+	if p < 0 && os.Getenv("GOGC") != "off" {
 		t.Fatalf("the garbage collector is off (GOGC %d) after initialization", p)
 	}
 }

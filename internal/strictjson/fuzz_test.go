@@ -15,7 +15,7 @@ func addSeeds(f *testing.F) {
 		`{"name":"a","version":1,"artifacts":[{"digest":"d","size":1,"annotations":{"k":"v"}}],"extra":{"a":[1]},"any":{"b":null},"ptr":{"digest":"p"},"counts":{"7":"x"},"pair":[1,2],"level":"low","labels":{"l":"high"},"Untagged":"u"}`,
 		`{"any":[1.5e308,-0,"\u00e9",true,false,null]}`,
 		`{"when":"2026-01-01T00:00:00Z","whenPtr":"2026-01-01T00:00:00.5+14:00","bytes":"aGVsbG8=","float":1e-7,"uint":255,"str":"12","iface":{"a":[1,{"b":null}]},"nums":[1,2.5e3],"slots":{"a":"low","b":null}}`,
-		`{"when":"2026-01-01T24:00:00Z"}`, `{"bytes":"aGVsbG8"}`, `{"uint":256}`, `{"str":12}`, `{"float":1e400}`,
+		`{"when":"2026-01-01T24:00:00Z"}`, `{"when":"\u0032026-01-02T03:04:05Z"}`, `{"whenPtr":"2026-01-02T03:04:05\u005a"}`, `{"when":null,"whenPtr":null}`, `{"bytes":"aGVsbG8"}`, `{"uint":256}`, `{"str":12}`, `{"float":1e400}`,
 		`[]`, `{}`, `"s"`, `0`,
 	} {
 		f.Add([]byte(s))

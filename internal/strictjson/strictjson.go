@@ -10,10 +10,12 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
 	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 	jsonv1 "github.com/go-json-experiment/json/v1"
 )
 
@@ -58,7 +60,7 @@ func Unmarshal(data []byte, v any) error {
 	// message) is exactly encoding/json's. FuzzUnmarshal compares the two.
 	orig := reflect.New(rv.Elem().Type()).Elem()
 	orig.Set(rv.Elem())
-	if jsonv2.Unmarshal(data, v, jsonv1.DefaultOptionsV1()) == nil {
+	if jsonv2.Unmarshal(data, v, v1Semantics) == nil {
 		return nil
 	}
 	rv.Elem().Set(orig)
@@ -79,6 +81,20 @@ func Check(data []byte) error {
 	return walk(data, nil)
 }
 
+// v1Semantics are the v2 engine's options for decoding as encoding/json
+// does. The engine reads a time.Time with its own parser, which unescapes
+// the string first ("\u0032026-..." is a time to it); encoding/json gives
+// the raw bytes to time.Time.UnmarshalJSON, which refuses any escape. So a
+// time.Time is handed its raw bytes here too.
+var v1Semantics = jsonv2.JoinOptions(jsonv1.DefaultOptionsV1(), jsonv2.WithUnmarshalers(
+	jsonv2.UnmarshalFromFunc(func(d *jsontext.Decoder, t *time.Time) error {
+		raw, err := d.ReadValue()
+		if err != nil {
+			return err
+		}
+		return t.UnmarshalJSON(raw)
+	})))
+
 // Decode decodes data, which Check accepted, into v exactly as
 // json.Unmarshal does (unknown members are ignored, names match as
 // encoding/json matches them), with the faster v2 engine when it accepts
@@ -91,7 +107,7 @@ func Decode(data []byte, v any) error {
 	}
 	orig := reflect.New(rv.Elem().Type()).Elem()
 	orig.Set(rv.Elem())
-	if jsonv2.Unmarshal(data, v, jsonv1.DefaultOptionsV1()) == nil {
+	if jsonv2.Unmarshal(data, v, v1Semantics) == nil {
 		return nil
 	}
 	rv.Elem().Set(orig)
