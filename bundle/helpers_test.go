@@ -265,3 +265,24 @@ func writeV1(t testing.TB, name, version string, items []Item) []byte {
 	out := append(frame(t, head), paddingFrame(HeadPadding)...)
 	return append(out, frame(t, tarBytes(t, body, true))...)
 }
+
+// rewriteHead returns bundle b with its head laid out again: each entry
+// under the header airlock writes, with what edit returns as its content
+// (edit may also change the header); a fresh padding frame and b's body
+// follow. h is b's head as read.
+func rewriteHead(t *testing.T, b []byte, edit func(h *Head, e headEntry, hdr *tar.Header) []byte) []byte {
+	t.Helper()
+	h, err := ReadHead(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var entries []tarEntry
+	for _, e := range h.raw {
+		hdr := *tarHeader(e.name, int64(len(e.data)), h.Manifest.Created)
+		data := edit(h, e, &hdr)
+		hdr.Size = int64(len(data))
+		entries = append(entries, tarEntry{hdr: hdr, data: data})
+	}
+	out := append(frame(t, tarBytes(t, entries, false)), paddingFrame(HeadPadding)...)
+	return append(out, b[h.HeadSize+h.PaddingSize:]...)
+}

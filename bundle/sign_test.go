@@ -239,21 +239,12 @@ func TestSignChangesOnlySignatures(t *testing.T) {
 	t.Parallel()
 	// The oci-layout entry's time differs from the one airlock writes: a
 	// head airlock reads, which signing must not rewrite into its own form.
-	b := valid(t)
-	h, err := ReadHead(bytes.NewReader(b))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var entries []tarEntry
-	for _, e := range h.raw {
-		hdr := *tarHeader(e.name, int64(len(e.data)), h.Manifest.Created)
+	p := writeTemp(t, rewriteHead(t, valid(t), func(_ *Head, e headEntry, hdr *tar.Header) []byte {
 		if e.name == EntryOCILayout {
 			hdr.ModTime = hdr.ModTime.Add(time.Hour)
 		}
-		entries = append(entries, tarEntry{hdr: hdr, data: e.data})
-	}
-	odd := append(frame(t, tarBytes(t, entries, false)), paddingFrame(HeadPadding)...)
-	p := writeTemp(t, append(odd, b[h.HeadSize+h.PaddingSize:]...))
+		return e.data
+	}))
 	sigSpan := func(h *Head) headEntry {
 		for _, e := range h.raw {
 			if e.name == EntrySignatures {
@@ -307,19 +298,13 @@ func (s *remoteSigner) Sign(ctx context.Context, m []byte) ([]byte, error) {
 func TestSignChecksTheHeadFirst(t *testing.T) {
 	t.Parallel()
 	good := valid(t)
-	h, err := ReadHead(bytes.NewReader(good))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var entries []tarEntry
-	for _, e := range h.raw {
-		data := e.data
-		if e.name == EntryManifest {
-			data = bytes.Replace(data, []byte(h.Manifest.Name), []byte(strings.ToUpper(h.Manifest.Name[:1])+h.Manifest.Name[1:]), 1)
+	bad := rewriteHead(t, good, func(h *Head, e headEntry, _ *tar.Header) []byte {
+		if e.name != EntryManifest {
+			return e.data
 		}
-		entries = append(entries, tarEntry{hdr: *tarHeader(e.name, int64(len(data)), h.Manifest.Created), data: data})
-	}
-	bad := append(append(frame(t, tarBytes(t, entries, false)), paddingFrame(HeadPadding)...), good[h.HeadSize+h.PaddingSize:]...)
+		name := h.Manifest.Name
+		return bytes.Replace(e.data, []byte(name), []byte(strings.ToUpper(name[:1])+name[1:]), 1)
+	})
 	for _, tc := range []struct {
 		name   string
 		signer func() (Signer, func() int)

@@ -1,6 +1,7 @@
 package bundle
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -242,16 +243,12 @@ func relabel(t *testing.T, b []byte, keepManifest bool, mutate func(fi *FrameInd
 		sig, _ := marshalIndent(env)
 		repl[EntryManifest], repl[EntrySignatures] = mraw, sig
 	}
-	var entries []tarEntry
-	for _, e := range h.raw {
-		data := e.data
+	return rewriteHead(t, b, func(_ *Head, e headEntry, _ *tar.Header) []byte {
 		if r, ok := repl[e.name]; ok {
-			data = r
+			return r
 		}
-		entries = append(entries, tarEntry{hdr: *tarHeader(e.name, int64(len(data)), h.Manifest.Created), data: data})
-	}
-	out := append(frame(t, tarBytes(t, entries, false)), paddingFrame(HeadPadding)...)
-	return append(out, b[h.HeadSize+h.PaddingSize:]...)
+		return e.data
+	})
 }
 
 func TestV2FrameIndexLies(t *testing.T) {
