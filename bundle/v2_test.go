@@ -62,14 +62,7 @@ func v2Items(t testing.TB) []Item {
 func TestV2LayoutAndDeterminism(t *testing.T) {
 	t.Parallel()
 	p := writeV2(t, WriteOptions{FrameSize: smallFrames})
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := ReadHead(bytes.NewReader(b))
-	if err != nil {
-		t.Fatal(err)
-	}
+	b, h := fileAndHead(t, p)
 	if h.Marker.Version != 2 || h.Frames == nil || len(h.Frames.Frames) < 8 {
 		t.Fatalf("version %d, frame index %+v: want a v2 bundle of many frames", h.Marker.Version, h.Frames)
 	}
@@ -300,14 +293,7 @@ func TestV2FrameIndexLies(t *testing.T) {
 // file back and returns its bytes and the frame.
 func damageFrame(t *testing.T, p string, i int, at func(FrameRecord) int64, mask byte) ([]byte, FrameRecord) {
 	t.Helper()
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := ReadHead(bytes.NewReader(b))
-	if err != nil {
-		t.Fatal(err)
-	}
+	b, h := fileAndHead(t, p)
 	fr := h.Frames.Frames[i]
 	b[h.HeadSize+h.PaddingSize+fr.Offset+at(fr)] ^= mask
 	if err := os.WriteFile(p, b, 0o644); err != nil {
@@ -571,4 +557,18 @@ func TestPlanBodyHeaderLengths(t *testing.T) {
 			t.Errorf("blob of %d bytes: header of %d bytes, layout gives %d", e.Desc.Size, len(hdr), e.Data-e.Start)
 		}
 	}
+}
+
+// fileAndHead reads the bundle file p and its head.
+func fileAndHead(t *testing.T, p string) ([]byte, *Head) {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := ReadHead(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b, h
 }
