@@ -404,8 +404,10 @@ func (h *Head) checkTree() error {
 	} else if err := checkLayoutAliases(h.IndexBytes, len(m.Artifacts), idx.Manifests); err != nil {
 		return &EntryError{Entry: EntryIndex, Err: err}
 	}
-	used := map[string]bool{}
-	inBody := map[string]bool{}
+	// Sized for about a blob or two per artifact, as most heads are.
+	used := make(map[string]bool, 2*len(m.Artifacts))
+	inBody := make(map[string]bool, len(m.Artifacts))
+	h.Body = make([]Descriptor, 0, len(m.Artifacts))
 	imageManifests := map[string]map[string]bool{} // image ref -> digests of its manifests
 	var totals Totals
 	targets, files := safepath.NewSet(), safepath.NewSet()
@@ -414,22 +416,21 @@ func (h *Head) checkTree() error {
 	var cur, next *walkedBatch
 	for i, a := range m.Artifacts {
 		e := idx.Manifests[i]
-		where := fmt.Sprintf("artifact %d (%s)", i, a.Describe())
 		if e.Digest != a.Digest || e.Size != a.Size || e.MediaType != a.MediaType || e.Annotations[AnnotationKind] != a.Kind {
-			return &EntryError{Entry: EntryIndex, Artifact: where, Err: malformed("index entry does not match %s", EntryManifest)}
+			return &EntryError{Entry: EntryIndex, Artifact: artifactWhere(i, a), Err: malformed("index entry does not match %s", EntryManifest)}
 		}
 		if err := checkArtifact(a, targets); err != nil {
-			return &EntryError{Entry: EntryManifest, Artifact: where, Err: err}
+			return &EntryError{Entry: EntryManifest, Artifact: artifactWhere(i, a), Err: err}
 		}
 		raw, ok := h.Blobs[a.Digest]
 		if !ok {
-			return &EntryError{Entry: blobName(a.Digest), Artifact: where, Err: malformed("the artifact's manifest is not in the head")}
+			return &EntryError{Entry: blobName(a.Digest), Artifact: artifactWhere(i, a), Err: malformed("the artifact's manifest is not in the head")}
 		}
 		if int64(len(raw)) != a.Size {
-			return &EntryError{Entry: blobName(a.Digest), Artifact: where, Err: fmt.Errorf("%w: %d bytes, the artifact says %d", ErrIntegrity, len(raw), a.Size)}
+			return &EntryError{Entry: blobName(a.Digest), Artifact: artifactWhere(i, a), Err: fmt.Errorf("%w: %d bytes, the artifact says %d", ErrIntegrity, len(raw), a.Size)}
 		}
 		if err := checkSubject(a, raw, subjects, imageManifests); err != nil {
-			return &EntryError{Entry: blobName(a.Digest), Artifact: where, Err: err}
+			return &EntryError{Entry: blobName(a.Digest), Artifact: artifactWhere(i, a), Err: err}
 		}
 		if cur == nil || i >= cur.to {
 			if cur = next; cur == nil {
@@ -444,20 +445,20 @@ func (h *Head) checkTree() error {
 		g, err := cur.res[i-cur.from].g, cur.res[i-cur.from].err
 		cur.res[i-cur.from] = walkResult{} // its graph is not kept longer than needed
 		if err != nil {
-			return withArtifact(err, where, blobName(a.Digest))
+			return withArtifact(err, artifactWhere(i, a), blobName(a.Digest))
 		}
 		h.roots = append(h.roots, g.root)
 		if err := checkClaims(a, g, e.Annotations[AnnotationRefName]); err != nil {
-			return &EntryError{Entry: EntryManifest, Artifact: where, Err: err}
+			return &EntryError{Entry: EntryManifest, Artifact: artifactWhere(i, a), Err: err}
 		}
 		if a.Info().Target {
 			fs, err := installFiles(i, a, g)
 			if err != nil {
-				return &EntryError{Entry: blobName(a.Digest), Artifact: where, Err: err}
+				return &EntryError{Entry: blobName(a.Digest), Artifact: artifactWhere(i, a), Err: err}
 			}
 			for _, f := range fs {
 				if err := files.Add(f.Path); err != nil {
-					return &EntryError{Entry: blobName(a.Digest), Artifact: where, Err: fmt.Errorf("%w: %w", ErrMalformed, err)}
+					return &EntryError{Entry: blobName(a.Digest), Artifact: artifactWhere(i, a), Err: fmt.Errorf("%w: %w", ErrMalformed, err)}
 				}
 			}
 			h.Files = append(h.Files, fs...)
@@ -470,10 +471,10 @@ func (h *Head) checkTree() error {
 			imageManifests[a.Ref] = set
 		}
 		if err := checkAnnotations(a, g); err != nil {
-			return &EntryError{Entry: blobName(a.Digest), Artifact: where, Err: err}
+			return &EntryError{Entry: blobName(a.Digest), Artifact: artifactWhere(i, a), Err: err}
 		}
 		if err := checkKindContent(a, g); err != nil {
-			return &EntryError{Entry: blobName(a.Digest), Err: fmt.Errorf("%s: %w", where, err)}
+			return &EntryError{Entry: blobName(a.Digest), Err: fmt.Errorf("%s: %w", artifactWhere(i, a), err)}
 		}
 		seen := map[string]bool{}
 		blobs, bytes := 0, int64(0)
@@ -484,12 +485,14 @@ func (h *Head) checkTree() error {
 				bytes += d.Size
 			}
 		}
-		for _, rb := range append(append([]Blob{}, g.Manifests...), g.Configs...) {
-			count(rb.Descriptor)
-			if !used[rb.Digest] {
-				used[rb.Digest] = true
-				totals.Blobs++
-				totals.Bytes += rb.Size
+		for _, list := range [][]Blob{g.Manifests, g.Configs} {
+			for _, rb := range list {
+				count(rb.Descriptor)
+				if !used[rb.Digest] {
+					used[rb.Digest] = true
+					totals.Blobs++
+					totals.Bytes += rb.Size
+				}
 			}
 		}
 		for _, l := range g.Layers {
@@ -512,7 +515,7 @@ func (h *Head) checkTree() error {
 			}
 		}
 		if blobs != a.Blobs || bytes != a.Bytes {
-			return &EntryError{Entry: EntryManifest, Artifact: where, Err: claimError("%d blobs of %d bytes, its content has %d of %d", a.Blobs, a.Bytes, blobs, bytes)}
+			return &EntryError{Entry: EntryManifest, Artifact: artifactWhere(i, a), Err: claimError("%d blobs of %d bytes, its content has %d of %d", a.Blobs, a.Bytes, blobs, bytes)}
 		}
 	}
 	for d := range h.Blobs {
@@ -528,6 +531,11 @@ func (h *Head) checkTree() error {
 		return overLimit("%d entries exceed %d", n, MaxEntries)
 	}
 	return h.checkFrames()
+}
+
+// artifactWhere names artifact i for an error message.
+func artifactWhere(i int, a Artifact) string {
+	return fmt.Sprintf("artifact %d (%s)", i, a.Describe())
 }
 
 type walkResult struct {
