@@ -58,12 +58,9 @@ func Unmarshal(data []byte, v any) error {
 	// thousands of artifacts). Should it refuse the value, encoding/json
 	// decodes it again into v as it was, so its result or its error (and
 	// message) is exactly encoding/json's. FuzzUnmarshal compares the two.
-	orig := reflect.New(rv.Elem().Type()).Elem()
-	orig.Set(rv.Elem())
-	if jsonv2.Unmarshal(data, v, v1Semantics) == nil {
+	if decodedV2(data, rv) {
 		return nil
 	}
-	rv.Elem().Set(orig)
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields() // belt and braces: walk already refused them
 	if err := dec.Decode(v); err != nil {
@@ -105,13 +102,24 @@ func Decode(data []byte, v any) error {
 	if rv.Kind() != reflect.Pointer || rv.IsNil() {
 		return &json.InvalidUnmarshalError{Type: reflect.TypeOf(v)}
 	}
-	orig := reflect.New(rv.Elem().Type()).Elem()
-	orig.Set(rv.Elem())
-	if jsonv2.Unmarshal(data, v, v1Semantics) == nil {
+	if decodedV2(data, rv) {
 		return nil
 	}
-	rv.Elem().Set(orig)
 	return json.Unmarshal(data, v)
+}
+
+// decodedV2 decodes data into the value rv points to with the v2 engine in
+// encoding/json's semantics, and reports whether it did; if not, the value
+// is as it was before (as far as a shallow copy restores it), for
+// encoding/json to decode.
+func decodedV2(data []byte, rv reflect.Value) bool {
+	orig := reflect.New(rv.Elem().Type()).Elem()
+	orig.Set(rv.Elem())
+	if jsonv2.Unmarshal(data, rv.Interface(), v1Semantics) == nil {
+		return true
+	}
+	rv.Elem().Set(orig)
+	return false
 }
 
 var (
