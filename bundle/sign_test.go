@@ -25,7 +25,7 @@ type edSigner struct {
 	id   string
 }
 
-func newEdSigner(t *testing.T, seed byte) *edSigner {
+func newEdSigner(t testing.TB, seed byte) *edSigner {
 	t.Helper()
 	priv := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{seed}, 32))
 	der, err := x509.MarshalPKIXPublicKey(priv.Public())
