@@ -145,7 +145,7 @@ func decodeNode(d Descriptor, raw []byte) (*ociNode, *rootManifest, error) {
 		return n, root, nil
 	}
 	if err := strictjson.Check(raw); err != nil {
-		return nil, nil, malformed("manifest %s: %v", d.Digest, err)
+		return nil, nil, malformed("manifest %s: %w", d.Digest, err)
 	}
 	if n, root := decodeBoth(raw); n != nil {
 		return n, root, nil

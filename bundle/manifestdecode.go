@@ -4,6 +4,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/airlock-dev/airlock/internal/strictjson"
 )
 
 // fastDecodeUnion decodes raw into a nodeUnion as json.Unmarshal does, for
@@ -21,11 +23,12 @@ import (
 // that a manifest it decodes needs no Check: a key not among the fields it
 // reads, a key repeated in an object or equal to another under case
 // folding, a string holding a control character or invalid UTF-8, a number
-// with a leading zero, and a map of more than maxPlainMapKeys keys. raw
+// with a leading zero, a map of more than maxPlainMapKeys keys, and a
+// document strictjson would refuse as decoding to too much for its size. raw
 // need not have passed Check then. FuzzFastDecodeUnionStrict checks that
 // what it decodes, Check accepts.
 func fastDecodeUnion(raw []byte, strict bool) (*nodeUnion, bool) {
-	d := &plainDecoder{s: string(raw), strict: strict}
+	d := &plainDecoder{s: string(raw), strict: strict, budget: strictjson.Budget(len(raw))}
 	var u nodeUnion
 	ok := d.object(unionFields, func(key string) bool {
 		switch key {
@@ -83,6 +86,17 @@ type plainDecoder struct {
 	s      string
 	pos    int
 	strict bool // see fastDecodeUnion
+	// cost counts the members and elements read as strictjson.Check
+	// counts them, so that the decoder refuses a document Check would
+	// refuse as too large for its size (budget is strictjson.Budget).
+	cost, budget int64
+}
+
+// spend adds c to the decoder's cost and reports whether it is still
+// within the budget.
+func (d *plainDecoder) spend(c int64) bool {
+	d.cost += c
+	return d.cost <= d.budget
 }
 
 // maxPlainMapKeys bounds the keys of a map the strict decoder compares
@@ -160,7 +174,7 @@ func (d *plainDecoder) object(fields []string, member func(key string) bool) boo
 	var keys []string // strict: a map's keys so far
 	for {
 		key, ok := d.plainString()
-		if !ok || !d.literal(":") {
+		if !ok || !d.literal(":") || !d.spend(strictjson.MemberCost) {
 			return false
 		}
 		exact := fields == nil
@@ -224,7 +238,7 @@ func (d *plainDecoder) array(elem func() bool, empty func()) bool {
 		return true
 	}
 	for {
-		if d.peek() != '{' || !elem() {
+		if d.peek() != '{' || !d.spend(strictjson.ElementCost) || !elem() {
 			return false
 		}
 		if d.literal(",") {

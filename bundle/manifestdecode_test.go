@@ -2,12 +2,14 @@ package bundle
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"reflect"
 	"strings"
 	"testing"
 
+	"github.com/airlock-dev/airlock/internal/checked"
 	"github.com/airlock-dev/airlock/internal/strictjson"
 )
 
@@ -211,4 +213,33 @@ func FuzzFastDecodeUnionStrict(f *testing.F) {
 			t.Fatalf("%q:\nstrict decoder %#v\njson.Unmarshal %#v", raw, *got, want)
 		}
 	})
+}
+
+// TestFastDecodeUnionBudget: the plain decoder refuses what strictjson
+// refuses as decoding to too much for its size (a manifest of 200,000
+// "{}" layers), and parseNode refuses it too; a manifest of MaxFanOut
+// real layers is within the budget of both.
+func TestFastDecodeUnionBudget(t *testing.T) {
+	layer := `{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:` + strings.Repeat("ef", 32) + `","size":1234}`
+	manifest := func(layers string, n int) []byte {
+		return []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","layers":[` + strings.Repeat(layers+",", n-1) + layers + `]}`)
+	}
+	tinyLayers := manifest("{}", 200_000)
+	if _, ok := fastDecodeUnion(tinyLayers, true); ok {
+		t.Error("the strict plain decoder decoded 200,000 empty layers")
+	}
+	if err := strictjson.Check(tinyLayers); !errors.Is(err, strictjson.ErrTooLarge) {
+		t.Errorf("Check: %v, want ErrTooLarge", err)
+	}
+	d := Descriptor{MediaType: MediaTypeOCIManifest, Digest: checked.Digest(tinyLayers), Size: int64(len(tinyLayers))}
+	if _, _, err := parseNode(d, tinyLayers); !errors.Is(err, strictjson.ErrTooLarge) {
+		t.Errorf("parseNode: %v, want ErrTooLarge", err)
+	}
+	real := manifest(layer, MaxFanOut)
+	if u, ok := fastDecodeUnion(real, true); !ok || len(u.Layers) != MaxFanOut {
+		t.Error("the strict plain decoder refused a manifest of MaxFanOut layers")
+	}
+	if err := strictjson.Check(real); err != nil {
+		t.Error(err)
+	}
 }

@@ -307,7 +307,7 @@ func parseHead(raw []byte) (*Head, error) {
 				})
 				decoding.Go(func() {
 					if err := strictjson.Unmarshal(h.ManifestBytes, &h.Manifest); err != nil {
-						manifestErr = &EntryError{Entry: EntryManifest, Err: malformed("%v", err)}
+						manifestErr = &EntryError{Entry: EntryManifest, Err: malformed("%w", err)}
 					}
 					h.ManifestDigest = checked.Digest(h.ManifestBytes)
 				})
@@ -318,7 +318,7 @@ func parseHead(raw []byte) (*Head, error) {
 				h.Frames = &FrameIndex{}
 				decoding.Go(func() {
 					if err := strictjson.Unmarshal(h.FramesBytes, h.Frames); err != nil {
-						framesErr = &EntryError{Entry: EntryFrames, Err: malformed("%v", err)}
+						framesErr = &EntryError{Entry: EntryFrames, Err: malformed("%w", err)}
 					}
 				})
 			case EntryOCILayout:
@@ -335,7 +335,7 @@ func parseHead(raw []byte) (*Head, error) {
 				}
 				decoding.Go(func() {
 					if err := strictjson.Check(h.IndexBytes); err != nil {
-						h.index.err = &EntryError{Entry: EntryIndex, Err: malformed("%v", err)}
+						h.index.err = &EntryError{Entry: EntryIndex, Err: malformed("%w", err)}
 					} else if err := strictjson.Decode(h.IndexBytes, &h.index); err != nil {
 						h.index.err = &EntryError{Entry: EntryIndex, Err: malformed("not an OCI image index")}
 					}

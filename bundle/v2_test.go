@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/airlock-dev/airlock/internal/checked"
+	"github.com/airlock-dev/airlock/internal/strictjson"
 	"github.com/klauspost/compress/zstd"
 )
 
@@ -571,4 +573,55 @@ func fileAndHead(t *testing.T, p string) ([]byte, *Head) {
 		t.Fatal(err)
 	}
 	return b, h
+}
+
+// TestHeadDocumentsOfTinyValues: a head whose bundle.json, frames.json or
+// index.json is an array of hundreds of thousands of "{}" (a few MB of
+// JSON, each element a whole Go value once decoded) is refused as too
+// large for its size, naming the entry, without decoding it: reading the
+// head allocates a small multiple of the document, not gigabytes.
+func TestHeadDocumentsOfTinyValues(t *testing.T) {
+	b, _ := fileAndHead(t, writeV2(t, WriteOptions{FrameSize: smallFrames}))
+	tinyArray := func(prefix string) []byte {
+		return []byte(prefix + strings.Repeat("{},", 300_000) + "{}]}")
+	}
+	for _, c := range []struct {
+		entry string
+		data  []byte
+	}{
+		{EntryManifest, tinyArray(`{"schemaVersion":1,"created":"2026-01-02T03:04:05Z","artifacts":[`)},
+		{EntryFrames, tinyArray(`{"frames":[`)},
+		{EntryIndex, tinyArray(`{"schemaVersion":2,"manifests":[`)},
+	} {
+		t.Run(c.entry, func(t *testing.T) {
+			bad := rewriteHead(t, b, func(h *Head, e headEntry, _ *tar.Header) []byte {
+				switch {
+				case e.name == c.entry:
+					return c.data
+				case e.name == EntryManifest && c.entry == EntryIndex:
+					// bundle.json names the new index.json, so that it is
+					// the index's own content that is refused.
+					at := bytes.Index(e.data, []byte(h.Manifest.Root.Digest))
+					root := bytes.Replace(e.data[at:], []byte(h.Manifest.Root.Digest), []byte(checked.Digest(c.data)), 1)
+					root = bytes.Replace(root, fmt.Appendf(nil, `"size": %d`, h.Manifest.Root.Size), fmt.Appendf(nil, `"size": %d`, len(c.data)), 1)
+					return append(bytes.Clone(e.data[:at]), root...)
+				}
+				return e.data
+			})
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			_, err := ReadHead(bytes.NewReader(bad))
+			runtime.ReadMemStats(&after)
+			var ee *EntryError
+			if !errors.Is(err, strictjson.ErrTooLarge) || !errors.As(err, &ee) || ee.Entry != c.entry {
+				t.Fatalf("ReadHead: %v, want %s refused as too large", err, c.entry)
+			}
+			// The head is decompressed (a few MB) and scanned; 300,000
+			// decoded values would be 20-150 MB.
+			if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 8*uint64(len(c.data))+(4<<20) {
+				t.Errorf("reading the refused head allocated %d MB for a %d MB document", alloc>>20, len(c.data)>>20)
+			}
+		})
+	}
 }

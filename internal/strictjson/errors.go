@@ -27,6 +27,10 @@ var (
 	// mismatch (the *json.UnmarshalTypeError is wrapped too), a failing
 	// UnmarshalJSON or UnmarshalText, or an array longer than a Go array.
 	ErrType = errors.New("value does not fit the Go type")
+	// ErrTooLarge: decoding the document would take more memory than
+	// Budget allows for its size: thousands of "{}" or "0" elements, each
+	// a few bytes of JSON but a whole Go value once decoded.
+	ErrTooLarge = errors.New("decodes to too much memory for its size")
 )
 
 // Error is the error returned by Unmarshal and Check for a rejected document.

@@ -21,7 +21,7 @@ import (
 // fastWalk reports whether data, valid UTF-8, is one JSON value that
 // passes every check of walk for Go type t (nil: Check's checks).
 func fastWalk(data []byte, t reflect.Type) bool {
-	w := &walker{fast: &scanner{s: string(data)}}
+	w := &walker{fast: &scanner{s: string(data)}, budget: Budget(len(data))}
 	if w.value(t) != nil {
 		return false
 	}

@@ -23,6 +23,26 @@ import (
 // object is at depth 1, and anything deeper than 64 is rejected with ErrTooDeep.
 const MaxDepth = 64
 
+// What a value costs against the decoding budget when its Go type is not
+// known (Check, or a member decoded into any or json.RawMessage): a caller
+// of Check decodes the document afterwards into types of its own, so an
+// array element is taken to become a value of about this many bytes, and
+// an object member a map entry or a field of about this many.
+const (
+	ElementCost = 128
+	MemberCost  = 48
+)
+
+// Budget is how many bytes of Go values a document of size bytes may
+// decode into: four times its size, plus 64 KiB for small documents. A
+// document written by a producer takes well under half of it (a descriptor
+// or an artifact is hundreds of bytes of JSON for a Go value of about the
+// same size); what takes more is made of tiny values ("{}" in an array is
+// three bytes of JSON and a whole struct once decoded) and is refused with
+// ErrTooLarge before anything is decoded, so that a document bounded in
+// size is also bounded in the memory it costs.
+func Budget(size int) int64 { return 4*int64(size) + 64<<10 }
+
 // Unmarshal decodes exactly one JSON value from data into v, which must be a
 // non-nil pointer (otherwise it returns a *json.InvalidUnmarshalError).
 //
@@ -32,8 +52,9 @@ const MaxDepth = 64
 // (strings.EqualFold), or two keys of a map[int]T naming one number
 // (ErrDuplicateKey); an object decoded into a struct with a key that is not
 // exactly a field's JSON name (ErrUnknownField); nesting deeper than MaxDepth
-// (ErrTooDeep); and values that do not fit the Go type, including a JSON array
-// longer than a Go array (ErrType).
+// (ErrTooDeep); values that do not fit the Go type, including a JSON array
+// longer than a Go array (ErrType); and a document that would decode into
+// more bytes of Go values than Budget allows for its size (ErrTooLarge).
 //
 // Field names follow encoding/json: the tag name or else the Go name, fields of
 // embedded structs count as the struct's own, fields tagged "-" are unknown.
@@ -71,7 +92,8 @@ func Unmarshal(data []byte, v any) error {
 
 // Check validates data as one UTF-8 JSON value with no duplicate or
 // case-fold-duplicate keys anywhere, no trailing data and nesting no deeper
-// than MaxDepth, without decoding it. Unknown fields are allowed: use it for
+// than MaxDepth, and not too large for its size as its caller will decode
+// it (ErrTooLarge: see ElementCost), without decoding it. Unknown fields are allowed: use it for
 // documents such as OCI manifests whose keys must be unambiguous but whose
 // fields are not all known. Errors are as for Unmarshal.
 func Check(data []byte) error {
@@ -148,6 +170,9 @@ type walker struct {
 	fast  *scanner
 	stack []frame
 	spare [][]string // the fast walk's key slices, by depth, for reuse
+	// cost is what the values read so far take once decoded, by the
+	// estimate of enter; budget is Budget of the document's size.
+	cost, budget int64
 }
 
 // token is one token of a document: kind is '{', '}', '[' or ']', '"' for
@@ -176,7 +201,7 @@ func walk(data []byte, t reflect.Type) error {
 // decoderWalk is walk with tokens from encoding/json's Decoder: it makes
 // every error message.
 func decoderWalk(data []byte, t reflect.Type) error {
-	w := &walker{dec: json.NewDecoder(bytes.NewReader(data))}
+	w := &walker{dec: json.NewDecoder(bytes.NewReader(data)), budget: Budget(len(data))}
 	w.dec.UseNumber() // numbers stay text: no float range errors here
 	if err := w.value(t); err != nil {
 		return err
@@ -301,31 +326,53 @@ func (w *walker) key(f *frame, tok token) error {
 }
 
 // enter starts a value inside the top frame (or at the top level, of type
-// root) and returns the Go type it decodes into.
+// root) and returns the Go type it decodes into. It adds what the value
+// takes once decoded to the walk's cost, and refuses the document with
+// ErrTooLarge once the cost passes the budget.
 func (w *walker) enter(root reflect.Type) (reflect.Type, error) {
 	f := w.top()
+	var t reflect.Type
+	var cost int64
 	switch {
 	case f == nil:
 		return root, nil
 	case f.object:
 		f.wantKey = true
-		if f.t == nil {
-			return nil, nil
+		switch {
+		case f.t == nil:
+			cost = MemberCost
+		case f.t.Kind() == reflect.Struct:
+			t = f.fields[f.key]
+			cost = pointee(t)
+		default: // map
+			t = f.t.Elem()
+			cost = int64(f.t.Key().Size()+t.Size()) + 16 + pointee(t)
 		}
-		if f.t.Kind() == reflect.Struct {
-			return f.fields[f.key], nil
-		}
-		return f.t.Elem(), nil // map
 	default:
 		f.index++
 		if f.t == nil {
-			return nil, nil
+			cost = ElementCost
+			break
 		}
 		if f.t.Kind() == reflect.Array && f.index >= f.t.Len() {
 			return nil, &Error{Path: w.path(len(w.stack)), Err: fmt.Errorf("%w: more than %d elements for %s", ErrType, f.t.Len(), f.t)}
 		}
-		return f.t.Elem(), nil
+		t = f.t.Elem()
+		cost = max(int64(t.Size()), 16) + pointee(t)
 	}
+	if w.cost += cost; w.cost > w.budget {
+		return nil, &Error{Path: w.path(len(w.stack)), Err: fmt.Errorf("%w: more than %d bytes of values (at most four times the document's size, plus 64 KiB)", ErrTooLarge, w.budget)}
+	}
+	return t, nil
+}
+
+// pointee is the size of what a value of type t points to, allocated
+// when it is decoded: a struct behind a pointer field, say.
+func pointee(t reflect.Type) int64 {
+	if t != nil && t.Kind() == reflect.Pointer {
+		return int64(t.Elem().Size())
+	}
+	return 0
 }
 
 // push starts an array or object that decodes into Go type t.
