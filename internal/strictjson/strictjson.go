@@ -26,22 +26,25 @@ const MaxDepth = 64
 // What a value costs against the decoding budget when its Go type is not
 // known (Check, or a member decoded into any or json.RawMessage): a caller
 // of Check decodes the document afterwards into types of its own, so an
-// array element is taken to become a value of about this many bytes, and
-// an object member a map entry or a field of about this many.
+// array element that is an object is taken to become a value of about
+// ElementCost bytes (a descriptor, say), any other element ValueCost, and
+// an object member a map entry or a field of about MemberCost.
 const (
 	ElementCost = 128
+	ValueCost   = 16
 	MemberCost  = 48
 )
 
 // Budget is how many bytes of Go values a document of size bytes may
-// decode into: four times its size, plus 64 KiB for small documents. A
+// decode into: four times its size, plus 1 KiB for small documents (kept
+// small: a head of thousands of small documents is bounded by the sum). A
 // document written by a producer takes well under half of it (a descriptor
 // or an artifact is hundreds of bytes of JSON for a Go value of about the
 // same size); what takes more is made of tiny values ("{}" in an array is
 // three bytes of JSON and a whole struct once decoded) and is refused with
 // ErrTooLarge before anything is decoded, so that a document bounded in
 // size is also bounded in the memory it costs.
-func Budget(size int) int64 { return 4*int64(size) + 64<<10 }
+func Budget(size int) int64 { return 4*int64(size) + 1<<10 }
 
 // Unmarshal decodes exactly one JSON value from data into v, which must be a
 // non-nil pointer (otherwise it returns a *json.InvalidUnmarshalError).
@@ -258,7 +261,7 @@ func (w *walker) value(t reflect.Type) error {
 		case top != nil && (tok.kind == '}' || tok.kind == ']'):
 			w.pop()
 		default:
-			ct, err := w.enter(t)
+			ct, err := w.enter(t, tok.kind)
 			if err != nil {
 				return err
 			}
@@ -326,10 +329,10 @@ func (w *walker) key(f *frame, tok token) error {
 }
 
 // enter starts a value inside the top frame (or at the top level, of type
-// root) and returns the Go type it decodes into. It adds what the value
-// takes once decoded to the walk's cost, and refuses the document with
-// ErrTooLarge once the cost passes the budget.
-func (w *walker) enter(root reflect.Type) (reflect.Type, error) {
+// root) and returns the Go type it decodes into; kind is its first token's.
+// It adds what the value takes once decoded to the walk's cost, and
+// refuses the document with ErrTooLarge once the cost passes the budget.
+func (w *walker) enter(root reflect.Type, kind byte) (reflect.Type, error) {
 	f := w.top()
 	var t reflect.Type
 	var cost int64
@@ -351,7 +354,10 @@ func (w *walker) enter(root reflect.Type) (reflect.Type, error) {
 	default:
 		f.index++
 		if f.t == nil {
-			cost = ElementCost
+			cost = ValueCost
+			if kind == '{' {
+				cost = ElementCost
+			}
 			break
 		}
 		if f.t.Kind() == reflect.Array && f.index >= f.t.Len() {
@@ -361,7 +367,7 @@ func (w *walker) enter(root reflect.Type) (reflect.Type, error) {
 		cost = max(int64(t.Size()), 16) + pointee(t)
 	}
 	if w.cost += cost; w.cost > w.budget {
-		return nil, &Error{Path: w.path(len(w.stack)), Err: fmt.Errorf("%w: more than %d bytes of values (at most four times the document's size, plus 64 KiB)", ErrTooLarge, w.budget)}
+		return nil, &Error{Path: w.path(len(w.stack)), Err: fmt.Errorf("%w: more than %d bytes of values (at most four times the document's size, plus 1 KiB)", ErrTooLarge, w.budget)}
 	}
 	return t, nil
 }
