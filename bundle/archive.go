@@ -3,8 +3,6 @@ package bundle
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -180,7 +178,7 @@ func (a *Archive) Frame(i int) ([]byte, error) {
 	if err := a.checkFrameHash(i, raw); err != nil {
 		return nil, err
 	}
-	data, err := decodeFrame(a.dec, raw, fr.UncompressedSize, make([]byte, 0, fr.UncompressedSize))
+	data, err := decodeFrame(a.dec, raw, fr.UncompressedSize, nil)
 	if err != nil {
 		return nil, a.frameError(i, err)
 	}
@@ -196,10 +194,8 @@ func (a *Archive) Frame(i int) ([]byte, error) {
 // checkFrameHash checks raw, the compressed bytes of frame i, against the
 // frame's signed sha256.
 func (a *Archive) checkFrameHash(i int, raw []byte) error {
-	want := a.head.Frames.Frames[i].SHA256
-	sum := sha256.Sum256(raw)
-	if got := "sha256:" + hex.EncodeToString(sum[:]); got != want {
-		return a.frameError(i, fmt.Errorf("%w: compressed bytes hash to %s, the signed frame index says %s", ErrIntegrity, got, want))
+	if err := frameHashError(a.head.Frames.Frames[i], raw); err != nil {
+		return a.frameError(i, err)
 	}
 	return nil
 }

@@ -3,6 +3,8 @@ package bundle
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -42,21 +44,33 @@ func volumeOf(fi *FrameIndex, off int64) int {
 func (e *FrameError) Unwrap() error { return e.Err }
 
 // newFrameDecoder returns a decoder for independent body frames: windows up
-// to MaxWindow, output up to MaxFrameSize, usable from workers goroutines.
-// It does not check the frames' xxhash64 (docs/format.md §18.5): every
-// byte a frame decodes to is compared with the layout or hashed against
-// its blob digest, and random access checks the frame's compressed bytes
-// against its signed sha256 first, so the xxhash adds time and no check.
-// Leaving it out everywhere keeps the readers in agreement: verify accepts
-// exactly what mirror and install accept.
+// to MaxWindow, output up to MaxFrameSize and never more than the capacity
+// decodeFrame gives it (the frame's indexed size), usable from workers
+// goroutines. It does not check the frames' xxhash64 (docs/format.md
+// §18.5): every reader checks a frame's compressed bytes against its signed
+// sha256 before decoding it, and every byte a frame decodes to is compared
+// with the layout or hashed against its blob digest, so the xxhash adds
+// time and no check.
 func newFrameDecoder(workers int) (*zstd.Decoder, error) {
 	return zstd.NewReader(nil, zstd.WithDecoderConcurrency(workers), zstd.WithDecoderMaxWindow(MaxWindow), zstd.WithDecoderMaxMemory(MaxFrameSize),
-		zstd.IgnoreChecksum(true))
+		zstd.WithDecodeAllCapLimit(true), zstd.IgnoreChecksum(true))
+}
+
+// frameHashError checks raw, the compressed bytes of a frame, against the
+// frame's signed sha256.
+func frameHashError(fr FrameRecord, raw []byte) error {
+	sum := sha256.Sum256(raw)
+	if got := "sha256:" + hex.EncodeToString(sum[:]); got != fr.SHA256 {
+		return fmt.Errorf("%w: compressed bytes hash to %s, the signed frame index says %s", ErrIntegrity, got, fr.SHA256)
+	}
+	return nil
 }
 
 // decodeFrame checks that raw is exactly one zstd frame within the format's
 // limits (no dictionary, no skippable frame, window at most MaxWindow) and
-// decodes it into dst, which must come out at exactly want bytes.
+// decodes it into dst, which must come out at exactly want bytes. The
+// decoder stops at want+1 bytes, so a frame that would decode to more (a
+// decompression bomb) costs no more memory than one that is as indexed.
 func decodeFrame(dec zstdDecoder, raw []byte, want int64, dst []byte) ([]byte, error) {
 	s, err := scanFrames(raw, 1, MaxWindow, "frame")
 	if err != nil {
@@ -65,7 +79,13 @@ func decodeFrame(dec zstdDecoder, raw []byte, want int64, dst []byte) ([]byte, e
 	if s.frames != 1 || !s.atFrameBoundary() {
 		return nil, malformed("not exactly one zstd frame")
 	}
-	out, err := dec.DecodeAll(raw, dst[:0])
+	if int64(cap(dst)) <= want {
+		dst = make([]byte, 0, want+1)
+	}
+	out, err := dec.DecodeAll(raw, dst[:0:want+1])
+	if errors.Is(err, zstd.ErrDecoderSizeExceeded) {
+		return nil, malformed("decodes to more than the %d bytes the frame index says", want)
+	}
 	if err != nil {
 		return nil, malformed("zstd: %v", err)
 	}
@@ -162,7 +182,11 @@ func newFrameStream(r scanSource, fi *FrameIndex) (*frameStream, error) {
 			select {
 			case work <- func() {
 				defer close(sf.done)
-				data, err := decodeFrame(dec, raw, fr.UncompressedSize, fs.buf(fr.UncompressedSize))
+				err := frameHashError(fr, raw)
+				var data []byte
+				if err == nil {
+					data, err = decodeFrame(dec, raw, fr.UncompressedSize, fs.buf(fr.UncompressedSize+1))
+				}
 				fs.recycle(raw)
 				if err != nil {
 					sf.err = &FrameError{Frame: i, Offset: fr.Offset, Volume: volumeOf(fi, fr.Offset), Err: err}

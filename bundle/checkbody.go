@@ -74,21 +74,22 @@ func (a *Archive) CheckBody(ctx context.Context, workers int, done func(d Descri
 	for range max(workers, 1) {
 		g.Go(func() error {
 			for u := range work {
-				fs, err := a.checkUnit(gctx, dec, u, done)
+				fs, damaged, err := a.checkUnit(gctx, dec, u, done)
 				if err != nil {
 					return err
 				}
+				if damaged != nil && len(fs) == 0 {
+					// Changed compressed bytes that still decode to
+					// the signed content: the file is not the one
+					// signed all the same.
+					return damaged
+				}
 				if len(fs) > 0 {
-					// Name the damaged frame when its compressed bytes
-					// are not the signed ones (checked only now, on
-					// the failure path).
-					if err := a.checkFrameHashes(u); err != nil {
-						var fe *FrameError
-						if !errors.As(err, &fe) || !errors.Is(err, ErrIntegrity) {
-							return err
-						}
+					// Name the damaged frame whose compressed bytes
+					// are not the signed ones.
+					if damaged != nil {
 						for k := range fs {
-							fs[k].Damaged = err.Error()
+							fs[k].Damaged = damaged.Error()
 						}
 					}
 					mu.Lock()
@@ -120,20 +121,29 @@ func (a *Archive) CheckBody(ctx context.Context, workers int, done func(d Descri
 	return nil
 }
 
-// checkUnit checks the frames of one unit.
-func (a *Archive) checkUnit(ctx context.Context, dec zstdDecoder, u checkUnit, done func(Descriptor, int64)) ([]Finding, error) {
+// checkUnit checks the frames of one unit. damaged is the first frame
+// whose compressed bytes are not the signed ones; its blobs are still
+// decoded (the decoder stops at the frame's indexed size) and checked, so
+// that the findings name what changed.
+func (a *Archive) checkUnit(ctx context.Context, dec zstdDecoder, u checkUnit, done func(Descriptor, int64)) (findings []Finding, damaged, err error) {
 	fs := a.head.Frames.Frames
 	l := a.head.layout
 	start := fs[u.first].UncompressedOffset
 	// The entries of this unit.
 	k := sort.Search(len(l.Entries), func(i int) bool { return l.Entries[i].End > start })
-	var findings []Finding
+	defer func() {
+		if err != nil && damaged != nil {
+			// A frame that is not the signed one explains what
+			// follows from it (a broken header, a zstd error).
+			findings, err = nil, damaged
+		}
+	}()
 	var h hash.Hash
 	var raw, data []byte
 	pos := start // uncompressed offset of data[0]
 	for i := u.first; i <= u.last; i++ {
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		fr := fs[i]
 		raw = grow(raw, fr.Size)
@@ -141,12 +151,14 @@ func (a *Archive) checkUnit(ctx context.Context, dec zstdDecoder, u checkUnit, d
 			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 				err = malformed("the file ends inside this frame (truncated copy?)")
 			}
-			return nil, a.frameError(i, err)
+			return nil, nil, a.frameError(i, err)
 		}
-		var err error
+		if herr := frameHashError(fr, raw); herr != nil && damaged == nil {
+			damaged = a.frameError(i, herr)
+		}
 		data, err = decodeFrame(dec, raw, fr.UncompressedSize, data)
 		if err != nil {
-			return nil, a.frameError(i, err)
+			return nil, nil, a.frameError(i, err)
 		}
 		pos = fr.UncompressedOffset
 		end := pos + int64(len(data))
@@ -158,7 +170,7 @@ func (a *Archive) checkUnit(ctx context.Context, dec zstdDecoder, u checkUnit, d
 			switch {
 			case e == nil: // the end-of-archive marker
 				if !allZero(data[pos-fr.UncompressedOffset:]) {
-					return nil, a.frameError(i, malformed("the end-of-archive marker holds data; it must be zeros"))
+					return nil, nil, a.frameError(i, malformed("the end-of-archive marker holds data; it must be zeros"))
 				}
 				pos = end
 			case pos < e.Data:
@@ -166,10 +178,10 @@ func (a *Archive) checkUnit(ctx context.Context, dec zstdDecoder, u checkUnit, d
 				off := pos - e.Start
 				want, err := l.header(e)
 				if err != nil {
-					return nil, &EntryError{Entry: blobName(e.Desc.Digest), Err: err}
+					return nil, nil, &EntryError{Entry: blobName(e.Desc.Digest), Err: err}
 				}
 				if int64(len(want)) != e.Data-e.Start || !bytes.Equal(data[pos-fr.UncompressedOffset:pos-fr.UncompressedOffset+n], want[off:off+n]) {
-					return nil, &EntryError{Entry: blobName(e.Desc.Digest), Err: a.frameError(i, malformed("tar header at body byte %d is not the one the layout gives", e.Start))}
+					return nil, nil, &EntryError{Entry: blobName(e.Desc.Digest), Err: a.frameError(i, malformed("tar header at body byte %d is not the one the layout gives", e.Start))}
 				}
 				pos += n
 				if pos == e.Data {
@@ -185,7 +197,7 @@ func (a *Archive) checkUnit(ctx context.Context, dec zstdDecoder, u checkUnit, d
 			default: // padding up to e.End
 				n := min(end, e.End) - pos
 				if !allZero(data[pos-fr.UncompressedOffset : pos-fr.UncompressedOffset+n]) {
-					return nil, &EntryError{Entry: blobName(e.Desc.Digest), Err: a.frameError(i, malformed("tar padding holds data; it must be zeros"))}
+					return nil, nil, &EntryError{Entry: blobName(e.Desc.Digest), Err: a.frameError(i, malformed("tar padding holds data; it must be zeros"))}
 				}
 				pos += n
 			}
@@ -203,24 +215,7 @@ func (a *Archive) checkUnit(ctx context.Context, dec zstdDecoder, u checkUnit, d
 			}
 		}
 	}
-	return findings, nil
-}
-
-// checkFrameHashes checks the compressed bytes of the unit's frames against
-// their signed sha256 and returns the first that differs as a FrameError.
-func (a *Archive) checkFrameHashes(u checkUnit) error {
-	var raw []byte
-	for i := u.first; i <= u.last; i++ {
-		fr := a.head.Frames.Frames[i]
-		raw = grow(raw, fr.Size)
-		if err := a.readBody(fr.Offset, raw); err != nil {
-			return a.frameError(i, err)
-		}
-		if err := a.checkFrameHash(i, raw); err != nil {
-			return err
-		}
-	}
-	return nil
+	return findings, damaged, nil
 }
 
 type zstdDecoder = interface {

@@ -338,27 +338,32 @@ func TestV2CorruptFrameNamed(t *testing.T) {
 	}
 }
 
-// TestV2ChecksumFieldNotRead: a frame whose zstd checksum field changed
-// decodes to the same bytes; every sequential and whole-body reader
-// accepts it alike (docs/format.md §18.5), and random access, which
-// checks compressed bytes against the signed sha256, refuses it.
-func TestV2ChecksumFieldNotRead(t *testing.T) {
+// TestV2FrameBytesChecked: a frame whose zstd checksum field changed
+// still decodes to the signed bytes, but the file is not the one signed
+// (docs/format.md §18.5): every reader refuses it by the frame's signed
+// sha256, naming the frame, before decoding it: the streaming reader,
+// CheckBody (verify) and random access (serve) alike.
+func TestV2FrameBytesChecked(t *testing.T) {
 	t.Parallel()
 	p := writeV2(t, WriteOptions{FrameSize: smallFrames})
 	lastByte := func(fr FrameRecord) int64 { return fr.Size - 1 } // of the checksum
 	b, _ := damageFrame(t, p, 2, lastByte, 0x01)
-	if err := readAll(b); err != nil {
-		t.Fatalf("streaming reader: %v", err)
+	named := func(err error) bool {
+		var fe *FrameError
+		return errors.Is(err, ErrIntegrity) && errors.As(err, &fe) && fe.Frame == 2
+	}
+	if err := readAll(b); !named(err) {
+		t.Fatalf("streaming reader: %v, want frame 2 refused by its signed sha256", err)
 	}
 	a, err := OpenArchive(p)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	if err := a.CheckBody(context.Background(), 2, nil); err != nil {
-		t.Fatalf("CheckBody: %v", err)
+	if err := a.CheckBody(context.Background(), 2, nil); !named(err) {
+		t.Fatalf("CheckBody: %v, want frame 2 refused by its signed sha256", err)
 	}
-	if _, err := a.Frame(2); err == nil || !errors.Is(err, ErrIntegrity) {
+	if _, err := a.Frame(2); !named(err) {
 		t.Fatalf("random access: err = %v, want the frame's signed sha256 to refuse it", err)
 	}
 }

@@ -399,6 +399,11 @@ func (b *archiveBody) check(ctx context.Context, opts Options, ov *overall) (int
 		}
 	})
 	b.n = h.Frames.CompressedSize
+	if set := b.a.Set(); err == nil && set.Volumes {
+		// Every frame matched its signed sha256; each volume's file must
+		// also match its own, as mirror and install check it.
+		err = set.Check(ctx)
+	}
 	var ie *bundle.IntegrityError
 	if errors.As(err, &ie) {
 		return h.Manifest.Totals.BodyBytes, ie.Findings, err

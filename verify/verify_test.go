@@ -298,11 +298,12 @@ func TestVerifyRejects(t *testing.T) {
 		}, writePolicyChannel(t, "prod"), soon, policy.ErrPolicy},
 		{"too old for maxAge", func(t *testing.T) []byte { return good }, writePolicyMaxAge(t, "1h"), created.Add(2 * time.Hour), policy.ErrPolicy},
 		{"flipped body byte", func(t *testing.T) []byte {
-			// Flip a byte deep in the body's compressed stream.
+			// Flip a byte deep in the body's compressed stream: the frame
+			// no longer has its signed sha256.
 			c := bytes.Clone(good)
 			c[len(c)-200] ^= 0x40
 			return c
-		}, nil, soon, bundle.ErrMalformed},
+		}, nil, soon, bundle.ErrIntegrity},
 		{"truncated", func(t *testing.T) []byte { return good[:len(good)-300] }, nil, soon, bundle.ErrMalformed},
 		{"extra frame appended", func(t *testing.T) []byte {
 			enc, _ := zstd.NewWriter(nil)
