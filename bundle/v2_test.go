@@ -630,3 +630,42 @@ func TestHeadDocumentsOfTinyValues(t *testing.T) {
 		})
 	}
 }
+
+// zeros is an io.Reader of zero bytes.
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }
+
+// TestDecodeFrameStopsAtIndexedSize: a frame that decodes to 256 MiB
+// (zeros, no content size in its header) where the index says 64 KiB is
+// refused after at most 64 KiB + 1 of output: decoding it costs memory of
+// the indexed size, not of the bomb.
+func TestDecodeFrameStopsAtIndexedSize(t *testing.T) {
+	var bomb bytes.Buffer
+	enc, err := zstd.NewWriter(&bomb, zstd.WithWindowSize(1<<20), zstd.WithEncoderConcurrency(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(enc, io.LimitReader(zeros{}, 256<<20)); err != nil {
+		t.Fatal(err)
+	}
+	if err := enc.Close(); err != nil {
+		t.Fatal(err)
+	}
+	dec, err := newFrameDecoder(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dec.Close()
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	_, err = decodeFrame(dec, bomb.Bytes(), 64<<10, nil)
+	runtime.ReadMemStats(&after)
+	if !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "more than the 65536 bytes") {
+		t.Fatalf("decodeFrame of a 256 MiB frame indexed as 64 KiB: %v", err)
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 16<<20 {
+		t.Errorf("decoding it allocated %d MiB", alloc>>20)
+	}
+}
