@@ -28,6 +28,11 @@ type SignResult struct {
 	Signatures int
 	// KeyIDs are the keys that signed in this call.
 	KeyIDs []string
+	// Journal says what was done, before signing, with the journal of an
+	// earlier interrupted sign: JournalNone, JournalRestored (its torn
+	// head was put back, without the signatures it was adding) or
+	// JournalDiscarded (the head was whole and kept).
+	Journal string
 }
 
 // JournalSuffix names the rollback journal Sign keeps next to a bundle while
@@ -58,7 +63,8 @@ func Sign(ctx context.Context, path string, signers []Signer) (*SignResult, erro
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, ErrBusy)
 	}
-	if err := recoverJournal(f, path); err != nil {
+	journaled, err := recoverJournal(f, path)
+	if err != nil {
 		return nil, err
 	}
 	raw, frameLen, scanner, err := readHeadBytes(io.NewSectionReader(f, 0, 1<<62))
@@ -103,7 +109,7 @@ func Sign(ctx context.Context, path string, signers []Signer) (*SignResult, erro
 	}
 	newHead, sigBytes, env := sh.frame, sh.sigBytes, sh.env
 
-	res := &SignResult{Signatures: len(env.Signatures)}
+	res := &SignResult{Signatures: len(env.Signatures), Journal: journaled}
 	for _, s := range signers {
 		res.KeyIDs = append(res.KeyIDs, s.KeyID())
 	}
@@ -135,25 +141,19 @@ func Sign(ctx context.Context, path string, signers []Signer) (*SignResult, erro
 	return res, nil
 }
 
-// Recover restores the head of a bundle whose `airlock sign` was interrupted,
-// from PATH.sign-journal, without signing. It reports whether there was
-// anything to restore.
-func Recover(path string) (bool, error) {
+// Recover deals with PATH.sign-journal, left by an interrupted `airlock
+// sign`, without signing (see recoverJournal), and says what it did: one
+// of JournalNone, JournalRestored and JournalDiscarded.
+func Recover(path string) (string, error) {
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
-		return false, err
+		return JournalNone, err
 	}
 	defer f.Close()
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		return false, fmt.Errorf("%s: %w", path, ErrBusy)
+		return JournalNone, fmt.Errorf("%s: %w", path, ErrBusy)
 	}
-	if _, err := os.Stat(path + JournalSuffix); errors.Is(err, os.ErrNotExist) {
-		return false, nil
-	}
-	if err := recoverJournal(f, path); err != nil {
-		return false, err
-	}
-	return true, nil
+	return recoverJournal(f, path)
 }
 
 // signedHead is the new head frame for a bundle signed by more keys.
@@ -280,30 +280,95 @@ func rewriteInPlace(f *os.File, path string, region int64, newRegion []byte) err
 	return atomicfile.SyncDir(filepath.Dir(path))
 }
 
-// recoverJournal restores the head region saved by an interrupted Sign.
-func recoverJournal(f *os.File, path string) error {
+// What recoverJournal did with a journal left by an interrupted Sign.
+const (
+	// JournalNone: there was no journal.
+	JournalNone = ""
+	// JournalRestored: the head was torn; the old head was put back.
+	JournalRestored = "restored"
+	// JournalDiscarded: the head was whole (the interrupted Sign had not
+	// begun to write it, or had finished), so it was kept and the journal
+	// removed.
+	JournalDiscarded = "discarded"
+)
+
+// recoverJournal deals with the head region saved by an interrupted Sign.
+// A head that reads is kept whatever the journal holds: Sign either had
+// not started to overwrite it or had finished, and putting the old head
+// back would drop signatures that had landed. A head that does not read
+// (torn by a write cut short) is restored from the journal, but only when
+// the journal's head describes this file's body: the file's size, and the
+// first body frame's bytes against the journal's signed frame index. A
+// journal of another bundle (a stale one beside a newly packed file of
+// the same name) is refused rather than written over the file.
+func recoverJournal(f *os.File, path string) (string, error) {
 	journal := path + JournalSuffix
 	old, err := os.ReadFile(journal)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil
+		return JournalNone, nil
 	}
+	if err != nil {
+		return JournalNone, err
+	}
+	if _, _, err := readHead(io.NewSectionReader(f, 0, 1<<62)); err == nil {
+		if err := os.Remove(journal); err != nil {
+			return JournalNone, err
+		}
+		return JournalDiscarded, atomicfile.SyncDir(filepath.Dir(path))
+	}
+	// The journal must itself be a valid head region, of this file.
+	jh, _, err := readHead(bytes.NewReader(old))
+	if err != nil {
+		return JournalNone, fmt.Errorf("sign: the head of %s does not read and its journal %s is damaged (%v); restore the bundle from its source", path, journal, err)
+	}
+	if err := journalFits(f, int64(len(old)), jh); err != nil {
+		return JournalNone, fmt.Errorf("sign: the head of %s does not read, and the journal %s is not of this file (%v); it is left as it is: restore the bundle from its source, then remove the journal", path, journal, err)
+	}
+	if _, err := f.WriteAt(old, 0); err != nil {
+		return JournalNone, err
+	}
+	if err := f.Sync(); err != nil {
+		return JournalNone, err
+	}
+	if err := os.Remove(journal); err != nil {
+		return JournalNone, err
+	}
+	return JournalRestored, atomicfile.SyncDir(filepath.Dir(path))
+}
+
+// journalFits checks that jh, the head of a journal of region bytes, is
+// the head of f: f is the region plus jh's body (or first volume), and,
+// in format v2, f's first body frame has the signed sha256 jh gives it.
+// A version 1 head has no frame index: its body must start with a zstd
+// frame where the region ends.
+func journalFits(f *os.File, region int64, jh *Head) error {
+	st, err := f.Stat()
 	if err != nil {
 		return err
 	}
-	// The journal must itself be a valid head region.
-	if _, _, err := readHead(bytes.NewReader(old)); err != nil {
-		return fmt.Errorf("sign: journal %s is damaged (%v); restore the bundle from its source", journal, err)
+	if jh.Frames == nil || len(jh.Frames.Frames) == 0 {
+		magic := make([]byte, 4)
+		if _, err := f.ReadAt(magic, region); err != nil || !bytes.Equal(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}) {
+			return fmt.Errorf("no body frame where the journal's head region ends (byte %d)", region)
+		}
+		return nil
 	}
-	if _, err := f.WriteAt(old, 0); err != nil {
-		return err
+	want := region + jh.Frames.CompressedSize
+	if len(jh.Frames.Volumes) > 0 {
+		want = region + jh.Frames.Volumes[0].Size
 	}
-	if err := f.Sync(); err != nil {
-		return err
+	if st.Size() != want {
+		return fmt.Errorf("the journal's head is for a file of %d bytes; this one has %d", want, st.Size())
 	}
-	if err := os.Remove(journal); err != nil {
-		return err
+	fr := jh.Frames.Frames[0]
+	raw := make([]byte, fr.Size)
+	if _, err := f.ReadAt(raw, region+fr.Offset); err != nil {
+		return fmt.Errorf("reading body frame 0: %w", err)
 	}
-	return atomicfile.SyncDir(filepath.Dir(path))
+	if err := frameHashError(fr, raw); err != nil {
+		return fmt.Errorf("body frame 0: %w", err)
+	}
+	return nil
 }
 
 // rewriteCopy writes a new file with the new head, fresh padding and the old

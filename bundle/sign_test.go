@@ -193,14 +193,88 @@ func TestSignRecoversFromInterruptedRewrite(t *testing.T) {
 		t.Fatal("torn head was readable")
 	}
 	a := newEdSigner(t, 3)
-	if _, err := Sign(ctx, p, []Signer{a}); err != nil {
+	res, err := Sign(ctx, p, []Signer{a})
+	if err != nil {
 		t.Fatal(err)
 	}
-	if verifiedBy(t, p, a) != 1 {
-		t.Fatal("signature missing after recovery")
+	if verifiedBy(t, p, a) != 1 || res.Journal != JournalRestored {
+		t.Fatalf("after recovery: %+v", res)
 	}
 	if err := readAll(mustRead(t, p)); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestSignKeepsAWholeHeadOverItsJournal: a sign killed after writing the
+// new head but before removing the journal leaves a head that reads; the
+// next sign keeps it (with the signature that landed) and drops the
+// journal, instead of putting the old head back.
+func TestSignKeepsAWholeHeadOverItsJournal(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := writeTemp(t, valid(t))
+	h, _ := ReadHeadFile(p)
+	before := mustRead(t, p)[:h.HeadSize+h.PaddingSize]
+	a, b := newEdSigner(t, 4), newEdSigner(t, 5)
+	if _, err := Sign(ctx, p, []Signer{a}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p+JournalSuffix, before, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	res, err := Sign(ctx, p, []Signer{b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Journal != JournalDiscarded || verifiedBy(t, p, a, b) != 2 {
+		t.Fatalf("%+v: want the journal discarded and both signatures kept", res)
+	}
+	if _, err := os.Stat(p + JournalSuffix); !os.IsNotExist(err) {
+		t.Fatalf("journal left: %v", err)
+	}
+}
+
+// TestSignRefusesAJournalOfAnotherBundle: a journal left beside a path to
+// which another bundle was packed since is never written over it. With
+// the bundle's head whole it is dropped; with the head torn, Sign and
+// Recover refuse, naming the journal, and change nothing.
+func TestSignRefusesAJournalOfAnotherBundle(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	other := unpad(packTiny(t))
+	oh, err := ReadHead(bytes.NewReader(other))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale := append(bytes.Clone(other[:oh.HeadSize]), paddingFrame(HeadPadding)...)
+
+	p := writeTemp(t, valid(t))
+	orig := mustRead(t, p)
+	torn := bytes.Clone(orig)
+	copy(torn[10:], bytes.Repeat([]byte{0xEE}, 40))
+	if err := os.WriteFile(p, torn, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p+JournalSuffix, stale, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Sign(ctx, p, []Signer{newEdSigner(t, 6)}); err == nil || !strings.Contains(err.Error(), "is not of this file") {
+		t.Fatalf("Sign over a torn head with another bundle's journal: %v", err)
+	}
+	if _, err := Recover(p); err == nil || !strings.Contains(err.Error(), "is not of this file") {
+		t.Fatalf("Recover: %v", err)
+	}
+	if !bytes.Equal(mustRead(t, p), torn) || !bytes.Equal(mustRead(t, p+JournalSuffix), stale) {
+		t.Fatal("a refused recovery changed the bundle or its journal")
+	}
+
+	if err := os.WriteFile(p, orig, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := newEdSigner(t, 7)
+	res, err := Sign(ctx, p, []Signer{c})
+	if err != nil || res.Journal != JournalDiscarded || verifiedBy(t, p, c) != 1 {
+		t.Fatalf("Sign of a whole head beside a stale journal: %+v, %v", res, err)
 	}
 }
 

@@ -145,7 +145,8 @@ func (s *fileSink) head(region []byte, room int64) error {
 // commit renames every file into place, the first (which holds the head)
 // last; if one fails, the ones already renamed are removed. Stale volumes
 // of an earlier pack to the same name, numbered beyond this set, are
-// removed so that the directory holds one set.
+// removed so that the directory holds one set, and so is a sign journal
+// left beside the file the head goes to.
 func (s *fileSink) commit() error {
 	order := append(append([]*atomicfile.File{}, s.vols[1:]...), s.vols[0])
 	names := append(func() []string {
@@ -164,6 +165,10 @@ func (s *fileSink) commit() error {
 		}
 	}
 	s.vols = nil
+	// A sign journal of the bundle this one replaces is not of this one.
+	if err := os.Remove(s.name(1) + JournalSuffix); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
 	if s.volumeSize > 0 {
 		for n := len(names) + 1; n <= MaxVolumes; n++ {
 			if err := os.Remove(VolumeName(s.out, n)); err != nil {

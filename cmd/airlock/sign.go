@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 
 	"github.com/spf13/pflag"
 
@@ -62,15 +63,11 @@ func signCommand() command {
 					target = first
 				}
 				if f.recover {
-					restored, err := bundle.Recover(target)
+					did, err := bundle.Recover(target)
 					if err != nil {
 						return err
 					}
-					if restored {
-						fmt.Fprintf(e.stdout, "restored the head of %s from %s\n", args[0], args[0]+bundle.JournalSuffix)
-					} else {
-						fmt.Fprintf(e.stdout, "%s has no interrupted signing to recover\n", args[0])
-					}
+					printJournal(e.stdout, target, did, "has no interrupted signing to recover")
 					if len(f.keys) == 0 {
 						return nil
 					}
@@ -85,8 +82,13 @@ func signCommand() command {
 					return err
 				}
 				if f.asJSON {
-					return writeJSON(e.stdout, map[string]any{"bundle": args[0], "keyids": res.KeyIDs, "signatures": res.Signatures, "inPlace": res.InPlace})
+					out := map[string]any{"bundle": args[0], "keyids": res.KeyIDs, "signatures": res.Signatures, "inPlace": res.InPlace}
+					if res.Journal != bundle.JournalNone {
+						out["journal"] = res.Journal
+					}
+					return writeJSON(e.stdout, out)
 				}
+				printJournal(e.stdout, target, res.Journal, "")
 				how := "head rewritten in place"
 				if !res.InPlace {
 					how = "bundle rewritten and renamed into place (the head outgrew its room)"
@@ -98,5 +100,20 @@ func signCommand() command {
 				return nil
 			}
 		},
+	}
+}
+
+// printJournal says what was done with the journal of an interrupted sign
+// of path (none: the text none, if any).
+func printJournal(w io.Writer, path, did, none string) {
+	switch did {
+	case bundle.JournalRestored:
+		fmt.Fprintf(w, "restored the head of %s from %s: an earlier airlock sign was cut short while writing it, and the signatures it was adding are not on the bundle\n", path, path+bundle.JournalSuffix)
+	case bundle.JournalDiscarded:
+		fmt.Fprintf(w, "removed %s, left by an earlier airlock sign: the head of %s was whole and is kept\n", path+bundle.JournalSuffix, path)
+	default:
+		if none != "" {
+			fmt.Fprintf(w, "%s %s\n", path, none)
+		}
 	}
 }
