@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -187,6 +188,24 @@ func TestV2VolumeSetDamage(t *testing.T) {
 			b, _ := os.ReadFile(p[1])
 			os.WriteFile(strings.TrimSuffix(p[1], ".002")+".099", b, 0o644)
 		}, "not part of this bundle"},
+		// A FIFO or a directory in place of a volume is refused before
+		// it is opened: a FIFO would block the reader for ever.
+		{"FIFO first", func(t *testing.T, p []string) {
+			os.Remove(p[0])
+			if err := syscall.Mkfifo(p[0], 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}, "is not a regular file"},
+		{"FIFO third", func(t *testing.T, p []string) {
+			os.Remove(p[2])
+			if err := syscall.Mkfifo(p[2], 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}, "volume 3 ("},
+		{"directory second", func(t *testing.T, p []string) {
+			os.Remove(p[1])
+			os.Mkdir(p[1], 0o755)
+		}, "is not a regular file"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -203,6 +222,72 @@ func TestV2VolumeSetDamage(t *testing.T) {
 				t.Fatalf("err = %v: not a rejection", err)
 			}
 		})
+	}
+}
+
+// TestVolumeSetOddNames: a bundle in one file named like a volume is read
+// as the file it is; a directory of two bundle files asks which one;
+// volumes linked into a directory are read through their links; a file
+// given to CheckVolume is judged by its size before it is hashed, and a
+// FIFO is refused without being opened.
+func TestVolumeSetOddNames(t *testing.T) {
+	t.Parallel()
+	single := writeV2(t, WriteOptions{FrameSize: smallFrames})
+	named := filepath.Join(t.TempDir(), "release.123")
+	if err := os.WriteFile(named, mustRead(t, single), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if IsVolumeSet(named) {
+		t.Error("a whole bundle named release.123 is taken for a volume set")
+	}
+	if set, err := OpenSet(named); err != nil || set.Volumes {
+		t.Fatalf("OpenSet(release.123): %v", err)
+	}
+
+	two := t.TempDir()
+	for _, n := range []string{"a.airlock", "b.airlock"} {
+		os.WriteFile(filepath.Join(two, n), mustRead(t, single), 0o644)
+	}
+	if _, err := OpenSet(two); err == nil || !strings.Contains(err.Error(), "holds 2 bundle files (a.airlock, b.airlock)") {
+		t.Fatalf("OpenSet of a directory of two bundles: %v", err)
+	}
+	_, paths0 := volumeSet(t)
+	os.WriteFile(filepath.Join(filepath.Dir(paths0[0]), "other.airlock"), mustRead(t, single), 0o644)
+	if _, err := OpenSet(filepath.Dir(paths0[0])); err == nil || !strings.Contains(err.Error(), "holds both other.airlock and volumes of") {
+		t.Fatalf("OpenSet of a directory of a file and a set: %v", err)
+	}
+
+	_, paths := volumeSet(t)
+	linked := t.TempDir()
+	for _, p := range paths {
+		if err := os.Symlink(p, filepath.Join(linked, filepath.Base(p))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set, err := OpenSet(linked)
+	if err != nil || len(set.Paths) != len(paths) {
+		t.Fatalf("OpenSet of linked volumes: %v", err)
+	}
+	if err := set.Check(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	fifo := filepath.Join(t.TempDir(), "x.002")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := CheckVolume(context.Background(), set.Head, fifo); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Fatalf("CheckVolume of a FIFO: %v", err)
+	}
+	big := filepath.Join(t.TempDir(), "x.003")
+	if err := os.WriteFile(big, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(big, 1<<40); err != nil { // sparse: hashing it would take hours
+		t.Fatal(err)
+	}
+	if _, err := CheckVolume(context.Background(), set.Head, big); err == nil || !strings.Contains(err.Error(), "not hashed: no volume has its size") {
+		t.Fatalf("CheckVolume of a 1 TiB file: %v", err)
 	}
 }
 

@@ -33,6 +33,9 @@ type VolumeError struct {
 
 func (e *VolumeError) Error() string {
 	where := fmt.Sprintf("volume %d of %d", e.Number, e.Of)
+	if e.Of == 0 { // not known: the head is not read
+		where = fmt.Sprintf("volume %d", e.Number)
+	}
 	if e.Path != "" {
 		where += " (" + e.Path + ")"
 	}
@@ -57,12 +60,36 @@ type Set struct {
 var volumeName = regexp.MustCompile(`^(.+)\.([0-9]{3,})$`)
 
 // IsVolumeSet reports whether path names a volume set: a directory, or a
-// file whose name ends in a volume number (.001, .002, ...).
+// file whose name ends in a volume number (.001, .002, ...) and that is
+// not a whole bundle itself (a single file may be named out.123).
 func IsVolumeSet(path string) bool {
-	if st, err := os.Stat(path); err == nil && st.IsDir() {
+	st, err := os.Stat(path)
+	if err == nil && st.IsDir() {
 		return true
 	}
-	return volumeName.MatchString(filepath.Base(path))
+	if !volumeName.MatchString(filepath.Base(path)) {
+		return false
+	}
+	return err != nil || !wholeBundle(path, st)
+}
+
+// wholeBundle reports whether the regular file path (st) is a bundle in one
+// file: its head reads and lists no volumes.
+func wholeBundle(path string, st os.FileInfo) bool {
+	if !st.Mode().IsRegular() {
+		return false
+	}
+	h, err := ReadHeadFile(path)
+	return err == nil && (h.Frames == nil || len(h.Frames.Volumes) == 0)
+}
+
+// notRegular refuses a volume that is not a regular file (a FIFO would
+// block the reader forever, a device never ends), naming it.
+func notRegular(path string, st os.FileInfo) error {
+	if st.Mode().IsRegular() {
+		return nil
+	}
+	return fmt.Errorf("%w: %s is not a regular file (%s); a volume must be a file copied from the set", ErrVolume, path, st.Mode().Type())
 }
 
 // OpenSet finds the bundle at path: a bundle file; any volume of a set
@@ -87,7 +114,12 @@ func OpenSet(path string) (*Set, error) {
 		bases := map[string]bool{}
 		var singles []string
 		for _, e := range entries {
-			if !e.Type().IsRegular() {
+			if e.Type()&os.ModeSymlink != 0 {
+				// A volume linked from elsewhere counts as what it points to.
+				if st, err := os.Stat(filepath.Join(dir, e.Name())); err != nil || !st.Mode().IsRegular() {
+					continue
+				}
+			} else if !e.Type().IsRegular() {
 				continue
 			}
 			if m := volumeName.FindStringSubmatch(e.Name()); m != nil {
@@ -97,6 +129,11 @@ func OpenSet(path string) (*Set, error) {
 			}
 		}
 		switch {
+		case len(bases) == 1 && len(singles) > 0:
+			for b := range bases {
+				base = b
+			}
+			return nil, fmt.Errorf("%s holds both %s and volumes of %s; give the file or the first volume of the one to read, or keep one bundle in the directory", dir, strings.Join(singles, ", "), base)
 		case len(bases) == 1:
 			for b := range bases {
 				base = b
@@ -110,13 +147,19 @@ func OpenSet(path string) (*Set, error) {
 			return nil, fmt.Errorf("%s holds volumes of %d bundles (%s); give the first volume of the one to read", dir, len(names), strings.Join(names, ", "))
 		case len(singles) == 1:
 			return openSingle(filepath.Join(dir, singles[0]))
+		case len(singles) > 1:
+			sort.Strings(singles)
+			return nil, fmt.Errorf("%s holds %d bundle files (%s); give the one to read", dir, len(singles), strings.Join(singles, ", "))
 		default:
 			return nil, fmt.Errorf("%s holds no bundle: no NAME.airlock file and no volumes NAME.001, NAME.002, ...", dir)
 		}
 	default:
 		m := volumeName.FindStringSubmatch(filepath.Base(path))
-		if m == nil {
+		if m == nil || wholeBundle(path, st) {
 			return openSingle(path)
+		}
+		if err := notRegular(path, st); err != nil {
+			return nil, err
 		}
 		dir, base = filepath.Dir(path), m[1]
 	}
@@ -150,7 +193,13 @@ func openVolumes(dir, base string) (*Set, error) {
 	}
 	first := found[1]
 	if len(first) == 0 {
-		return nil, &VolumeError{Number: 1, Of: len(found), Path: filepath.Join(dir, base+".001"), Err: fmt.Errorf("%w: volume 1 is missing; it holds the head, nothing can be checked without it", ErrVolume)}
+		// How many volumes the set has is in volume 1: Of stays 0.
+		return nil, &VolumeError{Number: 1, Path: filepath.Join(dir, base+".001"), Err: fmt.Errorf("%w: volume 1 is missing; it holds the head, nothing can be checked without it (found: %s)", ErrVolume, foundNumbers(found))}
+	}
+	if st, err := os.Stat(first[0]); err != nil {
+		return nil, &VolumeError{Number: 1, Path: first[0], Err: err}
+	} else if err := notRegular(first[0], st); err != nil {
+		return nil, err
 	}
 	h, err := ReadHeadFile(first[0])
 	if err != nil {
@@ -177,7 +226,9 @@ func openVolumes(dir, base string) (*Set, error) {
 			want += s.BodyStart
 		}
 		if st, err := os.Stat(paths[0]); err != nil {
-			problems = append(problems, err.Error())
+			problems = append(problems, fmt.Sprintf("volume %d (%s): %v", v.Number, paths[0], errors.Unwrap(err)))
+		} else if !st.Mode().IsRegular() {
+			problems = append(problems, fmt.Sprintf("volume %d (%s) is not a regular file (%s)", v.Number, paths[0], st.Mode().Type()))
 		} else if st.Size() != want {
 			problems = append(problems, fmt.Sprintf("volume %d (%s) is %d bytes, the signed head says %d (truncated, or of another bundle?)", v.Number, paths[0], st.Size(), want))
 		}
@@ -339,6 +390,26 @@ func hashFile(ctx context.Context, path string, skip int64) (string, error) {
 	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
 }
 
+// foundNumbers lists the volume numbers found, for a message.
+func foundNumbers(found map[int][]string) string {
+	var ns []int
+	for n := range found {
+		ns = append(ns, n)
+	}
+	if len(ns) == 0 {
+		return "no volumes"
+	}
+	sort.Ints(ns)
+	var b strings.Builder
+	for i, n := range ns {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%03d", n)
+	}
+	return "volumes " + b.String()
+}
+
 // VolumeCheck is the result of checking one volume on its own.
 type VolumeCheck struct {
 	Number int    `json:"number"`
@@ -361,6 +432,9 @@ func CheckVolume(ctx context.Context, head *Head, path string) (*VolumeCheck, er
 	if err != nil {
 		return nil, err
 	}
+	if err := notRegular(path, st); err != nil {
+		return nil, err
+	}
 	bodyStart := head.HeadSize + head.PaddingSize
 	// Volume 1 starts with the head: if this file's head is the same
 	// bundle's, its body bytes start after it.
@@ -368,9 +442,16 @@ func CheckVolume(ctx context.Context, head *Head, path string) (*VolumeCheck, er
 	if h, err := ReadHeadFile(path); err == nil && h.ManifestDigest == head.ManifestDigest {
 		skip = h.HeadSize + h.PaddingSize
 	}
-	got, err := hashFile(ctx, path, skip)
-	if err != nil {
-		return nil, err
+	// The size says which volumes it can be, before a byte is hashed.
+	sized := false
+	for _, v := range vols {
+		sized = sized || v.Size == st.Size()-skip
+	}
+	got := "not hashed: no volume has its size"
+	if sized {
+		if got, err = hashFile(ctx, path, skip); err != nil {
+			return nil, err
+		}
 	}
 	for _, v := range vols {
 		if v.SHA256 == got && v.Size == st.Size()-skip {
