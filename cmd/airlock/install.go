@@ -137,10 +137,7 @@ func runInstall(ctx context.Context, e *env, f *installFlags, path string) (err 
 		peer = &mirror.Peer{Pusher: pusher}
 		opts.Mirror = peer
 	}
-	if err := checkVolumes(ctx, e, path); err != nil {
-		return err
-	}
-	file, _, err := openBundle(e, path)
+	file, err := openChecked(ctx, e, path)
 	if err != nil {
 		return err
 	}
@@ -152,6 +149,7 @@ func runInstall(ctx context.Context, e *env, f *installFlags, path string) (err 
 	if rc != nil {
 		ierr = rc.withHint(ierr)
 	}
+	ierr = withJournalHint(path, ierr)
 	if res != nil {
 		// A rejected bundle got its FAILED record (opts.Record) and a
 		// refused install its audit line from install.Install; say what

@@ -133,10 +133,7 @@ func runMirror(ctx context.Context, e *env, f *mirrorFlags, path string) error {
 		return err
 	}
 	defer rec.close()
-	if err := checkVolumes(ctx, e, path); err != nil {
-		return err
-	}
-	file, _, err := openBundle(e, path)
+	file, err := openChecked(ctx, e, path)
 	if err != nil {
 		return err
 	}
@@ -151,7 +148,7 @@ func runMirror(ctx context.Context, e *env, f *mirrorFlags, path string) error {
 	}
 	res, merr := mirror.Mirror(ctx, file, mopts)
 	prog.wait()
-	merr = rc.withHint(merr)
+	merr = withJournalHint(path, rc.withHint(merr))
 	if res == nil {
 		return merr
 	}

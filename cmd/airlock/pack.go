@@ -172,17 +172,20 @@ func packCommand() command {
 
 // packSummary is the JSON printed by `airlock pack --json`.
 type packSummary struct {
-	Bundle         string  `json:"bundle"`
-	Name           string  `json:"name"`
-	Version        string  `json:"version"`
-	Root           string  `json:"root"`
-	ManifestDigest string  `json:"manifestDigest"`
-	Artifacts      int     `json:"artifacts"`
-	Blobs          int     `json:"blobs"`
-	BytesIn        int64   `json:"bytesIn"`
-	BytesOut       int64   `json:"bytesOut"`
-	Ratio          float64 `json:"ratio"`
-	Seconds        float64 `json:"seconds"`
+	// Bundle is the file written; for a volume set, volume 1 (which every
+	// command takes as the set), with every volume in Volumes.
+	Bundle         string   `json:"bundle"`
+	Volumes        []string `json:"volumes,omitempty"`
+	Name           string   `json:"name"`
+	Version        string   `json:"version"`
+	Root           string   `json:"root"`
+	ManifestDigest string   `json:"manifestDigest"`
+	Artifacts      int      `json:"artifacts"`
+	Blobs          int      `json:"blobs"`
+	BytesIn        int64    `json:"bytesIn"`
+	BytesOut       int64    `json:"bytesOut"`
+	Ratio          float64  `json:"ratio"`
+	Seconds        float64  `json:"seconds"`
 }
 
 func runPack(ctx context.Context, e *env, f *packFlags) error {
@@ -283,11 +286,19 @@ func runPack(ctx context.Context, e *env, f *packFlags) error {
 	}
 	if f.json {
 		abs, _ := filepath.Abs(res.Path)
+		var vols []string
+		for _, v := range res.Volumes {
+			a, _ := filepath.Abs(v)
+			vols = append(vols, a)
+		}
+		if len(vols) > 0 {
+			abs = vols[0]
+		}
 		if stream != nil {
 			abs = "-"
 		}
 		return writeJSON(report, packSummary{
-			Bundle: abs, Name: m.Name, Version: m.Version, Root: m.Root.Digest, ManifestDigest: res.ManifestDigest,
+			Bundle: abs, Volumes: vols, Name: m.Name, Version: m.Version, Root: m.Root.Digest, ManifestDigest: res.ManifestDigest,
 			Artifacts: m.Totals.Artifacts, Blobs: m.Totals.Blobs, BytesIn: res.BytesIn, BytesOut: res.BytesOut,
 			Ratio: ratio, Seconds: res.Duration.Seconds(),
 		})

@@ -294,6 +294,12 @@ func verifyBundle(ctx context.Context, e *env, path string, opts verify.Options)
 	if path != stdinPath {
 		if st, serr := os.Stat(path); serr == nil && (st.IsDir() || st.Mode().IsRegular()) {
 			set, err := bundle.OpenSet(path)
+			if err != nil && bundle.IsVolumeSet(path) {
+				// The set is refused before its head could be trusted:
+				// reported as a bundle whose head cannot be read.
+				rep, verr := verify.Verify(ctx, failingReader{err}, opts)
+				return rep, verr, nil
+			}
 			if err == nil && set.Head.Frames != nil {
 				a, err := bundle.NewArchive(set)
 				if err == nil {

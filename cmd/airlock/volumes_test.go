@@ -2,12 +2,14 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"io"
 	"math/rand/v2"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/airlock-dev/airlock/internal/testkit"
@@ -57,6 +59,16 @@ func TestVolumeSets(t *testing.T) {
 	if len(vols) < 3 || vols[0] != out+".001" {
 		t.Fatalf("pack -q printed %q, want the volumes one per line", stdout)
 	}
+	// --json names volume 1 as the bundle, and every volume.
+	jsonOut := filepath.Join(t.TempDir(), "j.airlock")
+	code, stdout, stderr = runCLI(t, env, "pack", "--json", "-f", spec, "-o", jsonOut, "-k", key, "--volume-size", "6MiB")
+	var summary struct {
+		Bundle  string   `json:"bundle"`
+		Volumes []string `json:"volumes"`
+	}
+	if code != 0 || json.Unmarshal([]byte(stdout), &summary) != nil || summary.Bundle != jsonOut+".001" || len(summary.Volumes) != len(vols) {
+		t.Fatalf("pack --json of volumes: exit %d, %s %s", code, stdout, stderr)
+	}
 	var cat []byte
 	for _, v := range vols {
 		b, err := os.ReadFile(v)
@@ -105,6 +117,20 @@ func TestVolumeSets(t *testing.T) {
 			b[len(b)/3] ^= 1
 			os.WriteFile(p, b, 0o644)
 		}, "volume 2 of"},
+		// The last byte of volume 3 is a frame's zstd checksum: the frame
+		// still decodes to the signed content, but the set is not the
+		// one signed, and verify refuses it as mirror and install do.
+		{"checksum changed", func(dir string) {
+			p := filepath.Join(dir, filepath.Base(vols[2]))
+			b, _ := os.ReadFile(p)
+			b[len(b)-1] ^= 1
+			os.WriteFile(p, b, 0o644)
+		}, "volume 3 of"},
+		{"FIFO", func(dir string) {
+			p := filepath.Join(dir, filepath.Base(vols[1]))
+			os.Remove(p)
+			syscall.Mkfifo(p, 0o644)
+		}, "not a regular file"},
 	}
 	for _, d := range damaged {
 		dir := t.TempDir()
@@ -122,6 +148,12 @@ func TestVolumeSets(t *testing.T) {
 			if code != 3 || !strings.Contains(stderr, d.want) {
 				t.Fatalf("%s with a %s volume: exit %d, stderr %q; want 3 naming %q", args[0], d.name, code, stderr, d.want)
 			}
+			// --json reports the refusal too, on standard output.
+			code, stdout, stderr := runCLI(t, nil, append(args, "--json")...)
+			var report map[string]any
+			if code != 3 || json.Unmarshal([]byte(stdout), &report) != nil || !strings.Contains(stdout, d.want) {
+				t.Fatalf("%s --json with a %s volume: exit %d, stdout %q, stderr %q; want 3 and a JSON report naming %q", args[0], d.name, code, stdout, stderr, d.want)
+			}
 		}
 		if _, err := os.Stat(root); !os.IsNotExist(err) {
 			t.Fatalf("install with a %s volume created %s", d.name, root)
@@ -129,6 +161,16 @@ func TestVolumeSets(t *testing.T) {
 		if cat := catalog(t, reg.Host); strings.Contains(cat, "site") {
 			t.Fatalf("mirror with a %s volume wrote to the registry: %s", d.name, cat)
 		}
+	}
+	// A single file that lost its last byte is refused before a blob is
+	// pushed.
+	short := filepath.Join(t.TempDir(), "short.airlock")
+	os.WriteFile(short, cat[:len(cat)-1], 0o644)
+	if code, _, stderr := runCLI(t, nil, "mirror", short, "--to", reg.Host+"/short", "-p", pol); code != 3 || !strings.Contains(stderr, "its signed head says") {
+		t.Fatalf("mirror of a truncated file: exit %d: %s", code, stderr)
+	}
+	if cat := catalog(t, reg.Host); strings.Contains(cat, "short") {
+		t.Fatalf("mirror of a truncated file wrote to the registry: %s", cat)
 	}
 	// The intact set mirrors and installs.
 	if code, _, stderr := runCLI(t, nil, "mirror", "-q", outDir, "--to", reg.Host+"/site", "-p", pol); code != 0 {
