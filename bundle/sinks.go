@@ -143,11 +143,21 @@ func (s *fileSink) head(region []byte, room int64) error {
 }
 
 // commit renames every file into place, the first (which holds the head)
-// last; if one fails, the ones already renamed are removed. Stale volumes
+// last, after removing the volume 1 it replaces; if one fails, the ones
+// already renamed are removed. Stale volumes
 // of an earlier pack to the same name, numbered beyond this set, are
 // removed so that the directory holds one set, and so is a sign journal
 // left beside the file the head goes to.
 func (s *fileSink) commit() error {
+	if s.volumeSize > 0 {
+		// Volume 1 of a set this one replaces goes first: should the
+		// renames below be cut short, no volume 1 is left beside a mix
+		// of old and new volumes, and readers say volume 1 is missing
+		// instead of finding a set of two packs.
+		if err := os.Remove(s.name(1)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
 	order := append(append([]*atomicfile.File{}, s.vols[1:]...), s.vols[0])
 	names := append(func() []string {
 		var n []string

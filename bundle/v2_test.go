@@ -291,6 +291,39 @@ func TestVolumeSetOddNames(t *testing.T) {
 	}
 }
 
+// TestVolumeSetReplacedHalfway: a pack that replaces a volume set and
+// stops while renaming its volumes into place (here: volume 3 cannot be
+// renamed) leaves no volume 1, so no reader takes a mix of the old and new
+// volumes for a set.
+func TestVolumeSetReplacedHalfway(t *testing.T) {
+	t.Parallel()
+	first := writeV2(t, WriteOptions{FrameSize: smallFrames, VolumeSize: 200 << 10})
+	out := strings.TrimSuffix(first, ".001")
+	third := VolumeName(out, 3)
+	if err := os.Remove(third); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(third, "blocker"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	w, err := NewWriter("test", "1.0.1", time.Unix(1767225700, 0), v2Items(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Sign(context.Background(), StatementOptions{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.WriteFile(context.Background(), out, WriteOptions{FrameSize: smallFrames, VolumeSize: 200 << 10}); err == nil {
+		t.Fatal("the pack over a blocked volume 3 succeeded")
+	}
+	if _, err := os.Stat(first); !os.IsNotExist(err) {
+		t.Fatalf("volume 1 is still there after a failed replacement: %v", err)
+	}
+	if _, err := OpenSet(filepath.Dir(first)); err == nil || !strings.Contains(err.Error(), "volume 1 is missing") {
+		t.Fatalf("OpenSet after a failed replacement: %v", err)
+	}
+}
+
 // relabel rewrites the head of a v2 bundle with a frame index changed by
 // mutate, keeping everything consistent (bundle.json and the unsigned
 // statement follow) unless keepManifest is set; the body is unchanged.
