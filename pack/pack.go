@@ -186,11 +186,17 @@ func Pack(ctx context.Context, spec *Spec, opts Options) (*Result, error) {
 	default:
 		tmpParent = filepath.Dir(opts.Output)
 	}
-	tmp, err := os.MkdirTemp(tmpParent, ".airlock-pack-")
+	tmp, err := os.MkdirTemp(tmpParent, tempPrefix)
 	if err != nil {
 		return nil, &TempDirError{Dir: tmpParent, Err: err}
 	}
 	defer os.RemoveAll(tmp)
+	defer lockTemp(tmp)()
+	out := opts.Output
+	if opts.Stream != nil {
+		out = ""
+	}
+	removeStale(tmpParent, out, opts.Logger)
 	// Blobs of expensive sources stream from their source into the writer,
 	// pulled ahead in write order; the writer checks each digest once.
 	fetched := fetchedSources(arts)

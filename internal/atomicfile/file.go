@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 )
 
 // File is a temporary file that becomes Path on Commit.
@@ -16,16 +18,20 @@ type File struct {
 
 // Create opens a temporary file next to path. Write to it, then call Commit to
 // move it into place or Abort to remove it. Abort after Commit does nothing, so
-// `defer f.Abort()` is the normal pattern.
+// `defer f.Abort()` is the normal pattern. The temporary file is locked
+// (flock) while it is open, so that RemoveStale can tell it from one left
+// by a process that was killed.
 func Create(path string, perm os.FileMode) (*File, error) {
 	dir, base := filepath.Split(path)
 	if dir == "" {
 		dir = "."
 	}
-	tmp, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	tmp, err := os.CreateTemp(dir, "."+base+tempInfix+"*")
 	if err != nil {
 		return nil, err
 	}
+	// Best effort: a file system without locks only loses the sweeping.
+	_ = syscall.Flock(int(tmp.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
 	if err := tmp.Chmod(perm); err != nil {
 		tmp.Close()
 		os.Remove(tmp.Name())
@@ -82,6 +88,67 @@ func SyncDir(dir string) error {
 		return fmt.Errorf("sync directory %s: %w", dir, err)
 	}
 	return nil
+}
+
+// tempInfix is what Create puts between the final name and the random
+// part of a temporary file's name.
+const tempInfix = ".tmp-"
+
+// RemoveStale removes the temporary files Create made for path, or with
+// volumes also for the numbered files path.001, path.002, ..., that no
+// live process holds: those a killed process left behind. It returns the
+// files removed. A temporary file still being written is locked by its
+// writer and left alone.
+func RemoveStale(path string, volumes bool) ([]string, error) {
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var removed []string
+	for _, e := range entries {
+		name, ok := strings.CutPrefix(e.Name(), "."+base)
+		if !ok || !e.Type().IsRegular() {
+			continue
+		}
+		if volumes && len(name) > 4 && name[0] == '.' {
+			// .NNN before the infix: a volume's temporary file.
+			i := 1
+			for i < len(name) && name[i] >= '0' && name[i] <= '9' {
+				i++
+			}
+			if i >= 4 {
+				name = name[i:]
+			}
+		}
+		if !strings.HasPrefix(name, tempInfix) {
+			continue
+		}
+		p := filepath.Join(dir, e.Name())
+		if stale, err := unlocked(p); err != nil || !stale {
+			continue
+		}
+		if err := os.Remove(p); err == nil {
+			removed = append(removed, p)
+		}
+	}
+	return removed, nil
+}
+
+// unlocked reports whether no process holds the lock on file p.
+func unlocked(p string) (bool, error) {
+	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		return false, nil
+	}
+	return true, nil
 }
 
 // WriteFile atomically replaces path with data.
