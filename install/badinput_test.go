@@ -345,10 +345,30 @@ func TestBadRoot(t *testing.T) {
 				return err
 			})
 			if errors.Is(tc.want, install.ErrState) {
+				// Every damaged state is repairable from the records but a
+				// newer airlock's, which is left alone.
 				_, err := installFile(t, root, v2, loadPolicy(t, "default"))
-				if !strings.Contains(err.Error(), "restore it from a backup") || !strings.Contains(err.Error(), "nothing was changed") {
-					t.Fatalf("no recovery instructions: %v", err)
+				var se *install.StateError
+				future := tc.name == "state from a future schema"
+				if !errors.As(err, &se) || se.Repairable == future {
+					t.Fatalf("err = %v, want a *StateError with Repairable %v", err, !future)
 				}
+				before := idle(snapshot(t, root))
+				done, rerr := install.Repair(t.Context(), root)
+				if future {
+					if !errors.As(rerr, &se) || !sameSnap(before, idle(snapshot(t, root))) {
+						t.Fatalf("repair of a newer airlock's state: %v; changed: %s", rerr, diffSnap(before, idle(snapshot(t, root))))
+					}
+					return
+				}
+				if rerr != nil {
+					t.Fatalf("repair: %v", rerr)
+				}
+				st, err := install.ReadStatus(t.Context(), root)
+				if err != nil || st.Bundles[0].HighestSequence != 10 || st.Bundles[0].Current != "1.0.0" {
+					t.Fatalf("after the repair (%q): %+v %v", done, st, err)
+				}
+				mustInstall(t, root, v2)
 			}
 		})
 	}

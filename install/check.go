@@ -86,7 +86,7 @@ func Check(ctx context.Context, root string) (*CheckReport, error) {
 	}
 	// A state file deleted or restored from an older copy would hide
 	// releases from the check: say so instead (nothing is written).
-	if _, _, err := l.reconcile(st, false); err != nil {
+	if _, err := l.reconcile(st, false); err != nil {
 		return nil, err
 	}
 	buf := make([]byte, copyBufferSize)

@@ -75,16 +75,25 @@ func runChild(t *testing.T, mode, root, bundlePath, fp string, hit int) {
 	}
 }
 
-// idle drops an empty lock file from a snapshot: an idle root's lock is
-// empty, and a first install that crashed leaves one where there was none.
+// idle drops an empty lock file and an empty state from a snapshot: an
+// idle root's lock is empty, and a first install that crashed leaves one
+// where there was none; a first install writes the empty state (no
+// bundles) before anything under releases, which says what no state says.
 func idle(s map[string]string) map[string]string {
 	if s[".airlock/lock"] == "file 0644 "+emptySHA256 {
 		delete(s, ".airlock/lock")
 	}
+	if s[".airlock/state.json"] == "file 0644 "+emptyStateSHA256 {
+		delete(s, ".airlock/state.json")
+	}
 	return s
 }
 
-const emptySHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+const (
+	emptySHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+	// emptyStateSHA256 is of "{\n  \"schemaVersion\": 1,\n  \"bundles\": {}\n}\n".
+	emptyStateSHA256 = "1c862ef13cee944ebfe287c5c4fc21c1f612eafc9211a355ddc4a09fb770155d"
+)
 
 // copyTree copies a directory tree with modes and links, for reference roots.
 func copyTree(t *testing.T, src, dst string) {

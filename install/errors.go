@@ -3,6 +3,8 @@ package install
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
+
 	"github.com/airlock-dev/airlock/internal/errclass"
 
 	"github.com/airlock-dev/airlock/internal/meter"
@@ -97,16 +99,37 @@ func (e *LockedError) Error() string {
 
 func (e *LockedError) Unwrap() error { return ErrLocked }
 
-// StateError names the state file and what is wrong with it.
+// StateError names the state file, or a release record, and what is wrong
+// with it. Its message says what to do; it never advises removing the
+// install root or the records, which hold the rollback protection.
 type StateError struct {
-	Path   string // DIR/.airlock/state.json
+	Path   string // DIR/.airlock/state.json, or DIR/releases/NAME/.records/VERSION.json
 	Root   string // DIR
 	Reason string
-	Err    error // cause, may be nil
+	// Repairable is true when Repair can set the file aside (as
+	// state.json.corrupt-TIME) and rebuild the state from the release
+	// records: a state.json that is corrupted, inconsistent, too large or
+	// not a regular file.
+	Repairable bool
+	// Fix, when set, is what to do instead of the default advice.
+	Fix string
+	Err error // cause, may be nil
 }
 
 func (e *StateError) Error() string {
-	return fmt.Sprintf("install state %s %s: restore it from a backup, or remove %s to start over; nothing was changed", e.Path, e.Reason, e.Root)
+	what := "install state"
+	if filepath.Base(filepath.Dir(e.Path)) == dirRecords {
+		what = "release record"
+	}
+	fix := e.Fix
+	switch {
+	case fix != "":
+	case e.Repairable:
+		fix = fmt.Sprintf("run 'airlock status --root %s --repair': it sets the file aside as %s.corrupt-TIME and rebuilds the state from the release records, keeping the highest sequence they prove (or restore %s from a backup). Do not remove %s: that would also drop the rollback protection", e.Root, fileState, fileState, e.Root)
+	default:
+		fix = fmt.Sprintf("fix the cause and run the command again. Do not remove it, %s or the release records: they hold the rollback protection", e.Root)
+	}
+	return fmt.Sprintf("%s %s %s; nothing was changed: %s", what, e.Path, e.Reason, fix)
 }
 
 func (e *StateError) Unwrap() []error {

@@ -97,7 +97,11 @@ type installer struct {
 	staged      map[string]bool
 	bufs        [2][]byte
 	published   bool // staging became releases/NAME/VERSION
+	pending     bool // its pending release record was written
 	committed   bool // the state lists the release
+	// final is the release record written, without the pending mark, once
+	// the state lists the release; nil for a switch.
+	final *releaseRecord
 
 	rep        *verify.Report // for the audit entry
 	record     string         // digest of the verification record, for the audit entry
@@ -278,7 +282,9 @@ func (in *installer) blob(ctx context.Context, e *bundle.BodyEntry) error {
 }
 
 // commit publishes a verified, fully staged release: rename staging to
-// releases/NAME/VERSION, write the state (the commit point), switch the link.
+// releases/NAME/VERSION, write its release record marked pending, write the
+// state (the commit point), clear the record's mark, switch the link. The
+// record is never behind the state (see records.go).
 func (in *installer) commit(ctx context.Context, rep *verify.Report, res *Result) error {
 	name, version := in.plan.name, in.plan.version
 	res.Previous = in.previous
@@ -319,6 +325,15 @@ func (in *installer) commit(ctx context.Context, rep *verify.Report, res *Result
 	if _, err := nr.Lstat(version); err == nil {
 		return &RootError{Path: ReleaseDir(in.l.path, name, version), Reason: "exists but is not in the install state"}
 	}
+	// A first install writes the (empty) state before anything under
+	// releases/NAME: so the pending mark of its record names a state file,
+	// and a release directory or record never stands beside a missing
+	// state unless the state was lost.
+	if in.l.stateDigest == "" {
+		if err := in.l.writeState(in.st); err != nil {
+			return err
+		}
+	}
 	in.opts.failpoint(FailpointBeforeRename)
 	in.stg.Close()
 	in.stg = nil
@@ -334,29 +349,33 @@ func (in *installer) commit(ctx context.Context, rep *verify.Report, res *Result
 	}
 	in.opts.failpoint(FailpointAfterRename)
 
+	// The record before the commit point, marked pending with the state
+	// this install started from: a lost state can then always be rebuilt
+	// with this release and its sequence.
+	rel := in.release(rep)
+	if err := in.l.writeRecord(name, &releaseRecord{Release: rel, Pending: in.l.stateDigest}); err != nil {
+		return err
+	}
+	in.pending = true
+
 	st := in.st.clone()
 	b := st.Bundles[name]
 	if b == nil {
 		b = &BundleState{Releases: []Release{}, History: []Event{}}
 		st.Bundles[name] = b
 	}
-	b.Releases = append(b.Releases, in.release(rep))
+	b.Releases = append(b.Releases, rel)
 	sortReleases(b.Releases)
 	b.Current = version
 	if in.id.sequence > b.HighestSequence {
 		b.HighestSequence = in.id.sequence
 	}
 	b.History = append(b.History, in.event())
+	in.final = &releaseRecord{Release: rel}
 	if err := in.writeStateAndLink(st, name, version); err != nil {
 		return err
 	}
 	res.Outcome = OutcomeInstalled
-	// After the commit point: the record lets a lost state be rebuilt. If
-	// it cannot be written now, the next run under the lock writes it from
-	// the state (see reconcile), so the install still stands.
-	if err := in.l.writeRecord(name, &releaseRecord{Release: *b.release(version)}); err != nil {
-		in.log.Warn("release record not written; the next run writes it", "error", err)
-	}
 	return nil
 }
 
@@ -367,12 +386,25 @@ func (in *installer) writeStateAndLink(st *State, name, version string) error {
 		return err
 	}
 	in.opts.failpoint(FailpointBeforeState)
+	before := in.l.stateDigest
 	if err := in.l.writeState(st); err != nil {
+		if in.l.stateDigest != before {
+			// Renamed into place but not synced: the state on disk lists
+			// the release, so cleanup must keep it.
+			in.committed = true
+		}
 		return err
 	}
 	in.committed = true
 	in.st = st
 	in.opts.failpoint(FailpointAfterState)
+	if in.final != nil {
+		// If the mark cannot be cleared now, the next run under the lock
+		// rewrites the record from the state (see backfillRecords).
+		if err := in.l.writeRecord(name, in.final); err != nil {
+			in.log.Warn("release record still marked pending; the next run rewrites it", "error", err)
+		}
+	}
 	in.opts.failpoint(FailpointBeforeLink)
 	if err := in.l.switchLink(name, version); err != nil {
 		return fmt.Errorf("%s %s is installed, but %s could not be switched (the next install or `airlock status` repairs it): %w", name, version, CurrentLink(in.l.path, name), err)
@@ -425,7 +457,11 @@ func (in *installer) cleanup() {
 	}
 	if in.published && !in.committed {
 		if nr, err := in.l.nameDir(in.plan.name, false); err == nil {
-			nr.RemoveAll(in.plan.version)
+			// The directory first: a pending record alone is removed by
+			// the next run (see leftovers).
+			if nr.RemoveAll(in.plan.version) == nil && in.pending {
+				nr.Remove(recordName(in.plan.version))
+			}
 			nr.Close()
 		}
 	}

@@ -24,6 +24,13 @@ const (
 	stagingPrefix   = "staging-"
 	stateTempPrefix = ".state.json.tmp-"
 	linkTempInfix   = ".tmp-"
+	// recordTempPrefix names the temporary file of a release record write
+	// in DIR/releases/NAME/.records (airlock before it used stateTempPrefix
+	// there, which recovery still removes).
+	recordTempPrefix = ".record.json.tmp-"
+	// fileStateAside prefixes a state.json Repair set aside:
+	// state.json.corrupt-TIME.
+	fileStateAside = fileState + ".corrupt-"
 )
 
 // ReleaseDir returns DIR/releases/NAME/VERSION.
@@ -52,6 +59,9 @@ type layout struct {
 	lock *lockFile
 	// shared is the lock file held with a shared lock (check), or nil.
 	shared *os.File
+	// stateDigest is the sha256 of state.json as readState last accepted
+	// it or writeState last wrote it; "" when there was none.
+	stateDigest string
 }
 
 // precheck looks at DIR without changing anything: DIR, when it exists, is
@@ -252,11 +262,39 @@ func readDirNames(r *os.Root, name string) ([]fs.DirEntry, error) {
 	return d.ReadDir(-1)
 }
 
+// randomSuffix is the random part of every temporary name airlock gives
+// in the install root: 16 lowercase hex digits.
 func randomSuffix() string {
 	var b [8]byte
 	rand.Read(b[:])
 	return hex.EncodeToString(b[:])
 }
+
+// isTempName reports whether n is prefix followed by a suffix randomSuffix
+// could have made: so recovery removes airlock's own temporary files and
+// never a file someone else named alike.
+func isTempName(n, prefix string) bool {
+	s, ok := strings.CutPrefix(n, prefix)
+	if !ok || len(s) != 16 {
+		return false
+	}
+	for _, c := range s {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// isLinkTempName reports whether n is the temporary name switchLink gives
+// a new DIR/current/NAME link: ".NAME.tmp-" and a random suffix.
+func isLinkTempName(n string) bool {
+	i := strings.LastIndex(n, linkTempInfix)
+	return i > 1 && n[0] == '.' && validName(n[1:i]) && isTempName(n[i:], linkTempInfix)
+}
+
+// isStagingName reports whether n is a staging directory name airlock gives.
+func isStagingName(n string) bool { return isTempName(n, stagingPrefix) }
 
 func errorsIsNotExist(err error) bool { return err != nil && errors.Is(err, fs.ErrNotExist) }
 

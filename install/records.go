@@ -15,20 +15,31 @@ import (
 	"time"
 
 	"github.com/airlock-dev/airlock/bundle"
+	"github.com/airlock-dev/airlock/internal/checked"
 	"github.com/airlock-dev/airlock/internal/strictjson"
 )
 
 // Release records: replay protection that survives losing state.json.
 //
-// After the state lists a release (the commit point), install writes
-// DIR/releases/NAME/.records/VERSION.json: the release as the state records
-// it and the signed DSSE envelope it was installed from. Prune marks the
-// record pruned before it drops the release from the state and keeps it, so
-// the highest accepted sequence can always be rebuilt from the records. A
-// record whose release the state does not know (the state file was deleted,
-// or restored from an older backup) makes every command that changes the
-// root refuse, until Repair merges the records back into the state; the
-// highest accepted sequence is never reset.
+// Records are never behind the committed state. Before the state lists a
+// release (the commit point), install writes
+// DIR/releases/NAME/.records/VERSION.json, fsynced: the release as the
+// state will record it and the signed DSSE envelope it was installed from,
+// marked pending with the digest of the state file the install started
+// from. Right after the commit it rewrites the record without the mark
+// (and if it cannot, the next locked run does, from the state). A pending
+// record whose release the state does not list is an install that did not
+// commit only when the state file is still byte for byte the one the
+// install started from and DIR/current/NAME does not point at the release;
+// recovery then removes the release and its record. In every other case
+// (the state file was deleted, replaced or restored from a backup) it
+// counts like any record. Prune marks the record pruned before it drops the
+// release from the state and keeps it, so the highest accepted sequence can
+// always be rebuilt from the records. A record whose release the state does
+// not know makes every command that changes the root refuse, until Repair
+// merges the records back into the state; the highest accepted sequence is
+// never lowered, and a release directory is removed only when the state or
+// a record accounts for it (never the one DIR/current/NAME points at).
 const (
 	dirRecords          = ".records"
 	RecordSchemaVersion = 1
@@ -48,6 +59,10 @@ type releaseRecord struct {
 	// Pruned is when prune removed the release; the record stays so that
 	// its sequence still counts.
 	Pruned *time.Time `json:"pruned,omitempty"`
+	// Pending is set by an install before its commit point: the sha256
+	// digest of DIR/.airlock/state.json as the install read it under the
+	// lock. The install clears it once the state lists the release.
+	Pending string `json:"pending,omitempty"`
 }
 
 // StateBehindError names the record the state does not account for.
@@ -96,27 +111,34 @@ func (l *layout) readRecords(name string) (map[string]*releaseRecord, error) {
 	for _, e := range ents {
 		n := e.Name()
 		p := filepath.Join(base, n)
-		if strings.HasPrefix(n, stateTempPrefix) {
+		if isTempName(n, recordTempPrefix) || isTempName(n, stateTempPrefix) {
 			continue // an unfinished write; recover removes it
 		}
 		version, ok := strings.CutSuffix(n, ".json")
 		if !ok || !validVersion(version) || !e.Type().IsRegular() {
 			return nil, &RootError{Path: p, Reason: "is not a release record airlock wrote"}
 		}
-		rec, err := readRecord(rr, n, p)
+		rec, err := readRecord(rr, n, p, l.path)
 		if err != nil {
 			return nil, err
 		}
 		if rec.Name != name || rec.Release.Version != version {
-			return nil, &StateError{Path: p, Root: l.path, Reason: fmt.Sprintf("names %s %s, not %s %s", rec.Name, rec.Release.Version, name, version)}
+			return nil, &StateError{Path: p, Root: l.path, Reason: fmt.Sprintf("names %s %s, not %s %s", rec.Name, rec.Release.Version, name, version), Fix: recordFix(l.path)}
 		}
 		out[version] = rec
 	}
 	return out, nil
 }
 
-func readRecord(r *os.Root, name, p string) (*releaseRecord, error) {
-	bad := func(reason string) error { return &StateError{Path: p, Root: filepath.Dir(p), Reason: reason} }
+// recordFix is what to do about a release record that cannot be used.
+func recordFix(root string) string {
+	return fmt.Sprintf("restore it from a backup. Do not remove it, the other records or %s: the records hold the rollback protection that survives losing the state", root)
+}
+
+func readRecord(r *os.Root, name, p, root string) (*releaseRecord, error) {
+	bad := func(reason string) error {
+		return &StateError{Path: p, Root: root, Reason: reason, Fix: recordFix(root)}
+	}
 	f, err := r.Open(name)
 	if err != nil {
 		return nil, err
@@ -147,6 +169,9 @@ func readRecord(r *os.Root, name, p string) (*releaseRecord, error) {
 		if err := checkEnvelope(rec.Name, r0); err != nil {
 			return nil, bad(err.Error())
 		}
+	}
+	if rec.Pending != "" && (rec.Pruned != nil || !checked.ValidDigest(rec.Pending)) {
+		return nil, bad("has an invalid pending mark")
 	}
 	return &rec, nil
 }
@@ -195,7 +220,7 @@ func (l *layout) writeRecord(name string, rec *releaseRecord) error {
 	}
 	raw = append(raw, '\n')
 	target := rec.Release.Version + ".json"
-	tmp := stateTempPrefix + randomSuffix()
+	tmp := recordTempPrefix + randomSuffix()
 	err = writeSynced(rr, tmp, os.O_EXCL, raw)
 	if err == nil {
 		err = rr.Rename(tmp, target)
@@ -207,25 +232,66 @@ func (l *layout) writeRecord(name string, rec *releaseRecord) error {
 	return syncDir(rr, ".")
 }
 
-// reconcile compares the state with the release records of every name that
-// has a directory under DIR/releases; without repair it writes nothing. A record
-// the state does not account for (a higher sequence than the state's
-// highest, or an unpruned release the state does not list while its
-// directory exists) means the state is missing or older: without repair
-// that is a *StateBehindError; with repair the records are merged into st
-// (releases whose directory exists are listed again, the highest sequence
-// raised) and the state is written. pruned returns, per name, the versions
-// whose records say a prune removed them (their directories may go).
-func (l *layout) reconcile(st *State, repair bool) (done []string, pruned map[string]map[string]bool, err error) {
-	pruned = map[string]map[string]bool{}
+// reconciled is what reconcile learned from the release records.
+type reconciled struct {
+	done []string
+	// records are the records of every name with a directory under
+	// DIR/releases, by name and version.
+	records map[string]map[string]*releaseRecord
+	// pruned: per name, the versions whose records say a prune removed
+	// them (their directories may go).
+	pruned map[string]map[string]bool
+	// uncommitted: per name, the versions whose pending records are of an
+	// install that stopped before its commit point (they and their
+	// directories may go).
+	uncommitted map[string]map[string]bool
+	// changed is true when repair changed the state (the caller writes it).
+	changed bool
+}
+
+func mark(m map[string]map[string]bool, name, version string) {
+	if m[name] == nil {
+		m[name] = map[string]bool{}
+	}
+	m[name][version] = true
+}
+
+// linkedVersion returns the version DIR/current/NAME points at, "" when it
+// is missing or points anywhere else.
+func (l *layout) linkedVersion(name string) string {
+	if l.cur == nil {
+		return ""
+	}
+	t, err := l.cur.Readlink(name)
+	if err != nil {
+		return ""
+	}
+	v, ok := strings.CutPrefix(t, "../"+dirReleases+"/"+name+"/")
+	if !ok || !validVersion(v) {
+		return ""
+	}
+	return v
+}
+
+// reconcile compares the state with the release records of every name
+// that has a directory under DIR/releases; it writes nothing. A record the
+// state does not account for (a higher sequence than the state's highest,
+// or an unpruned release the state does not list while its directory
+// exists) means the state is missing or older: without repair that is a
+// *StateBehindError; with repair the records are merged into st (releases
+// whose directory exists are listed again, the highest sequence raised,
+// the current release taken from DIR/current/NAME) and rc.changed is set.
+// A pending record counts like any other, except when it provably belongs
+// to an install that did not commit (see the package comment above).
+func (l *layout) reconcile(st *State, repair bool) (*reconciled, error) {
+	rc := &reconciled{records: map[string]map[string]*releaseRecord{}, pruned: map[string]map[string]bool{}, uncommitted: map[string]map[string]bool{}}
 	if l.rel == nil {
-		return nil, pruned, nil
+		return rc, nil
 	}
 	ents, err := readDirNames(l.rel, ".")
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	changed := false
 	for _, e := range ents {
 		name := e.Name()
 		if !e.IsDir() || !validName(name) {
@@ -233,27 +299,33 @@ func (l *layout) reconcile(st *State, repair bool) (done []string, pruned map[st
 		}
 		recs, err := l.readRecords(name)
 		if err != nil {
-			return done, nil, err
+			return nil, err
 		}
+		rc.records[name] = recs
 		b := st.Bundles[name]
 		var highest uint64
 		if b != nil {
 			highest = b.HighestSequence
 		}
+		linked := l.linkedVersion(name)
 		versions := make([]string, 0, len(recs))
 		for v := range recs {
 			versions = append(versions, v)
 		}
 		sort.Strings(versions)
+		merged := false
 		for _, v := range versions {
 			rec := recs[v]
 			listed := b != nil && b.release(v) != nil
+			if !listed && rec.Pending != "" && rec.Pending == l.stateDigest && linked != v {
+				// The state is the very file the install started from: it
+				// stopped before its commit point.
+				mark(rc.uncommitted, name, v)
+				continue
+			}
 			if listed || rec.Pruned != nil && rec.Release.Sequence <= highest {
 				if rec.Pruned != nil && !listed {
-					if pruned[name] == nil {
-						pruned[name] = map[string]bool{}
-					}
-					pruned[name][v] = true
+					mark(rc.pruned, name, v)
 				}
 				continue
 			}
@@ -268,7 +340,7 @@ func (l *layout) reconcile(st *State, repair bool) (done []string, pruned map[st
 				continue // a record of a release removed by hand; its sequence is accounted for
 			}
 			if !repair {
-				return done, nil, &StateBehindError{State: StatePath(l.path), Record: filepath.Join(l.path, dirReleases, name, recordName(v)), Name: name, Version: v, Sequence: rec.Release.Sequence, Highest: highest}
+				return nil, &StateBehindError{State: StatePath(l.path), Record: filepath.Join(l.path, dirReleases, name, recordName(v)), Name: name, Version: v, Sequence: rec.Release.Sequence, Highest: highest}
 			}
 			if b == nil {
 				b = &BundleState{Releases: []Release{}, History: []Event{}}
@@ -276,40 +348,38 @@ func (l *layout) reconcile(st *State, repair bool) (done []string, pruned map[st
 			}
 			if rec.Release.Sequence > b.HighestSequence {
 				b.HighestSequence = rec.Release.Sequence
-				done = append(done, fmt.Sprintf("raised the highest accepted sequence of %s to %d from the record of %s", name, b.HighestSequence, v))
+				rc.done = append(rc.done, fmt.Sprintf("raised the highest accepted sequence of %s to %d from the record of %s", name, b.HighestSequence, v))
 			}
 			if rec.Pruned == nil && dirExists {
 				b.Releases = append(b.Releases, rec.Release)
 				sortReleases(b.Releases)
-				done = append(done, fmt.Sprintf("listed %s %s (sequence %d) again from its record", name, v, rec.Release.Sequence))
-			}
-			changed = true
-		}
-		if b != nil && repair && b.Current == "" && l.cur != nil {
-			if t, err := l.cur.Readlink(name); err == nil {
-				if v, ok := strings.CutPrefix(t, "../"+dirReleases+"/"+name+"/"); ok && b.release(v) != nil {
-					b.Current = v
-					changed = true
-					done = append(done, fmt.Sprintf("made %s %s current again, as %s points at it", name, v, CurrentLink(l.path, name)))
+				if rec.Pending != "" {
+					rc.done = append(rc.done, fmt.Sprintf("listed %s %s (sequence %d) again from the record of an install that may not have completed (the state file it started from is gone)", name, v, rec.Release.Sequence))
+				} else {
+					rc.done = append(rc.done, fmt.Sprintf("listed %s %s (sequence %d) again from its record", name, v, rec.Release.Sequence))
 				}
+			} else if rec.Pruned != nil {
+				mark(rc.pruned, name, v)
 			}
+			merged = true
+			rc.changed = true
+		}
+		// The link switches only after a commit: where the state was
+		// behind, it names the current release better than the state.
+		if b != nil && repair && (merged || b.Current == "") && linked != "" && linked != b.Current && b.release(linked) != nil {
+			b.Current = linked
+			rc.changed = true
+			rc.done = append(rc.done, fmt.Sprintf("made %s %s current again, as %s points at it", name, linked, CurrentLink(l.path, name)))
 		}
 	}
-	if changed {
-		if err := st.validate(); err != nil {
-			return done, nil, &StateError{Path: StatePath(l.path), Root: l.path, Reason: "cannot be rebuilt from the records: " + err.Error()}
-		}
-		if err := l.writeState(st); err != nil {
-			return done, nil, err
-		}
-	}
-	return done, pruned, nil
+	return rc, nil
 }
 
-// backfillRecords writes the record of every release the state lists whose
-// directory exists and whose record is missing or marked pruned: a root
-// installed by an airlock older than the records, or an install stopped
-// between its commit point and its record.
+// backfillRecords writes the record of every release the state lists
+// whose record is missing, marked pruned or still pending (with its
+// directory present): a root installed by an airlock older than the
+// records, an install stopped between its commit point and clearing its
+// record's pending mark, or a prune stopped before its commit point.
 func (l *layout) backfillRecords(st *State) error {
 	for _, name := range sortedNames(st) {
 		nr, err := l.nameDir(name, false)
@@ -326,7 +396,7 @@ func (l *layout) backfillRecords(st *State) error {
 		}
 		var missing []Release
 		for _, r := range st.Bundles[name].Releases {
-			if rec := recs[r.Version]; rec != nil && rec.Pruned == nil {
+			if rec := recs[r.Version]; rec != nil && rec.Pruned == nil && rec.Pending == "" {
 				continue
 			}
 			if _, err := nr.Lstat(r.Version); err == nil {
@@ -350,12 +420,20 @@ func (l *layout) markPruned(name string, r Release, now time.Time) error {
 }
 
 // Repair rebuilds the install state from the release records when the
-// state file is missing or older than them (a *StateBehindError), under the
-// lock: releases whose directories exist are listed again, the highest
-// accepted sequence is raised to the highest recorded one, and the current
-// release is taken from DIR/current/NAME. Then it repairs what a crash left,
-// as every locked command does. It returns what it did, one line each. The
-// history of switches is not in the records and stays as the state had it.
+// state file is missing, older than them (a *StateBehindError) or damaged
+// (a *StateError with Repairable set: the file is renamed to
+// state.json.corrupt-TIME and the state rebuilt from the records alone),
+// under the lock: releases whose directories exist are listed again, the
+// highest accepted sequence is raised to the highest recorded one, and the
+// current release is taken from DIR/current/NAME. Then it repairs what a
+// crash left, as every locked command does. It returns what it did, one
+// line each. The history of switches is not in the records and stays as
+// the state had it.
+//
+// It never lowers a sequence a record proves and never removes the release
+// DIR/current/NAME points at. When it cannot account for a release
+// directory (no state lists it, no record describes it) it refuses with a
+// *StateError and changes nothing.
 func Repair(ctx context.Context, root string) ([]string, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -371,20 +449,83 @@ func Repair(ctx context.Context, root string) ([]string, error) {
 		return nil, err
 	}
 	defer l.close()
-	if err := l.acquireLock(time.Now()); err != nil {
+	now := time.Now()
+	if err := l.acquireLock(now); err != nil {
 		return nil, err
 	}
 	st, err := l.readState()
-	if err != nil {
+	var damaged *StateError
+	setAside := errors.As(err, &damaged) && damaged.Repairable
+	if setAside {
+		st = &State{SchemaVersion: StateSchemaVersion, Bundles: map[string]*BundleState{}}
+	} else if err != nil {
 		return nil, err
 	}
 	if err := l.ensure(); err != nil {
 		return nil, err
 	}
-	done, _, err := l.reconcile(st, true)
+	rc, err := l.reconcile(st, true)
+	if err != nil {
+		return nil, err
+	}
+	// Rebuilt: the state is missing, damaged or was behind. Check all of
+	// it before changing anything.
+	rebuilt := setAside || l.stateDigest == "" || rc.changed
+	if !rebuilt {
+		return l.recover(st)
+	}
+	if err := st.validate(); err != nil {
+		return nil, &StateError{Path: StatePath(l.path), Root: l.path, Reason: "cannot be rebuilt from the records: " + err.Error(), Fix: "restore it from a backup"}
+	}
+	left, err := l.leftovers(st, rc, true)
+	if err != nil {
+		return nil, err
+	}
+	var done []string
+	if setAside {
+		aside, err := l.setStateAside(now)
+		if err != nil {
+			return nil, err
+		}
+		done = append(done, fmt.Sprintf("set the damaged %s aside as %s (%s)", StatePath(l.path), aside, damaged.Reason))
+	}
+	// Installs that provably did not commit go before the state changes:
+	// their pending marks name the state file about to be replaced.
+	more, err := l.removeLeftovers(left)
+	done = append(done, more...)
 	if err != nil {
 		return done, err
 	}
-	more, err := l.recover(st)
+	if rc.changed || setAside {
+		if err := l.writeState(st); err != nil {
+			return done, err
+		}
+	}
+	done = append(done, rc.done...)
+	more, err = l.recover(st)
 	return append(done, more...), err
+}
+
+// setStateAside renames DIR/.airlock/state.json to
+// state.json.corrupt-TIME (never over an existing file) and returns the
+// new path.
+func (l *layout) setStateAside(now time.Time) (string, error) {
+	base := fileStateAside + now.UTC().Format("20060102T150405Z")
+	name := base
+	for i := 2; ; i++ {
+		if _, err := l.air.Lstat(name); errorsIsNotExist(err) {
+			break
+		} else if err != nil {
+			return "", err
+		}
+		name = fmt.Sprintf("%s-%d", base, i)
+	}
+	if err := l.air.Rename(fileState, name); err != nil {
+		return "", fmt.Errorf("set %s aside: %w", StatePath(l.path), err)
+	}
+	l.stateDigest = ""
+	if err := syncDir(l.air, "."); err != nil {
+		return "", err
+	}
+	return filepath.Join(l.path, dirAirlock, name), nil
 }

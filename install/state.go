@@ -1,6 +1,8 @@
 package install
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -156,11 +158,20 @@ func (s *State) marshal() ([]byte, error) {
 }
 
 // readState loads state.json; a missing file is an empty state. It never
-// follows a link and refuses anything it cannot fully account for.
+// follows a link and refuses anything it cannot fully account for. It
+// notes the digest of the bytes it accepted in l.stateDigest ("" for a
+// missing or refused file).
 func (l *layout) readState() (*State, error) {
 	path := filepath.Join(l.path, dirAirlock, fileState)
-	bad := func(reason string, err error) error {
+	l.stateDigest = ""
+	bad := func(reason string, err error) *StateError {
 		return &StateError{Path: path, Root: l.path, Reason: reason, Err: err}
+	}
+	// What Repair may set aside and rebuild from the records.
+	broken := func(reason string, err error) error {
+		e := bad(reason, err)
+		e.Repairable = true
+		return e
 	}
 	fi, err := l.air.Lstat(fileState)
 	if errorsIsNotExist(err) {
@@ -170,10 +181,10 @@ func (l *layout) readState() (*State, error) {
 		return nil, bad("cannot be read: "+err.Error(), err)
 	}
 	if fi.Mode()&fs.ModeSymlink != 0 {
-		return nil, bad("is a symbolic link (airlock never follows links in the install root)", nil)
+		return nil, broken("is a symbolic link (airlock never follows links in the install root)", nil)
 	}
 	if !fi.Mode().IsRegular() {
-		return nil, bad("is not a regular file", nil)
+		return nil, broken("is not a regular file", nil)
 	}
 	f, err := l.air.Open(fileState)
 	if err != nil {
@@ -188,19 +199,34 @@ func (l *layout) readState() (*State, error) {
 		return nil, bad("cannot be read: "+err.Error(), err)
 	}
 	if len(raw) > MaxStateSize {
-		return nil, bad(fmt.Sprintf("is larger than %d bytes", MaxStateSize), nil)
+		return nil, broken(fmt.Sprintf("is larger than %d bytes", MaxStateSize), nil)
+	}
+	// A newer airlock's state is not damaged: never set it aside.
+	var head struct {
+		SchemaVersion int `json:"schemaVersion"`
+	}
+	if json.Unmarshal(raw, &head) == nil && head.SchemaVersion > StateSchemaVersion {
+		e := bad(fmt.Sprintf("has schemaVersion %d (this airlock reads %d)", head.SchemaVersion, StateSchemaVersion), nil)
+		e.Fix = "it was written by a newer airlock: use that version on this root"
+		return nil, e
 	}
 	var s State
 	if err := strictjson.Unmarshal(raw, &s); err != nil {
-		return nil, bad("is corrupted: "+err.Error(), err)
+		return nil, broken("is corrupted: "+err.Error(), err)
 	}
 	if err := s.validate(); err != nil {
-		return nil, bad("is inconsistent: "+err.Error(), nil)
+		return nil, broken("is inconsistent: "+err.Error(), nil)
 	}
 	if s.Bundles == nil {
 		s.Bundles = map[string]*BundleState{}
 	}
+	l.stateDigest = rawDigest(raw)
 	return &s, nil
+}
+
+func rawDigest(raw []byte) string {
+	sum := sha256.Sum256(raw)
+	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
 // validate checks every value that reaches a path, a comparison or a link.
@@ -303,6 +329,7 @@ func (l *layout) writeState(s *State) error {
 		l.air.Remove(tmp)
 		return fmt.Errorf("write install state %s: %w", filepath.Join(l.path, dirAirlock, fileState), err)
 	}
+	l.stateDigest = rawDigest(raw)
 	return syncDir(l.air, ".")
 }
 
