@@ -272,6 +272,12 @@ func TestVolumeSetOddNames(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	renamed := filepath.Join(t.TempDir(), "test.airlock.002")
+	os.WriteFile(renamed, mustRead(t, paths[2]), 0o644)
+	if c, err := CheckVolume(context.Background(), set.Head, renamed); err != nil || c.Number != 3 || c.Misnamed != 2 {
+		t.Fatalf("CheckVolume of volume 3 named .002: %+v, %v", c, err)
+	}
+
 	fifo := filepath.Join(t.TempDir(), "x.002")
 	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
 		t.Fatal(err)

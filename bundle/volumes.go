@@ -417,6 +417,9 @@ type VolumeCheck struct {
 	Path   string `json:"path"`
 	Size   int64  `json:"size"`
 	SHA256 string `json:"sha256"`
+	// Misnamed is the volume number the file's name gives when it is not
+	// the one its bytes are: the set will be refused until it is renamed.
+	Misnamed int `json:"misnamed,omitempty"`
 }
 
 // CheckVolume checks the one file path against the volume records of head
@@ -455,7 +458,13 @@ func CheckVolume(ctx context.Context, head *Head, path string) (*VolumeCheck, er
 	}
 	for _, v := range vols {
 		if v.SHA256 == got && v.Size == st.Size()-skip {
-			return &VolumeCheck{Number: v.Number, Of: len(vols), Path: path, Size: st.Size(), SHA256: got}, nil
+			c := &VolumeCheck{Number: v.Number, Of: len(vols), Path: path, Size: st.Size(), SHA256: got}
+			if m := volumeName.FindStringSubmatch(filepath.Base(path)); m != nil {
+				if n, _ := strconv.Atoi(m[2]); n != v.Number {
+					c.Misnamed = n
+				}
+			}
+			return c, nil
 		}
 	}
 	claim := ""

@@ -259,6 +259,9 @@ func runVerifyVolume(ctx context.Context, e *env, f *verifyFlags, path string) e
 		fmt.Fprintf(e.stdout, "REJECTED volume %s\n", f.volume)
 	default:
 		fmt.Fprintf(e.stdout, "VERIFIED volume %d of %d of %s %s: %s (%d bytes, %s)\n", check.Number, check.Of, rep.Bundle.Name, rep.Bundle.Version, check.Path, check.Size, check.SHA256)
+		if check.Misnamed != 0 {
+			fmt.Fprintf(e.stdout, "  warning:  its name says volume %d; rename it to %s, or the set will be refused\n", check.Misnamed, bundle.VolumeName(strings.TrimSuffix(filepath.Base(check.Path), filepath.Ext(check.Path)), check.Number))
+		}
 		if !f.quiet {
 			fmt.Fprintf(e.stdout, "  head:   %s, signed and accepted by %s (rule %d); the other volumes were not read\n", first, f.policy, rep.Policy.Rule)
 		}
