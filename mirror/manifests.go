@@ -98,6 +98,13 @@ func (m *mirrorer) readBackRef(ctx context.Context, repo name.Repository, ref, w
 		return &NotServedError{Ref: full, Reason: "was acknowledged but is not served (404 on read-back)"}
 	}
 	if got := sha256Digest(raw); got != want {
+		if sep == ":" {
+			// A tag: if the manifest it should name is stored byte for
+			// byte, the tag was moved by another writer, not mangled.
+			if served, err := m.manifestServed(ctx, repo, bundle.Blob{Descriptor: bundle.Descriptor{Digest: want}}); err == nil && served {
+				return &TagMovedError{Tag: full, Got: got, Want: want}
+			}
+		}
 		return fmt.Errorf("%w: %s reads back as %s, expected %s; the registry did not store the manifest byte for byte", ErrRegistry, full, got, want)
 	}
 	return nil

@@ -167,14 +167,19 @@ type mirrorer struct {
 	now   time.Time
 	// downgrade is true when the site state allowed a lower sequence.
 	downgrade bool
-	jobs      []*job
-	repos     map[string][]name.Repository // blob digest -> repositories needing it
-	edges     map[string][2]byte           // blob digest -> its first and last byte, for later checks
-	uploads   *errgroup.Group
-	uctx      context.Context
-	mu        sync.Mutex
-	res       *Result
-	pushed    atomic.Int64
+	// claimed holds the intent tags listed when this run wrote its own
+	// (claimSite), claimedHighest the highest sequence then known (at
+	// least this bundle's): checkSuperseded looks for what came after.
+	claimed        map[string]bool
+	claimedHighest uint64
+	jobs           []*job
+	repos          map[string][]name.Repository // blob digest -> repositories needing it
+	edges          map[string][2]byte           // blob digest -> its first and last byte, for later checks
+	uploads        *errgroup.Group
+	uctx           context.Context
+	mu             sync.Mutex
+	res            *Result
+	pushed         atomic.Int64
 	// usedReferrersTag is set once this run read or wrote a referrers tag
 	// (a registry without the referrers API).
 	usedReferrersTag atomic.Bool
@@ -320,13 +325,15 @@ func (p *Pusher) Finish(ctx context.Context, rep *verify.Report, verr error) (*R
 	if err := m.pushManifests(ctx); err != nil {
 		return finish(err)
 	}
-	// The site state again, right before the tags move: another operator
-	// may have mirrored a newer bundle meanwhile.
-	if err := m.checkSite(ctx); err != nil {
+	// Right before the tags move: this bundle's intent goes into the site
+	// state (so that an older bundle is refused from now on, even if this
+	// run ends half way), and the state is read again (another operator
+	// may have claimed a newer bundle meanwhile).
+	if err := m.claimSite(ctx); err != nil {
 		return finish(siteRejection(err))
 	}
 	if err := m.pushTags(ctx); err != nil {
-		return finish(err)
+		return finish(m.explainMoved(ctx, err))
 	}
 	if m.opts.SiteSigner != nil {
 		if err := m.signImages(ctx); err != nil {
@@ -334,7 +341,12 @@ func (p *Pusher) Finish(ctx context.Context, rep *verify.Report, verr error) (*R
 		}
 	}
 	if err := m.checkServed(ctx); err != nil {
-		return finish(err)
+		return finish(m.explainMoved(ctx, err))
+	}
+	// A newer bundle claimed while this run's tags moved may have had its
+	// tags replaced by them: say so, and do not record this run as done.
+	if err := m.checkSuperseded(ctx); err != nil {
+		return finish(siteRejection(err))
 	}
 	if err := m.recordSite(ctx); err != nil {
 		return finish(err)
@@ -343,11 +355,29 @@ func (p *Pusher) Finish(ctx context.Context, rep *verify.Report, verr error) (*R
 	return finish(nil)
 }
 
+// explainMoved: when another writer moved one of this run's tags and the
+// site state shows a newer bundle claimed since this run's claim, that is
+// the error to report (the tag was that bundle's to move).
+func (m *mirrorer) explainMoved(ctx context.Context, err error) error {
+	var tm *TagMovedError
+	if !errors.As(err, &tm) {
+		return err
+	}
+	if serr := m.checkSuperseded(ctx); serr != nil {
+		var ce *ConcurrentMirrorError
+		if errors.As(serr, &ce) {
+			return siteRejection(serr)
+		}
+	}
+	return err
+}
+
 // siteRejection makes a refusal by the site state a rejection of the
 // bundle (verify.IsFailure); other errors stay as they are.
 func siteRejection(err error) error {
 	var fe *FreshnessError
-	if errors.As(err, &fe) {
+	var ce *ConcurrentMirrorError
+	if errors.As(err, &fe) || errors.As(err, &ce) {
 		return &verify.Failure{Stage: "site state", Err: err}
 	}
 	return err

@@ -3,6 +3,7 @@ package mirror
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 var (
@@ -17,6 +18,13 @@ var (
 	// ErrDowngradeNotAllowed reports a downgrade asked for (AllowDowngrade)
 	// where the policy rule does not set allowDowngrade: true.
 	ErrDowngradeNotAllowed = errors.New("downgrade not allowed by the policy")
+	// ErrConcurrentNewer reports a run whose tags were set while a newer
+	// bundle of the same name was claimed in the same prefix by another
+	// run: its tags may have replaced the newer bundle's.
+	ErrConcurrentNewer = errors.New("a newer bundle was mirrored concurrently")
+	// ErrTagMoved reports a tag this run set that names another manifest
+	// when read again: another writer moved it.
+	ErrTagMoved = errors.New("tag moved by another writer")
 	// ErrSiteState reports a site state artifact that cannot be read or
 	// understood; nothing is pushed over it.
 	ErrSiteState = errors.New("site state unusable")
@@ -87,3 +95,54 @@ func (e *SiteStateError) Unwrap() []error {
 	}
 	return []error{ErrSiteState}
 }
+
+// ConcurrentMirrorError says that, while this run set its tags, another
+// run claimed a newer bundle of the same name in the same prefix (the site
+// state shows its intent or record): this run's tags may have replaced
+// that bundle's. Mirroring the newer bundle again restores them. It is a
+// refusal of this bundle by the site state (wrapped in a verify.Failure
+// by Mirror); this run is not recorded as mirrored.
+type ConcurrentMirrorError struct {
+	Name     string // bundle name
+	Version  string // this bundle's version
+	Sequence uint64 // this bundle's sequence
+	// NewerVersion and NewerSequence name the newer bundle (the version
+	// is empty when only the state document's highest sequence says so).
+	NewerVersion  string
+	NewerSequence uint64
+	State         string // REGISTRY/PREFIX/airlock-state:NAME
+}
+
+func (e *ConcurrentMirrorError) Error() string {
+	newer := fmt.Sprintf("%s %s (sequence %d)", e.Name, e.NewerVersion, e.NewerSequence)
+	if e.NewerVersion == "" {
+		newer = fmt.Sprintf("a bundle %s with sequence %d", e.Name, e.NewerSequence)
+	}
+	again := "the bundle " + e.Name + " with sequence " + fmt.Sprint(e.NewerSequence)
+	if e.NewerVersion != "" {
+		again = e.Name + " " + e.NewerVersion
+	}
+	return fmt.Sprintf("%s %s (sequence %d): while this run set its tags, %s, a newer bundle, was mirrored into the same prefix by another run (%s): "+
+		"this run's tags may have replaced its tags; mirror %s again to restore them (this bundle stays refused from now on)",
+		e.Name, e.Version, e.Sequence, newer, e.State, again)
+}
+
+func (e *ConcurrentMirrorError) Unwrap() error { return ErrConcurrentNewer }
+
+// TagMovedError names a tag this run set that, read again, names another
+// manifest, while this run's manifest is stored byte for byte: another
+// writer (for example a concurrent mirror into the same prefix) moved the
+// tag.
+type TagMovedError struct {
+	Tag  string // REPO:TAG
+	Got  string // the digest it names now
+	Want string // the digest this run set
+}
+
+func (e *TagMovedError) Error() string {
+	return fmt.Sprintf("%s names %s, not %s, which this run set and the registry stores byte for byte (%s@%s): another writer moved the tag meanwhile, "+
+		"for example a concurrent airlock mirror into the same prefix; once that has ended, run this mirror again to set it back",
+		e.Tag, e.Got, e.Want, e.Tag[:strings.LastIndex(e.Tag, ":")], e.Want)
+}
+
+func (e *TagMovedError) Unwrap() []error { return []error{ErrRegistry, ErrTagMoved} }

@@ -56,6 +56,11 @@ type stateRecord struct {
 	Root       string    `json:"root"`
 	MirroredAt time.Time `json:"mirroredAt"`
 	Downgrade  bool      `json:"downgrade,omitempty"`
+	// pending marks a record read from an intent that the document does
+	// not hold yet (its run has not completed, or ended half way);
+	// withdrawn an intent its run withdrew when refused. Neither is ever
+	// written into the document.
+	pending, withdrawn bool
 }
 
 // bundleID is what freshness compares.
@@ -193,7 +198,7 @@ func decideSite(st *siteState, id bundleID, stateRef string, allowFlag, ruleAllo
 		return false, nil
 	}
 	if !allowFlag {
-		return refuse(ErrReplay, "a lower sequence than one already mirrored into this prefix: this is an older bundle (a replay or a rollback attack); its tags would move the site back")
+		return refuse(ErrReplay, "a lower sequence than one already mirrored into this prefix: this is an older bundle (a replay or a rollback attack); its tags would move the site back%s", st.describeHighest())
 	}
 	if !ruleAllows {
 		return refuse(ErrDowngradeNotAllowed, "a downgrade was asked for, but the policy rule for %s does not set allowDowngrade: true", id.name)
@@ -201,30 +206,134 @@ func decideSite(st *siteState, id bundleID, stateRef string, allowFlag, ruleAllo
 	return true, nil
 }
 
-// checkSite reads the site state and decides; it runs before anything is
-// pushed, and again right before the tags are set.
+// describeHighest says which bundle holds the highest sequence when it is
+// one whose run has not completed ("" otherwise).
+func (s *siteState) describeHighest() string {
+	for _, r := range s.Records {
+		if r.Sequence == s.HighestSequence && r.pending {
+			return fmt.Sprintf(" (sequence %d is version %s, claimed at %s by a run that has not completed: one still running, or one that ended half way, which mirroring version %s again completes)",
+				r.Sequence, r.Version, r.MirroredAt.Format(time.RFC3339), r.Version)
+		}
+	}
+	return ""
+}
+
+// checkSite reads the site state (the document and the intents) and
+// decides; it runs before anything is pushed.
 func (m *mirrorer) checkSite(ctx context.Context) error {
 	repo, err := m.stateRepo()
 	if err != nil {
 		return fmt.Errorf("site state repository: %w", err)
 	}
-	st, err := m.readState(ctx, repo, m.id.name)
+	v, err := m.readSiteView(ctx, repo, nil)
+	if err != nil {
+		return err
+	}
+	return m.decide(repo, v)
+}
+
+// readSiteView is readView with its errors classed.
+func (m *mirrorer) readSiteView(ctx context.Context, repo name.Repository, skip map[string]bool) (*siteView, error) {
+	v, err := m.readView(ctx, repo, skip)
 	if err != nil {
 		if errors.Is(err, ErrSiteState) {
-			return err
+			return nil, err
 		}
-		return fmt.Errorf("%w: read the site state %s:%s: %w", ErrRegistry, repo, m.id.name, err)
+		return nil, fmt.Errorf("%w: read the site state %s:%s: %w", ErrRegistry, repo, m.id.name, err)
 	}
+	return v, nil
+}
+
+// decide applies decideSite to a view and keeps whether it is a downgrade.
+func (m *mirrorer) decide(repo name.Repository, v *siteView) error {
 	ruleAllows := false
 	if r, err := m.opts.Policy.Match(m.id.name); err == nil && r != nil {
 		ruleAllows = r.AllowDowngrade
 	}
-	dg, err := decideSite(st, m.id, repo.String()+":"+m.id.name, m.opts.AllowDowngrade, ruleAllows)
+	dg, err := decideSite(v.merged(m.id.name), m.id, repo.String()+":"+m.id.name, m.opts.AllowDowngrade, ruleAllows)
 	if err != nil {
 		return err
 	}
 	m.downgrade = dg
 	return nil
+}
+
+// claimSite runs after every manifest is pushed and before any tag moves:
+// it writes this bundle's intent, then reads the site state and decides
+// again (another run may have claimed a newer bundle meanwhile). From
+// here on an older bundle is refused even if this run ends half way. A
+// refusal withdraws the intent and moves no tag.
+func (m *mirrorer) claimSite(ctx context.Context) error {
+	repo, err := m.stateRepo()
+	if err != nil {
+		return fmt.Errorf("site state repository: %w", err)
+	}
+	if err := m.writeIntent(ctx, repo, false); err != nil {
+		return fmt.Errorf("%w: write the intent %s:%s: %w", ErrRegistry, repo, intentTag(m.id), err)
+	}
+	v, err := m.readSiteView(ctx, repo, nil)
+	if err != nil {
+		return err
+	}
+	if err := m.decide(repo, v); err != nil {
+		if werr := m.writeIntent(ctx, repo, true); werr != nil {
+			m.opts.Logger.Warn("could not withdraw the intent of a refused bundle", "tag", repo.String()+":"+intentTag(m.id), "err", werr)
+		}
+		return err
+	}
+	m.claimed = map[string]bool{}
+	for _, in := range v.intents {
+		m.claimed[in.tag] = true
+	}
+	for _, tag := range v.unread {
+		delete(m.claimed, tag)
+	}
+	m.claimedHighest = max(m.id.sequence, v.merged(m.id.name).highest())
+	return nil
+}
+
+// checkSuperseded runs after the tags are set: a newer bundle whose intent
+// (or record) appeared since claimSite may have had its tags replaced by
+// this run's. The run then fails as refused by the site state, naming
+// that bundle, so that it gets mirrored again.
+func (m *mirrorer) checkSuperseded(ctx context.Context) error {
+	repo, err := m.stateRepo()
+	if err != nil {
+		return fmt.Errorf("site state repository: %w", err)
+	}
+	v, err := m.readSiteView(ctx, repo, m.claimed)
+	if err != nil {
+		return err
+	}
+	var newer *stateRecord
+	for _, r := range v.live {
+		if r.Sequence > m.id.sequence && (newer == nil || r.Sequence > newer.Sequence) {
+			newer = &r
+		}
+	}
+	if newer == nil && v.doc.highest() > m.claimedHighest {
+		for _, r := range v.doc.Records {
+			if r.Sequence == v.doc.HighestSequence {
+				newer = &r
+			}
+		}
+		if newer == nil {
+			newer = &stateRecord{Sequence: v.doc.HighestSequence}
+		}
+	}
+	if newer == nil {
+		return nil
+	}
+	return &ConcurrentMirrorError{Name: m.id.name, Version: m.id.version, Sequence: m.id.sequence,
+		NewerVersion: newer.Version, NewerSequence: newer.Sequence, State: repo.String() + ":" + m.id.name}
+}
+
+// highest is the highest sequence of s; 0 for no state.
+func (s *siteState) highest() uint64 {
+	if s == nil {
+		return 0
+	}
+	return s.HighestSequence
 }
 
 // recordSite writes this bundle into the site state, after its tags are

@@ -2,6 +2,7 @@ package mirror
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 )
@@ -68,5 +69,57 @@ func TestUploadOffset(t *testing.T) {
 		if got != tc.want || ok != tc.ok {
 			t.Errorf("uploadOffset(%q) = %d, %v; want %d, %v", tc.h, got, ok, tc.want, tc.ok)
 		}
+	}
+}
+
+func TestIntentTag(t *testing.T) {
+	id := bundleID{name: "demo", version: "1.0.1", sequence: 200, root: "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"}
+	tag := intentTag(id)
+	if len(tag) > 128 || !strings.HasPrefix(tag, "_intent-") {
+		t.Fatalf("intent tag %q", tag)
+	}
+	long := bundleID{name: strings.Repeat("a", 128), sequence: ^uint64(0), root: id.root}
+	if n := len(intentTag(long)); n > 128 {
+		t.Errorf("the longest intent tag has %d characters", n)
+	}
+	in, ok := parseIntentTag(intentPrefix("demo"), tag)
+	if !ok || in.sequence != 200 || in.root12 != "0123456789ab" {
+		t.Errorf("parse %q: %+v, %v", tag, in, ok)
+	}
+	for _, bad := range []string{
+		"demo", // the state document
+		intentPrefix("other") + "200-0123456789ab", // another name
+		intentPrefix("demo") + "0200-0123456789ab", // not canonical
+		intentPrefix("demo") + "200-0123",          // short root
+		intentPrefix("demo") + "x-0123456789ab",
+	} {
+		if _, ok := parseIntentTag(intentPrefix("demo"), bad); ok {
+			t.Errorf("%q parsed as an intent of demo", bad)
+		}
+	}
+}
+
+// TestSiteViewMerged: live intents count as records (and raise the highest
+// sequence); the document alone is used as it is.
+func TestSiteViewMerged(t *testing.T) {
+	doc := (&siteState{}).merge("demo", stateRecord{Version: "1.5.0", Sequence: 150, Root: "sha256:m"})
+	v := &siteView{doc: doc, live: []stateRecord{{Version: "2.0.0", Sequence: 200, Root: "sha256:n", pending: true}}}
+	st := v.merged("demo")
+	if st.HighestSequence != 200 || len(st.Records) != 2 {
+		t.Fatalf("merged: highest %d, %d records", st.HighestSequence, len(st.Records))
+	}
+	_, err := decideSite(st, bundleID{name: "demo", version: "1.5.0", sequence: 150, root: "sha256:m"}, "r/airlock-state:demo", false, false)
+	var fe *FreshnessError
+	if !errors.Is(err, ErrReplay) || !errors.As(err, &fe) || fe.Highest != 200 || !strings.Contains(fe.Reason, "has not completed") {
+		t.Errorf("a replay below a pending intent: %v", err)
+	}
+	if _, err := decideSite(st, bundleID{name: "demo", version: "2.0.1", sequence: 200, root: "sha256:o"}, "r", false, false); !errors.Is(err, ErrReplay) {
+		t.Errorf("another bundle with the sequence of a pending intent: %v", err)
+	}
+	if _, err := decideSite(st, bundleID{name: "demo", version: "2.0.0", sequence: 200, root: "sha256:n"}, "r", false, false); err != nil {
+		t.Errorf("the bundle of the pending intent again: %v", err)
+	}
+	if (&siteView{}).merged("demo") != nil {
+		t.Error("an empty view is not \"nothing mirrored\"")
 	}
 }
