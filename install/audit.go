@@ -139,6 +139,11 @@ func (l *layout) readPending() (*pendingAudit, error) {
 }
 
 // recoverAudit finishes or drops a pending entry a crash left (see above).
+// After Repair rebuilt the state (l.rebuilt), the history that proves a
+// commit may be gone with the old state: an install entry then counts as
+// committed when the rebuilt state lists its release with the same
+// version, sequence and root (and, for a switch, as current), and is
+// appended with a note saying so.
 func (l *layout) recoverAudit(st *State) (string, error) {
 	p, err := l.readPending()
 	if err != nil || p == nil {
@@ -150,10 +155,38 @@ func (l *layout) recoverAudit(st *State) (string, error) {
 		}
 		return "recorded in " + AuditPath(l.path) + " the " + p.Entry.Operation + " a crash interrupted after it committed", nil
 	}
+	if l.rebuilt && p.listedInstall(st) {
+		p.Entry.Repaired = "recorded by a repair that rebuilt the install state from the release records: the install's commit is known from its release in the rebuilt state, not from the state's history"
+		if _, err := l.appendPending(p, nil); err != nil {
+			return "", err
+		}
+		return "recorded in " + AuditPath(l.path) + " the install a crash interrupted, as the rebuilt state lists its release", nil
+	}
 	if err := l.air.Remove(fileAuditPending); err != nil {
 		return "", err
 	}
+	if l.rebuilt {
+		return "dropped the audit entry of an operation a crash interrupted, as the rebuilt state does not show it committed", nil
+	}
 	return "dropped the audit entry of an operation a crash interrupted before it committed", nil
+}
+
+// listedInstall reports whether p is an install whose release st lists
+// with the same version, sequence and root (and, for a switch, as the
+// current release: a switch adds no release).
+func (p *pendingAudit) listedInstall(st *State) bool {
+	if p.Entry.Operation != audit.OpInstall || p.Event == nil || p.Entry.Bundle == nil {
+		return false
+	}
+	b := st.Bundles[p.Name]
+	if b == nil {
+		return false
+	}
+	r := b.release(p.Event.To)
+	if r == nil || r.Sequence != p.Event.Sequence || r.Root != p.Event.Root {
+		return false
+	}
+	return p.Entry.Outcome != OutcomeSwitched || b.Current == p.Event.To
 }
 
 // prepareInstallAudit prepares the entry of an install about to commit.

@@ -389,18 +389,32 @@ func editState(t *testing.T, root string, f func(string) string) {
 }
 
 // TestLeftoverInRootIsNotFollowed: a link placed where a release will be
-// written (not in the state, so a leftover) is removed, not followed.
+// written (not in the state, and no record says airlock wrote it) is
+// neither followed nor removed: the install is refused and changes nothing;
+// once the operator moves it away, the install completes.
 func TestLeftoverInRootIsNotFollowed(t *testing.T) {
 	t.Parallel()
 	root, canary := badRoot(t)
 	cbefore := snapshot(t, canary)
-	os.Symlink(canary, filepath.Join(root, "releases", "demo", "2.0.0"))
+	link := filepath.Join(root, "releases", "demo", "2.0.0")
+	os.Symlink(canary, link)
 	os.Symlink(canary, filepath.Join(root, ".airlock", "staging-0123"))
-	mustInstall(t, root, pack(t, release{version: "2.0.0", seq: 20}))
+	v2 := pack(t, release{version: "2.0.0", seq: 20})
+	if _, err := installFile(t, root, v2, loadPolicy(t, "default")); !errors.Is(err, install.ErrUnsafeRoot) {
+		t.Fatalf("install over a foreign link: %v, want ErrUnsafeRoot", err)
+	}
+	if got, err := os.Readlink(link); err != nil || got != canary {
+		t.Fatalf("the foreign link was changed: %q %v", got, err)
+	}
 	if !sameSnap(cbefore, snapshot(t, canary)) {
 		t.Fatal("canary changed")
 	}
-	fi, err := os.Lstat(filepath.Join(root, "releases", "demo", "2.0.0"))
+	os.Remove(link)
+	mustInstall(t, root, v2)
+	if !sameSnap(cbefore, snapshot(t, canary)) {
+		t.Fatal("canary changed")
+	}
+	fi, err := os.Lstat(link)
 	if err != nil || !fi.IsDir() {
 		t.Fatalf("release dir: %v %v", fi, err)
 	}

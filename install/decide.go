@@ -34,9 +34,12 @@ type decision struct {
 }
 
 // decide applies the freshness rules (THREATS.md rule 6) to a bundle
-// against what the root has accepted before. allowFlag is --allow-downgrade,
-// ruleAllows the policy rule's allowDowngrade.
-func decide(b *BundleState, id identity, now time.Time, allowFlag, ruleAllows bool) (decision, error) {
+// against what the root has accepted before: b, and aborted, the releases
+// of the name's aborted records the state does not list (see records.go;
+// their sequences count, and the identical bundle may be installed again).
+// allowFlag is --allow-downgrade, ruleAllows the policy rule's
+// allowDowngrade.
+func decide(b *BundleState, aborted []Release, id identity, now time.Time, allowFlag, ruleAllows bool) (decision, error) {
 	refuse := func(err error, format string, args ...any) (decision, error) {
 		var highest uint64
 		if b != nil {
@@ -59,8 +62,17 @@ func decide(b *BundleState, id identity, now time.Time, allowFlag, ruleAllows bo
 	if id.sequence > limit {
 		return refuse(ErrSequenceJump, "the sequence lies more than 10 years (%d) above both the highest accepted sequence and the current time (%d); a bundle like this would block every later update, so it is refused (was it signed with a wrong sequence, or with a leaked key?)", MaxSequenceJump, now.Unix())
 	}
-	if b == nil {
+	if b == nil && len(aborted) == 0 {
 		return decision{act: actFresh}, nil
+	}
+	if b == nil {
+		b = &BundleState{}
+	}
+	retry := false // the bundle is the one an aborted record names
+	for _, r := range aborted {
+		if r.Root == id.root && r.Version == id.version && r.Sequence == id.sequence {
+			retry = true
+		}
 	}
 	downgrade := id.sequence < highest
 	checkDowngrade := func() error {
@@ -104,6 +116,9 @@ func decide(b *BundleState, id identity, now time.Time, allowFlag, ruleAllows bo
 			accepted = append(accepted, seen{e.To, e.Sequence, e.Root})
 		}
 	}
+	for _, r := range aborted {
+		accepted = append(accepted, seen{r.Version, r.Sequence, r.Root})
+	}
 	for _, a := range accepted {
 		switch {
 		case a.seq == id.sequence && a.root != id.root:
@@ -118,7 +133,7 @@ func decide(b *BundleState, id identity, now time.Time, allowFlag, ruleAllows bo
 	if r := b.release(id.version); r != nil {
 		return refuse(ErrReplay, "version %s is already installed from sequence %d with the same content; a release directory is written once (pack a new version, or prune the old release after switching away from it)", id.version, r.Sequence)
 	}
-	if id.sequence == highest {
+	if id.sequence == highest && !retry {
 		return refuse(ErrReplay, "sequence %d was already accepted for another bundle", id.sequence)
 	}
 	return decision{act: actFresh, downgrade: downgrade}, nil

@@ -13,7 +13,8 @@
 //
 // An install verifies the bundle in one streaming pass (package verify),
 // decides freshness against the state before a body byte is read, stages
-// every file under .airlock, fsyncs it, renames the staging directory to
+// every file under .airlock, fsyncs it, writes the release record (marked
+// pending, see records.go), renames the staging directory to
 // releases/NAME/VERSION, writes the state (the commit point) and then
 // switches the current link. Killed at any instant, the root shows the old
 // release or the new one; the next install, status, rollback or prune

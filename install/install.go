@@ -98,7 +98,10 @@ type installer struct {
 	bufs        [2][]byte
 	published   bool // staging became releases/NAME/VERSION
 	pending     bool // its pending release record was written
-	committed   bool // the state lists the release
+	// prior is the record of this version the pending record replaced (an
+	// aborted or pruned one), restored by cleanup; nil for none.
+	prior     *releaseRecord
+	committed bool // the state lists the release
 	// final is the release record written, without the pending mark, once
 	// the state lists the release; nil for a switch.
 	final *releaseRecord
@@ -242,7 +245,18 @@ func (in *installer) trusted(ctx context.Context, h *bundle.Head) error {
 	if b != nil {
 		in.previous = b.Current
 	}
-	in.dec, err = decide(b, in.id, in.now, in.opts.AllowDowngrade, rule.AllowDowngrade)
+	recs, err := l.readRecords(p.name)
+	if err != nil {
+		return err
+	}
+	var aborted []Release
+	for v, rec := range recs {
+		if rec.Aborted != nil && (b == nil || b.release(v) == nil) {
+			aborted = append(aborted, rec.Release)
+		}
+	}
+	in.prior = recs[p.version]
+	in.dec, err = decide(b, aborted, in.id, in.now, in.opts.AllowDowngrade, rule.AllowDowngrade)
 	if err != nil {
 		return rejected(err)
 	}
@@ -281,10 +295,11 @@ func (in *installer) blob(ctx context.Context, e *bundle.BodyEntry) error {
 	return nil
 }
 
-// commit publishes a verified, fully staged release: rename staging to
-// releases/NAME/VERSION, write its release record marked pending, write the
+// commit publishes a verified, fully staged release: write its release
+// record marked pending, rename staging to releases/NAME/VERSION, write the
 // state (the commit point), clear the record's mark, switch the link. The
-// record is never behind the state (see records.go).
+// record is never behind the state, and the release directory never
+// exists without it (see records.go).
 func (in *installer) commit(ctx context.Context, rep *verify.Report, res *Result) error {
 	name, version := in.plan.name, in.plan.version
 	res.Previous = in.previous
@@ -334,6 +349,16 @@ func (in *installer) commit(ctx context.Context, rep *verify.Report, res *Result
 			return err
 		}
 	}
+	// The record before the release directory and the commit point,
+	// marked pending with the state this install started from: every
+	// release directory airlock creates is backed by a record (so recovery
+	// never has to guess whose a directory is), and a lost state can
+	// always be rebuilt with this release and its sequence.
+	rel := in.release(rep)
+	if err := in.l.writeRecord(name, &releaseRecord{Release: rel, Pending: in.l.stateDigest}); err != nil {
+		return err
+	}
+	in.pending = true
 	in.opts.failpoint(FailpointBeforeRename)
 	in.stg.Close()
 	in.stg = nil
@@ -348,15 +373,6 @@ func (in *installer) commit(ctx context.Context, rep *verify.Report, res *Result
 		return err
 	}
 	in.opts.failpoint(FailpointAfterRename)
-
-	// The record before the commit point, marked pending with the state
-	// this install started from: a lost state can then always be rebuilt
-	// with this release and its sequence.
-	rel := in.release(rep)
-	if err := in.l.writeRecord(name, &releaseRecord{Release: rel, Pending: in.l.stateDigest}); err != nil {
-		return err
-	}
-	in.pending = true
 
 	st := in.st.clone()
 	b := st.Bundles[name]
@@ -455,12 +471,16 @@ func (in *installer) cleanup() {
 	if in.stagingName != "" && !in.published {
 		in.l.air.RemoveAll(in.stagingName)
 	}
-	if in.published && !in.committed {
+	if in.pending && !in.committed {
+		// This run knows it did not commit. The directory first: a
+		// pending record alone is settled by the next run (see settle).
 		if nr, err := in.l.nameDir(in.plan.name, false); err == nil {
-			// The directory first: a pending record alone is removed by
-			// the next run (see leftovers).
-			if nr.RemoveAll(in.plan.version) == nil && in.pending {
-				nr.Remove(recordName(in.plan.version))
+			if !in.published || nr.RemoveAll(in.plan.version) == nil {
+				if in.prior != nil {
+					in.l.writeRecord(in.plan.name, in.prior)
+				} else {
+					nr.Remove(recordName(in.plan.version))
+				}
 			}
 			nr.Close()
 		}

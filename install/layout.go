@@ -62,6 +62,9 @@ type layout struct {
 	// stateDigest is the sha256 of state.json as readState last accepted
 	// it or writeState last wrote it; "" when there was none.
 	stateDigest string
+	// rebuilt is set by Repair once it rebuilt the state from the records
+	// (see recoverAudit).
+	rebuilt bool
 }
 
 // precheck looks at DIR without changing anything: DIR, when it exists, is

@@ -21,25 +21,42 @@ import (
 
 // Release records: replay protection that survives losing state.json.
 //
-// Records are never behind the committed state. Before the state lists a
-// release (the commit point), install writes
+// Records are never behind the committed state, and every release
+// directory airlock creates is backed by one. Before the staging directory
+// becomes DIR/releases/NAME/VERSION, install writes
 // DIR/releases/NAME/.records/VERSION.json, fsynced: the release as the
 // state will record it and the signed DSSE envelope it was installed from,
 // marked pending with the digest of the state file the install started
-// from. Right after the commit it rewrites the record without the mark
-// (and if it cannot, the next locked run does, from the state). A pending
-// record whose release the state does not list is an install that did not
-// commit only when the state file is still byte for byte the one the
-// install started from and DIR/current/NAME does not point at the release;
-// recovery then removes the release and its record. In every other case
-// (the state file was deleted, replaced or restored from a backup) it
-// counts like any record. Prune marks the record pruned before it drops the
-// release from the state and keeps it, so the highest accepted sequence can
-// always be rebuilt from the records. A record whose release the state does
-// not know makes every command that changes the root refuse, until Repair
-// merges the records back into the state; the highest accepted sequence is
-// never lowered, and a release directory is removed only when the state or
-// a record accounts for it (never the one DIR/current/NAME points at).
+// from. Right after the commit point (the state write) it rewrites the
+// record without the mark (and if it cannot, the next locked run does,
+// from the state).
+//
+// A pending record whose release the state does not list, while the state
+// file is byte for byte the one the install started from and
+// DIR/current/NAME does not point at the release, is ambiguous: the install
+// stopped before its commit point, or it committed and the state was then
+// restored from a backup taken before it. No test on the files tells these
+// apart, so recovery takes the safe side for the sequence (as it does for
+// a pending record whose release directory is missing: the install was
+// killed before it renamed its staging directory into place): it keeps the
+// record as an aborted install's (a tombstone, marked aborted), raises the
+// highest accepted sequence of NAME to the record's, and removes the
+// release directory. The identical bundle (same name, version, sequence and
+// root) may be installed again; any other bundle is judged against the
+// raised sequence, and a different bundle reusing the tombstone's version
+// or sequence is a replay. In every other case (the state file was deleted,
+// replaced or restored from an older or newer backup) a pending record
+// counts like any record.
+//
+// Prune marks the record pruned before it drops the release from the
+// state and keeps it, so the highest accepted sequence can always be
+// rebuilt from the records. A record whose release the state does not know
+// makes every command that changes the root refuse, until Repair merges
+// the records back into the state; the highest accepted sequence is never
+// lowered. Recovery removes a directory under DIR/releases only when its
+// name is a valid bundle name and version and a pending, aborted or pruned
+// record proves airlock wrote it (never the one DIR/current/NAME points
+// at); anything else there is left alone.
 const (
 	dirRecords          = ".records"
 	RecordSchemaVersion = 1
@@ -63,6 +80,10 @@ type releaseRecord struct {
 	// digest of DIR/.airlock/state.json as the install read it under the
 	// lock. The install clears it once the state lists the release.
 	Pending string `json:"pending,omitempty"`
+	// Aborted is when recovery removed the release of an install it could
+	// not prove committed (see above); the record stays as a tombstone
+	// whose sequence counts.
+	Aborted *time.Time `json:"aborted,omitempty"`
 }
 
 // StateBehindError names the record the state does not account for.
@@ -170,8 +191,11 @@ func readRecord(r *os.Root, name, p, root string) (*releaseRecord, error) {
 			return nil, bad(err.Error())
 		}
 	}
-	if rec.Pending != "" && (rec.Pruned != nil || !checked.ValidDigest(rec.Pending)) {
+	if rec.Pending != "" && (rec.Pruned != nil || rec.Aborted != nil || !checked.ValidDigest(rec.Pending)) {
 		return nil, bad("has an invalid pending mark")
+	}
+	if rec.Aborted != nil && rec.Pruned != nil {
+		return nil, bad("is marked both pruned and aborted")
 	}
 	return &rec, nil
 }
@@ -241,10 +265,13 @@ type reconciled struct {
 	// pruned: per name, the versions whose records say a prune removed
 	// them (their directories may go).
 	pruned map[string]map[string]bool
-	// uncommitted: per name, the versions whose pending records are of an
-	// install that stopped before its commit point (they and their
-	// directories may go).
-	uncommitted map[string]map[string]bool
+	// aborting: per name, the versions whose pending records are ambiguous
+	// (see the package comment above): settle keeps each as an aborted
+	// record and its directory goes.
+	aborting map[string]map[string]bool
+	// aborted: per name, the versions whose records are tombstones of
+	// aborted installs the state does not list (their directories may go).
+	aborted map[string]map[string]bool
 	// changed is true when repair changed the state (the caller writes it).
 	changed bool
 }
@@ -281,10 +308,11 @@ func (l *layout) linkedVersion(name string) string {
 // *StateBehindError; with repair the records are merged into st (releases
 // whose directory exists are listed again, the highest sequence raised,
 // the current release taken from DIR/current/NAME) and rc.changed is set.
-// A pending record counts like any other, except when it provably belongs
-// to an install that did not commit (see the package comment above).
+// A pending record counts like any other, except when it is ambiguous, and
+// an aborted record only raises the sequence (see the package comment
+// above and settle).
 func (l *layout) reconcile(st *State, repair bool) (*reconciled, error) {
-	rc := &reconciled{records: map[string]map[string]*releaseRecord{}, pruned: map[string]map[string]bool{}, uncommitted: map[string]map[string]bool{}}
+	rc := &reconciled{records: map[string]map[string]*releaseRecord{}, pruned: map[string]map[string]bool{}, aborting: map[string]map[string]bool{}, aborted: map[string]map[string]bool{}}
 	if l.rel == nil {
 		return rc, nil
 	}
@@ -317,10 +345,24 @@ func (l *layout) reconcile(st *State, repair bool) (*reconciled, error) {
 		for _, v := range versions {
 			rec := recs[v]
 			listed := b != nil && b.release(v) != nil
-			if !listed && rec.Pending != "" && rec.Pending == l.stateDigest && linked != v {
-				// The state is the very file the install started from: it
-				// stopped before its commit point.
-				mark(rc.uncommitted, name, v)
+			dirExists := false
+			if nr, err := l.nameDir(name, false); err == nil {
+				_, serr := nr.Lstat(v)
+				dirExists = serr == nil
+				nr.Close()
+			}
+			if !listed && rec.Pending != "" && linked != v && (rec.Pending == l.stateDigest || !dirExists) {
+				// The state is the very file the install started from (it
+				// stopped before its commit point, or the state was
+				// restored from a backup taken just before it), or the
+				// install never got its directory in place: settle keeps
+				// the record as an aborted one.
+				mark(rc.aborting, name, v)
+				continue
+			}
+			if !listed && rec.Aborted != nil {
+				// settle raises the highest sequence to the tombstone's.
+				mark(rc.aborted, name, v)
 				continue
 			}
 			if listed || rec.Pruned != nil && rec.Release.Sequence <= highest {
@@ -328,12 +370,6 @@ func (l *layout) reconcile(st *State, repair bool) (*reconciled, error) {
 					mark(rc.pruned, name, v)
 				}
 				continue
-			}
-			dirExists := false
-			if nr, err := l.nameDir(name, false); err == nil {
-				_, serr := nr.Lstat(v)
-				dirExists = serr == nil
-				nr.Close()
 			}
 			behind := rec.Release.Sequence > highest || (rec.Pruned == nil && dirExists)
 			if !behind {
@@ -376,10 +412,11 @@ func (l *layout) reconcile(st *State, repair bool) (*reconciled, error) {
 }
 
 // backfillRecords writes the record of every release the state lists
-// whose record is missing, marked pruned or still pending (with its
-// directory present): a root installed by an airlock older than the
+// whose record is missing, marked pruned, aborted or still pending (with
+// its directory present): a root installed by an airlock older than the
 // records, an install stopped between its commit point and clearing its
-// record's pending mark, or a prune stopped before its commit point.
+// record's pending mark, a prune stopped before its commit point, or a
+// state restored from a backup that lists an aborted release.
 func (l *layout) backfillRecords(st *State) error {
 	for _, name := range sortedNames(st) {
 		nr, err := l.nameDir(name, false)
@@ -396,7 +433,7 @@ func (l *layout) backfillRecords(st *State) error {
 		}
 		var missing []Release
 		for _, r := range st.Bundles[name].Releases {
-			if rec := recs[r.Version]; rec != nil && rec.Pruned == nil && rec.Pending == "" {
+			if rec := recs[r.Version]; rec != nil && rec.Pruned == nil && rec.Pending == "" && rec.Aborted == nil {
 				continue
 			}
 			if _, err := nr.Lstat(r.Version); err == nil {
@@ -433,7 +470,12 @@ func (l *layout) markPruned(name string, r Release, now time.Time) error {
 // It never lowers a sequence a record proves and never removes the release
 // DIR/current/NAME points at. When it cannot account for a release
 // directory (no state lists it, no record describes it) it refuses with a
-// *StateError and changes nothing.
+// *StateError and changes nothing. In a directory with neither DIR/.airlock
+// nor DIR/releases it refuses with ErrNotInstalled and creates nothing.
+//
+// After a rebuild, an install's audit entry a crash left pending is
+// appended when the rebuilt state lists its release (same version,
+// sequence and root), noted as recorded by the repair.
 func Repair(ctx context.Context, root string) ([]string, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -443,6 +485,11 @@ func Repair(ctx context.Context, root string) ([]string, error) {
 	}
 	if _, err := statDir(root); err != nil {
 		return nil, err
+	}
+	// A directory with neither DIR/.airlock nor DIR/releases holds nothing
+	// to repair: create nothing there.
+	if !hasInstallState(root) {
+		return nil, fmt.Errorf("%w: no airlock install state in %s (no %s or %s); nothing was changed", ErrNotInstalled, root, dirAirlock, dirReleases)
 	}
 	l, err := openLayout(root, true)
 	if err != nil {
@@ -489,14 +536,20 @@ func Repair(ctx context.Context, root string) ([]string, error) {
 		}
 		done = append(done, fmt.Sprintf("set the damaged %s aside as %s (%s)", StatePath(l.path), aside, damaged.Reason))
 	}
-	// Installs that provably did not commit go before the state changes:
+	// Ambiguous pending records are settled before the state changes:
 	// their pending marks name the state file about to be replaced.
-	more, err := l.removeLeftovers(left)
+	more, raised, err := l.settle(st, rc, now)
 	done = append(done, more...)
 	if err != nil {
 		return done, err
 	}
-	if rc.changed || setAside {
+	more, err = l.removeLeftovers(left)
+	done = append(done, more...)
+	if err != nil {
+		return done, err
+	}
+	l.rebuilt = true
+	if rc.changed || setAside || raised {
 		if err := l.writeState(st); err != nil {
 			return done, err
 		}
@@ -528,4 +581,15 @@ func (l *layout) setStateAside(now time.Time) (string, error) {
 		return "", err
 	}
 	return filepath.Join(l.path, dirAirlock, name), nil
+}
+
+// hasInstallState reports whether DIR/.airlock or DIR/releases exists (in
+// any form: precheck has refused links and other types).
+func hasInstallState(dir string) bool {
+	for _, n := range []string{dirAirlock, dirReleases} {
+		if _, err := os.Lstat(filepath.Join(dir, n)); err == nil {
+			return true
+		}
+	}
+	return false
 }

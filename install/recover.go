@@ -7,20 +7,23 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"time"
 )
 
 // recover brings the root back in line with the state after a crash, under
 // the lock. First it compares the state with the release records (see
 // reconcile): a state that is missing or older than the records stops
-// everything with a *StateBehindError, and a release directory nothing
-// accounts for stops it with a *StateError (see leftovers); both before
-// anything changes. Then it removes unfinished staging directories and
-// airlock's own temporary files (see removeTemps), release directories the
-// state does not list (written by an install that died before its commit
-// point, with its pending record, or by a prune that died after it), and
-// points every current link at the state's current release (an install
-// that died after its commit point, before the switch). It returns what it
-// did, one line each.
+// everything with a *StateBehindError, and, when the state is missing, a
+// release directory nothing accounts for stops it with a *StateError (see
+// leftovers); both before anything changes. Then it removes unfinished
+// staging directories and airlock's own temporary files (see removeTemps),
+// keeps ambiguous pending records as aborted ones and raises the highest
+// accepted sequence to theirs (see settle), removes the release directories
+// a pending, aborted or pruned record proves airlock left (an install that
+// died before its commit point, a prune that died after it), and points
+// every current link at the state's current release (an install that died
+// after its commit point, before the switch). It returns what it did, one
+// line each.
 func (l *layout) recover(st *State) ([]string, error) {
 	if err := l.ensure(); err != nil {
 		return nil, err
@@ -40,17 +43,22 @@ func (l *layout) recover(st *State) ([]string, error) {
 	if err != nil {
 		return done, err
 	}
-	more, err := l.removeLeftovers(left)
+	more, raised, err := l.settle(st, rc, time.Now())
 	done = append(done, more...)
 	if err != nil {
 		return done, err
 	}
-	names := make([]string, 0, len(st.Bundles))
-	for n := range st.Bundles {
-		names = append(names, n)
+	more, err = l.removeLeftovers(left)
+	done = append(done, more...)
+	if err != nil {
+		return done, err
 	}
-	sort.Strings(names)
-	for _, n := range names {
+	if raised {
+		if err := l.writeState(st); err != nil {
+			return done, err
+		}
+	}
+	for _, n := range sortedNames(st) {
 		b := st.Bundles[n]
 		if b.Current == "" || l.linkIs(n, b.Current) {
 			continue
@@ -67,20 +75,71 @@ func (l *layout) recover(st *State) ([]string, error) {
 	return done, err
 }
 
-// leftover is a release directory (or only its pending record) recovery
-// removes.
+// settle keeps each ambiguous pending record reconcile found (see
+// records.go) as an aborted record, and raises in st the highest accepted
+// sequence of every name to that of its aborted records the state does not
+// list; it reports whether st changed (the caller writes it, after the
+// directories of those releases are gone). A crash at any step leaves what
+// the next run finishes: an aborted record stays aborted, and its
+// directory and sequence are settled again.
+func (l *layout) settle(st *State, rc *reconciled, now time.Time) ([]string, bool, error) {
+	var done []string
+	t := now.UTC()
+	for _, name := range sortedKeys(rc.aborting) {
+		for _, v := range sortedKeys(rc.aborting[name]) {
+			rec := rc.records[name][v]
+			ab := &releaseRecord{Release: rec.Release, Aborted: &t}
+			if err := l.writeRecord(name, ab); err != nil {
+				return done, false, err
+			}
+			rc.records[name][v] = ab
+			mark(rc.aborted, name, v)
+			done = append(done, fmt.Sprintf("kept the release record of %s %s (sequence %d) as an aborted install's: the install stopped before its commit point, or it committed and %s was then restored from a backup taken just before it, which airlock cannot tell apart; its sequence still counts, and only the same bundle can be installed again at it", name, v, rec.Release.Sequence, StatePath(l.path)))
+		}
+	}
+	raised := false
+	for _, name := range sortedKeys(rc.aborted) {
+		for _, v := range sortedKeys(rc.aborted[name]) {
+			rec := rc.records[name][v]
+			b := st.Bundles[name]
+			if b == nil {
+				b = &BundleState{Releases: []Release{}, History: []Event{}}
+				st.Bundles[name] = b
+			}
+			if rec.Release.Sequence > b.HighestSequence {
+				b.HighestSequence = rec.Release.Sequence
+				raised = true
+				done = append(done, fmt.Sprintf("raised the highest accepted sequence of %s to %d from the aborted record of %s", name, b.HighestSequence, v))
+			}
+		}
+	}
+	return done, raised, nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// leftover is a release directory recovery removes.
 type leftover struct {
 	name, version string
-	dir           bool   // remove DIR/releases/NAME/VERSION
-	record        bool   // remove its pending record (after the directory)
 	why           string // "an install" or "a prune"
 }
 
 // leftovers decides, changing nothing, which release directories the
-// state does not list are left by an interrupted install or prune. It
-// refuses with a *StateError the directory DIR/current/NAME points at,
-// and, when strict (the state is missing or being rebuilt, so it cannot
-// vouch that a directory is not a release), a directory no record
+// state does not list are left by an interrupted install or prune: only a
+// directory whose name is a valid bundle name and version and whose
+// pending, aborted or pruned record proves airlock wrote it. Anything else
+// under DIR/releases (files, other names, directories no record accounts
+// for) is left alone. It refuses with a *StateError the directory
+// DIR/current/NAME points at, and, when strict (the state is missing or
+// being rebuilt, so it cannot vouch that a directory is not a release of
+// an airlock older than the records), a release directory no record
 // accounts for.
 func (l *layout) leftovers(st *State, rc *reconciled, strict bool) ([]leftover, error) {
 	var out []leftover
@@ -91,8 +150,8 @@ func (l *layout) leftovers(st *State, rc *reconciled, strict bool) ([]leftover, 
 	for _, e := range ents {
 		n := e.Name()
 		p := filepath.Join(l.path, dirReleases, n)
-		if !e.IsDir() {
-			return nil, &RootError{Path: p, Reason: "is not a directory"}
+		if !e.IsDir() || !validName(n) {
+			continue // not airlock's
 		}
 		b := st.Bundles[n]
 		nr, err := l.nameDir(n, false)
@@ -104,23 +163,21 @@ func (l *layout) leftovers(st *State, rc *reconciled, strict bool) ([]leftover, 
 		if err != nil {
 			return nil, err
 		}
-		linked := ""
-		if validName(n) {
-			linked = l.linkedVersion(n)
-		}
-		seen := map[string]bool{}
+		linked := l.linkedVersion(n)
 		for _, ve := range vents {
 			v := ve.Name()
-			if v == dirRecords {
+			vp := filepath.Join(p, v)
+			if v == dirRecords || !validVersion(v) {
 				continue
 			}
-			seen[v] = true
-			vp := filepath.Join(p, v)
 			if b != nil && b.release(v) != nil {
 				if !ve.IsDir() {
 					return nil, &RootError{Path: vp, Reason: "is not a directory"}
 				}
 				continue
+			}
+			if !ve.IsDir() {
+				continue // not airlock's
 			}
 			if v == linked {
 				return nil, &StateError{Path: StatePath(l.path), Root: l.path,
@@ -129,10 +186,10 @@ func (l *layout) leftovers(st *State, rc *reconciled, strict bool) ([]leftover, 
 			}
 			rec := rc.records[n][v]
 			switch {
-			case rc.uncommitted[n][v]:
-				out = append(out, leftover{name: n, version: v, dir: true, record: true, why: "an install"})
+			case rc.aborting[n][v], rc.aborted[n][v]:
+				out = append(out, leftover{name: n, version: v, why: "an install"})
 			case rc.pruned[n][v]:
-				out = append(out, leftover{name: n, version: v, dir: true, why: "a prune"})
+				out = append(out, leftover{name: n, version: v, why: "a prune"})
 			case rec != nil:
 				// reconcile accounts for every record; a record the state
 				// does not list has been pruned or is behind.
@@ -141,14 +198,9 @@ func (l *layout) leftovers(st *State, rc *reconciled, strict bool) ([]leftover, 
 				return nil, &StateError{Path: StatePath(l.path), Root: l.path,
 					Reason: fmt.Sprintf("is missing or being rebuilt, and no release record accounts for %s", vp),
 					Fix:    fmt.Sprintf("restore %s from a backup that lists it; or, if that directory is not needed, move it out of %s (airlock cannot tell what installed it) and run the command again", fileState, p)}
-			default:
-				out = append(out, leftover{name: n, version: v, dir: true, why: "an install"})
 			}
-		}
-		for v := range rc.uncommitted[n] {
-			if !seen[v] {
-				out = append(out, leftover{name: n, version: v, record: true, why: "an install"})
-			}
+			// Otherwise not airlock's: every release directory airlock
+			// creates has a record first. Left alone.
 		}
 	}
 	sort.Slice(out, func(i, j int) bool {
@@ -167,8 +219,8 @@ func highestOf(b *BundleState) uint64 {
 	return b.HighestSequence
 }
 
-// removeLeftovers removes what leftovers found: each directory, then its
-// pending record.
+// removeLeftovers removes the directories leftovers found (their records
+// stay: pruned or aborted, their sequences count).
 func (l *layout) removeLeftovers(left []leftover) ([]string, error) {
 	var done []string
 	for _, lo := range left {
@@ -176,29 +228,15 @@ func (l *layout) removeLeftovers(left []leftover) ([]string, error) {
 		if err != nil {
 			return done, err
 		}
-		p := ReleaseDir(l.path, lo.name, lo.version)
-		if lo.dir {
-			if err := nr.RemoveAll(lo.version); err != nil {
-				nr.Close()
-				return done, err
-			}
-		}
-		if lo.record {
-			if err := nr.Remove(dirRecords + "/" + lo.version + ".json"); err != nil && !errorsIsNotExist(err) {
-				nr.Close()
-				return done, err
-			}
-			syncDir(nr, dirRecords)
+		err = nr.RemoveAll(lo.version)
+		if err == nil {
+			err = syncDir(nr, ".")
 		}
 		nr.Close()
-		switch {
-		case lo.dir && lo.record:
-			done = append(done, fmt.Sprintf("removed %s and its pending release record, left by %s that did not complete", p, lo.why))
-		case lo.dir:
-			done = append(done, fmt.Sprintf("removed %s, left by %s that did not complete", p, lo.why))
-		default:
-			done = append(done, fmt.Sprintf("removed the pending release record of %s %s, left by %s that did not complete", lo.name, lo.version, lo.why))
+		if err != nil {
+			return done, err
 		}
+		done = append(done, fmt.Sprintf("removed %s, left by %s that did not complete", ReleaseDir(l.path, lo.name, lo.version), lo.why))
 	}
 	return done, nil
 }
@@ -219,7 +257,7 @@ func (l *layout) removeTemps() ([]string, error) {
 		n := e.Name()
 		p := filepath.Join(l.path, dirAirlock, n)
 		switch {
-		case isStagingName(n):
+		case isStagingName(n) && e.IsDir():
 			if err := l.air.RemoveAll(n); err != nil {
 				return done, err
 			}

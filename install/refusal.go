@@ -29,7 +29,10 @@ import (
 // Before the line is appended, an entry an interrupted operation left in
 // audit.pending is settled as the next look at the root would (appended
 // when its operation committed, dropped when not), so the log stays in
-// order and never records an operation twice.
+// order and never records an operation twice. When the state cannot settle
+// it (unreadable, missing, or behind the release records) the entry is
+// left for the repair and the refusal's line is not appended (the result
+// says why).
 
 // maxReason bounds the error message kept in an entry.
 const maxReason = 4096
@@ -130,9 +133,21 @@ func appendRefusal(dir string, held *layout, e audit.Entry) (string, error) {
 		return "", err
 	}
 	if p != nil {
+		pending := filepath.Join(dir, dirAirlock, fileAuditPending)
 		st, err := l.readState()
 		if err != nil {
-			return "", fmt.Errorf("the entry of an interrupted operation is pending in %s and the state to settle it cannot be read: %w", filepath.Join(dir, dirAirlock, fileAuditPending), err)
+			return "", fmt.Errorf("the entry of an interrupted operation is pending in %s and the state to settle it cannot be read: %w", pending, err)
+		}
+		// A missing state, or one behind the records, cannot tell whether
+		// the operation committed: the entry is left for the repair.
+		if l.stateDigest == "" {
+			return "", fmt.Errorf("the entry of an interrupted operation is pending in %s and the state to settle it is missing; it is left for the repair that rebuilds the state", pending)
+		}
+		if err := l.openReleases(); err != nil {
+			return "", fmt.Errorf("the entry of an interrupted operation is pending in %s and the release records cannot be read to settle it: %w", pending, err)
+		}
+		if _, err := l.reconcile(st.clone(), false); err != nil {
+			return "", fmt.Errorf("the entry of an interrupted operation is pending in %s and the state cannot settle it; it is left for the repair: %w", pending, err)
 		}
 		if _, err := l.recoverAudit(st); err != nil {
 			return "", err
@@ -145,6 +160,23 @@ func appendRefusal(dir string, held *layout, e audit.Entry) (string, error) {
 	defer log.Close()
 	_, head, err := log.Append(e)
 	return head, err
+}
+
+// openReleases opens DIR/releases when l has not (a missing one is left
+// nil: no records).
+func (l *layout) openReleases() error {
+	if l.rel != nil {
+		return nil
+	}
+	r, err := openOwnedDir(l.root, l.path, dirReleases, false)
+	if errorsIsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	l.rel = r
+	return nil
 }
 
 // openStateDir opens DIR and DIR/.airlock only (not a link, checked as

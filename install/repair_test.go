@@ -206,12 +206,22 @@ func TestStaleTempFilesRemoved(t *testing.T) {
 			}
 			os.Symlink("../releases/demo/1.0.0", filepath.Join(root, "current", ".demo.tmp-0123456789abcdef"))
 			ours = append(ours, "current/.demo.tmp-0123456789abcdef")
-			// Not airlock's: names it never writes.
-			theirs := []string{".airlock/.state.json.tmp-backup", ".airlock/notes.txt", "current/.demo.tmp-mine"}
+			// Not airlock's: names it never writes, or a type it never
+			// creates under a name it does.
+			theirs := []string{".airlock/.state.json.tmp-backup", ".airlock/notes.txt", "current/.demo.tmp-fedcba9876543210"}
 			for _, p := range theirs {
 				if err := os.WriteFile(filepath.Join(root, p), []byte("mine"), 0o644); err != nil {
 					t.Fatal(err)
 				}
+			}
+			// In current/ airlock creates links: these are links, under
+			// names it never gives (not ".NAME.tmp-" and 16 hex digits of
+			// a valid bundle name).
+			for _, n := range []string{".demo.tmp-mine", ".Demo.tmp-0123456789abcdef", "demo.tmp-0123456789abcdef", "..tmp-0123456789abcdef", ".demo.tmp-0123456789ABCDEF"} {
+				if err := os.Symlink("../releases/demo/1.0.0", filepath.Join(root, "current", n)); err != nil {
+					t.Fatal(err)
+				}
+				theirs = append(theirs, "current/"+n)
 			}
 			var err error
 			if op == "status" {
