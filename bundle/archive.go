@@ -24,8 +24,14 @@ var ErrNeedsV2 = fmt.Errorf("%w: random access needs a format version 2 bundle (
 // that hold it. Every frame read is checked against the sha256 the signed
 // frame index gives it before it is decompressed, so every byte an Archive
 // returns is a byte the signers packed; a whole blob is also checked against
-// its own digest at its end. The head is not trusted by opening: check it
-// (package verify) before serving what it lists.
+// its own digest at its end (CheckBlob checks one before a range of it is
+// used). The head is not trusted by opening: check it (package verify)
+// before serving what it lists.
+//
+// An Archive is safe for concurrent use. Concurrent reads of the same frame
+// share one read and decode; the frames being read, decoded, sent and kept
+// take their buffers from one pool bounded by ArchiveOptions.MemoryLimit,
+// and a read that needs a buffer when none is left waits for one.
 type Archive struct {
 	set   *Set
 	head  *Head
@@ -33,43 +39,115 @@ type Archive struct {
 	dec   *zstd.Decoder
 	blobs map[string]int // body blob digest -> layout entry
 
-	mu    sync.Mutex
-	cache []cachedFrame // recently decoded frames, most recent last
+	mu     sync.Mutex
+	frames map[int]*frameBuf // frames being loaded, held by readers or cached
+	cache  []*frameBuf       // recently decoded frames, most recent last
+	mem    frameMemory
 
-	// ahead counts the read-ahead goroutines of open readers: Close stops
+	// checks are the blob checks in progress, checked their outcomes
+	// (nil: the blob matched its digest; else why it did not).
+	checks  map[string]*blobCheck
+	checked map[string]error
+
+	// ahead counts the goroutines of open readers and checks: Close stops
 	// them (closing) and waits for them before it closes the decoder.
 	ahead     sync.WaitGroup
 	closing   chan struct{}
 	closeOnce sync.Once
 }
 
-type cachedFrame struct {
-	i    int
-	data []byte
+// ArchiveOptions configures an Archive. The zero value works.
+type ArchiveOptions struct {
+	// MemoryLimit bounds the bytes of frame buffers the Archive holds at
+	// once, across all its readers: the compressed and decoded bytes of
+	// the frames being decoded, the frames readers are consuming or have
+	// decoded ahead, and the recently decoded frames it keeps for the
+	// next reader. Every buffer has room for the bundle's largest frame
+	// (compressed or decoded), so the limit is a number of such buffers; a
+	// decode takes two. A read that needs buffers when the limit is
+	// reached first drops kept frames nobody holds, then waits (honoring
+	// its context) until a reader releases one. Buffers are reused, not
+	// given back to the system. <= 0 means DefaultMemoryLimit (512 MiB);
+	// a limit below two buffers is raised to two.
+	MemoryLimit int64
 }
 
+// DefaultMemoryLimit is the MemoryLimit of an Archive opened without one:
+// 512 MiB, that is 7 buffers (3 frames decoded at once) with the largest
+// frames a bundle may have (64 MiB), 127 with the default 4 MiB frames.
+const DefaultMemoryLimit = 512 << 20
+
+// archiveCache is how many recently decoded frames an Archive keeps while
+// memory allows.
 const archiveCache = 4
 
+// frameBuf is one decoded frame, shared by every reader that holds it and,
+// while cached, the Archive's cache.
+type frameBuf struct {
+	i      int
+	data   []byte        // the decoded frame (a prefix of buf)
+	buf    []byte        // the pool buffer data lives in
+	refs   int           // readers holding it, plus one while cached (Archive.mu)
+	cached bool          // (Archive.mu)
+	done   chan struct{} // closed once loaded: data or err is set
+	err    error
+}
+
+// frameMemory is the Archive's pool of frame buffers (guarded by
+// Archive.mu): every buffer has size bytes of room, at most max exist.
+type frameMemory struct {
+	size  int64
+	max   int
+	count int           // buffers allocated: held or free
+	free  [][]byte      // buffers nobody holds, ready for reuse
+	wake  chan struct{} // closed (and replaced) when a buffer is freed or a cached frame becomes idle
+}
+
 // OpenArchive opens the bundle at path (a file, a volume of a set, or a
-// directory) for random access.
+// directory) for random access, with the default options.
 func OpenArchive(path string) (*Archive, error) {
+	return OpenArchiveOptions(path, ArchiveOptions{})
+}
+
+// OpenArchiveOptions opens the bundle at path for random access with opts.
+func OpenArchiveOptions(path string, opts ArchiveOptions) (*Archive, error) {
 	set, err := OpenSet(path)
 	if err != nil {
 		return nil, err
 	}
-	return NewArchive(set)
+	return NewArchiveOptions(set, opts)
 }
 
-// NewArchive opens an already found set for random access.
-func NewArchive(set *Set) (*Archive, error) {
+// NewArchive opens an already found set for random access, with the
+// default options.
+func NewArchive(set *Set) (*Archive, error) { return NewArchiveOptions(set, ArchiveOptions{}) }
+
+// NewArchiveOptions opens an already found set for random access with opts.
+func NewArchiveOptions(set *Set, opts ArchiveOptions) (*Archive, error) {
 	h := set.Head
 	if h.layout == nil {
 		return nil, ErrNeedsV2
 	}
-	a := &Archive{set: set, head: h, blobs: make(map[string]int, len(h.layout.Entries)), closing: make(chan struct{})}
+	a := &Archive{
+		set: set, head: h, blobs: make(map[string]int, len(h.layout.Entries)), closing: make(chan struct{}),
+		frames: map[int]*frameBuf{}, checks: map[string]*blobCheck{}, checked: map[string]error{},
+	}
 	for i, e := range h.layout.Entries {
 		a.blobs[e.Desc.Digest] = i
 	}
+	// Every buffer holds the largest frame, compressed or decoded (plus
+	// the byte decodeFrame needs to see a frame that decodes to more).
+	// The index was checked when the head was read: sizes are bounded by
+	// MaxFrameSize and the zstd bound of it.
+	var size int64
+	for _, fr := range h.Frames.Frames {
+		size = max(size, fr.Size, fr.UncompressedSize+1)
+	}
+	limit := opts.MemoryLimit
+	if limit <= 0 {
+		limit = DefaultMemoryLimit
+	}
+	a.mem = frameMemory{size: size, max: int(max(limit/max(size, 1), 2)), wake: make(chan struct{})}
 	for _, p := range set.Paths {
 		f, err := os.Open(p)
 		if err != nil {
@@ -98,6 +176,10 @@ func NewArchive(set *Set) (*Archive, error) {
 	return a, nil
 }
 
+// MemoryLimit returns the bytes of frame buffers the Archive may hold at
+// once (ArchiveOptions.MemoryLimit, rounded down to whole buffers).
+func (a *Archive) MemoryLimit() int64 { return int64(a.mem.max) * a.mem.size }
+
 // Head returns the bundle's head (manifests and configs are in Head().Blobs).
 func (a *Archive) Head() *Head { return a.head }
 
@@ -105,9 +187,14 @@ func (a *Archive) Head() *Head { return a.head }
 func (a *Archive) Set() *Set { return a.set }
 
 // Close releases the files and the decoder. Readers still open stop
-// reading ahead; a frame being decoded for one is finished first.
+// reading ahead; a frame being decoded for one is finished first. Reads
+// waiting for memory fail.
 func (a *Archive) Close() error {
-	a.closeOnce.Do(func() { close(a.closing) })
+	a.closeOnce.Do(func() {
+		a.mu.Lock()
+		close(a.closing)
+		a.mu.Unlock()
+	})
 	a.ahead.Wait()
 	for _, f := range a.files {
 		f.Close()
@@ -115,6 +202,10 @@ func (a *Archive) Close() error {
 	if a.dec != nil {
 		a.dec.Close()
 	}
+	a.mu.Lock()
+	a.mem.free = nil
+	a.cache = nil
+	a.mu.Unlock()
 	return nil
 }
 
@@ -156,39 +247,249 @@ func (a *Archive) readBody(off int64, p []byte) error {
 	return nil
 }
 
-// Frame returns the uncompressed bytes of frame i, checked against the
-// frame index. The slice must not be modified.
+// Frame returns a copy of the uncompressed bytes of frame i, checked
+// against the frame index.
 func (a *Archive) Frame(i int) ([]byte, error) {
-	a.mu.Lock()
-	for _, c := range a.cache {
-		if c.i == i {
+	fb, err := a.acquire(context.Background(), i)
+	if err != nil {
+		return nil, err
+	}
+	defer a.release(fb)
+	return bytes.Clone(fb.data), nil
+}
+
+// errArchiveClosed reports a read of an Archive that was closed.
+var errArchiveClosed = errors.New("the bundle was closed")
+
+// acquire returns frame i, decoded and held for the caller, who must
+// release it. A frame another caller is loading is waited for, not loaded
+// again; a frame nobody holds is loaded with buffers from the pool.
+func (a *Archive) acquire(ctx context.Context, i int) (*frameBuf, error) {
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		select {
+		case <-a.closing:
+			return nil, errArchiveClosed
+		default:
+		}
+		a.mu.Lock()
+		if fb := a.frames[i]; fb != nil {
+			fb.refs++
+			if fb.cached {
+				a.touchLocked(fb)
+			}
 			a.mu.Unlock()
-			return c.data, nil
+			select {
+			case <-fb.done:
+			case <-ctx.Done():
+				a.release(fb)
+				return nil, ctx.Err()
+			}
+			if fb.err == nil {
+				return fb, nil
+			}
+			err := fb.err
+			a.release(fb)
+			if isContextErr(err) && ctx.Err() == nil {
+				continue // its loader gave up; load it for this caller
+			}
+			return nil, err
+		}
+		fb := &frameBuf{i: i, refs: 1, done: make(chan struct{})}
+		a.frames[i] = fb
+		a.mu.Unlock()
+
+		buf, data, err := a.load(ctx, i)
+		a.mu.Lock()
+		fb.buf, fb.data, fb.err = buf, data, err
+		if err != nil {
+			if a.frames[i] == fb {
+				delete(a.frames, i) // the next caller tries again
+			}
+		} else {
+			a.cacheLocked(fb)
+		}
+		close(fb.done)
+		a.mu.Unlock()
+		if err != nil {
+			a.release(fb)
+			return nil, err
+		}
+		return fb, nil
+	}
+}
+
+// release drops the caller's hold on fb; the last holder returns its
+// buffer to the pool.
+func (a *Archive) release(fb *frameBuf) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.releaseLocked(fb)
+}
+
+func (a *Archive) releaseLocked(fb *frameBuf) {
+	fb.refs--
+	if fb.refs == 1 && fb.cached {
+		a.wakeLocked() // only the cache holds it now: it may be dropped for a waiting read
+	}
+	if fb.refs > 0 {
+		return
+	}
+	if a.frames[fb.i] == fb {
+		delete(a.frames, fb.i)
+	}
+	if fb.buf != nil {
+		a.putBufLocked(fb.buf)
+		fb.buf, fb.data = nil, nil
+	}
+}
+
+// cacheLocked keeps fb as the most recent cached frame, and drops the
+// oldest beyond archiveCache.
+func (a *Archive) cacheLocked(fb *frameBuf) {
+	fb.cached = true
+	fb.refs++
+	a.cache = append(a.cache, fb)
+	if len(a.cache) > archiveCache {
+		a.uncacheLocked(0)
+	}
+}
+
+// touchLocked makes the cached fb the most recent.
+func (a *Archive) touchLocked(fb *frameBuf) {
+	for k, c := range a.cache {
+		if c == fb {
+			copy(a.cache[k:], a.cache[k+1:])
+			a.cache[len(a.cache)-1] = fb
+			return
 		}
 	}
-	a.mu.Unlock()
+}
+
+// uncacheLocked drops cache entry k.
+func (a *Archive) uncacheLocked(k int) {
+	fb := a.cache[k]
+	a.cache = append(a.cache[:k], a.cache[k+1:]...)
+	fb.cached = false
+	a.releaseLocked(fb)
+}
+
+// evictIdleLocked drops the least recent cached frame that no reader
+// holds; false when there is none.
+func (a *Archive) evictIdleLocked() bool {
+	for k, fb := range a.cache {
+		if fb.refs == 1 {
+			a.uncacheLocked(k)
+			return true
+		}
+	}
+	return false
+}
+
+// getBufs returns n buffers of the pool's size, waiting while the pool is
+// exhausted (cached frames that no reader holds are dropped first).
+func (a *Archive) getBufs(ctx context.Context, n int) ([][]byte, error) {
+	for {
+		a.mu.Lock()
+		m := &a.mem
+		for len(m.free)+m.max-m.count < n && a.evictIdleLocked() {
+		}
+		if len(m.free)+m.max-m.count >= n {
+			out := make([][]byte, 0, n)
+			for len(out) < n && len(m.free) > 0 {
+				out = append(out, m.free[len(m.free)-1])
+				m.free = m.free[:len(m.free)-1]
+			}
+			fresh := n - len(out)
+			m.count += fresh
+			a.mu.Unlock()
+			for range fresh {
+				out = append(out, make([]byte, m.size))
+			}
+			return out, nil
+		}
+		wake := m.wake
+		a.mu.Unlock()
+		select {
+		case <-wake:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-a.closing:
+			return nil, errArchiveClosed
+		}
+	}
+}
+
+// putBufLocked returns a buffer to the pool and wakes the callers waiting
+// for one.
+func (a *Archive) putBufLocked(b []byte) {
+	a.mem.free = append(a.mem.free, b[:cap(b)])
+	a.wakeLocked()
+}
+
+// wakeLocked wakes the callers waiting for buffers, to look again.
+func (a *Archive) wakeLocked() {
+	close(a.mem.wake)
+	a.mem.wake = make(chan struct{})
+}
+
+// load reads frame i with two buffers from the pool (its compressed and
+// its decoded bytes), checks its compressed bytes against the signed
+// sha256 and decodes it. It returns the decoded frame and the buffer it
+// lives in; the other buffer goes back to the pool.
+func (a *Archive) load(ctx context.Context, i int) (buf, data []byte, err error) {
+	bufs, err := a.getBufs(ctx, 2)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer func() {
+		a.mu.Lock()
+		a.putBufLocked(bufs[0])
+		if err != nil {
+			a.putBufLocked(bufs[1])
+		}
+		a.mu.Unlock()
+	}()
 	fr := a.head.Frames.Frames[i]
-	raw := make([]byte, fr.Size)
+	raw := bufs[0][:fr.Size]
 	if err := a.readBody(fr.Offset, raw); err != nil {
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			err = malformed("the file ends inside this frame (truncated copy?)")
 		}
-		return nil, &FrameError{Frame: i, Offset: fr.Offset, Err: err}
+		return nil, nil, &FrameError{Frame: i, Offset: fr.Offset, Err: err}
 	}
 	if err := a.checkFrameHash(i, raw); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	data, err := decodeFrame(a.dec, raw, fr.UncompressedSize, nil)
+	data, err = decodeFrame(a.dec, raw, fr.UncompressedSize, bufs[1])
 	if err != nil {
-		return nil, a.frameError(i, err)
+		return nil, nil, a.frameError(i, err)
 	}
+	return bufs[1], data, nil
+}
+
+// goAhead counts a goroutine of the Archive's readers or checks, unless
+// the Archive is closing (false).
+func (a *Archive) goAhead() bool {
 	a.mu.Lock()
-	if len(a.cache) == archiveCache {
-		a.cache = a.cache[1:]
+	defer a.mu.Unlock()
+	return a.goAheadLocked()
+}
+
+func (a *Archive) goAheadLocked() bool {
+	select {
+	case <-a.closing:
+		return false
+	default:
+		a.ahead.Add(1)
+		return true
 	}
-	a.cache = append(a.cache, cachedFrame{i: i, data: data})
-	a.mu.Unlock()
-	return data, nil
+}
+
+func isContextErr(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
 
 // checkFrameHash checks raw, the compressed bytes of frame i, against the
@@ -222,7 +523,9 @@ func (a *Archive) frameAt(u int64) int {
 // Open returns n bytes of the blob digest from offset off (n < 0: to the
 // end). Head blobs come from the head. A read of a whole body blob is also
 // checked against the blob's digest: the reader fails at its end, before
-// io.EOF, if the bytes do not match.
+// io.EOF, if the bytes do not match, and the Archive remembers the outcome
+// (see CheckBlob). A body blob known to fail its digest is not opened: Open
+// returns that failure, for any range.
 func (a *Archive) Open(ctx context.Context, digest string, off, n int64) (io.ReadCloser, error) {
 	d, ok := a.Lookup(digest)
 	if !ok {
@@ -237,6 +540,9 @@ func (a *Archive) Open(ctx context.Context, digest string, off, n int64) (io.Rea
 	if b, ok := a.head.Blobs[digest]; ok {
 		return io.NopCloser(bytes.NewReader(b[off : off+n])), nil
 	}
+	if done, err := a.BlobChecked(digest); done && err != nil {
+		return nil, err
+	}
 	e := a.head.layout.Entries[a.blobs[digest]]
 	r := a.newBlobReader(ctx, e.Data+off, e.Data+off+n)
 	if off == 0 && n == d.Size {
@@ -245,17 +551,173 @@ func (a *Archive) Open(ctx context.Context, digest string, off, n int64) (io.Rea
 			r.Close()
 			return nil, err
 		}
-		return struct {
-			io.Reader
-			io.Closer
-		}{cr, r}, nil
+		return &wholeBlob{a: a, digest: digest, cr: cr, r: r}, nil
 	}
 	return r, nil
 }
 
-// blobReader reads uncompressed body bytes [pos, end) frame by frame. When
-// they span several frames, the next ones are read, checked and decoded
-// ahead on another core (readAhead frames at most, in order), while the
+// wholeBlob reads a whole body blob through the verifying reader and
+// records the outcome of its check.
+type wholeBlob struct {
+	a      *Archive
+	digest string
+	cr     *checked.Reader
+	r      *blobReader
+}
+
+func (w *wholeBlob) Read(p []byte) (int, error) {
+	n, err := w.cr.Read(p)
+	switch {
+	case err == nil:
+	case err == io.EOF:
+		w.a.recordCheck(w.digest, nil)
+	default:
+		err = w.a.blobError(w.digest, err)
+		if blobFailure(err) {
+			w.a.recordCheck(w.digest, err)
+		}
+	}
+	return n, err
+}
+
+func (w *wholeBlob) Close() error { return w.r.Close() }
+
+// blobError classes a failed read of blob digest: a digest or size
+// mismatch is an integrity failure of that blob.
+func (a *Archive) blobError(digest string, err error) error {
+	var me *checked.MismatchError
+	if errors.As(err, &me) && !errors.Is(err, ErrIntegrity) {
+		return &EntryError{Stage: "body", Entry: blobName(digest), Err: fmt.Errorf("%w: %w", ErrIntegrity, err)}
+	}
+	return err
+}
+
+// blobFailure reports whether err says the blob's bytes in this bundle are
+// bad (they will be on every read), rather than that reading stopped
+// (context, closed Archive) or the file could not be read.
+func blobFailure(err error) bool {
+	return errors.Is(err, ErrIntegrity) || errors.Is(err, ErrMalformed) || errors.Is(err, ErrLimit)
+}
+
+// recordCheck remembers the outcome of a whole read of blob digest.
+func (a *Archive) recordCheck(digest string, err error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if prev, ok := a.checked[digest]; ok && prev != nil {
+		return // a failure stays
+	}
+	a.checked[digest] = err
+}
+
+// BlobChecked reports whether blob digest is known to match its digest
+// (done, nil) or known to fail it (done, why), from a whole read of it by
+// Open or CheckBlob since the Archive was opened. Head blobs are checked
+// with the head.
+func (a *Archive) BlobChecked(digest string) (done bool, err error) {
+	if _, ok := a.head.Blobs[digest]; ok {
+		return true, nil
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	err, done = a.checked[digest]
+	return done, err
+}
+
+// blobCheck is a check of one blob in progress, shared by its waiters.
+type blobCheck struct {
+	done    chan struct{}
+	err     error
+	waiters int // (Archive.mu)
+	cancel  context.CancelFunc
+}
+
+// CheckBlob reads body blob digest whole and checks it against its digest,
+// once for the Archive's life: the outcome is remembered (a failure that
+// says the bundle's bytes are bad as well as a match; not a read that was
+// interrupted), and concurrent callers share one read. It returns nil when
+// the blob matches, an error wrapping ErrIntegrity (or ErrMalformed, for a
+// frame that does not decode) when it does not, and ctx's error when ctx
+// ends first; the read stops when every caller waiting for it has gone.
+func (a *Archive) CheckBlob(ctx context.Context, digest string) error {
+	if _, ok := a.Lookup(digest); !ok {
+		return fmt.Errorf("%w: %s is not in the bundle", ErrMalformed, digest)
+	}
+	for {
+		if done, err := a.BlobChecked(digest); done {
+			return err
+		}
+		a.mu.Lock()
+		c := a.checks[digest]
+		if c == nil {
+			cctx, cancel := context.WithCancel(context.Background())
+			c = &blobCheck{done: make(chan struct{}), cancel: cancel}
+			if !a.goAheadLocked() {
+				a.mu.Unlock()
+				cancel()
+				return errArchiveClosed
+			}
+			a.checks[digest] = c
+			go func() {
+				defer a.ahead.Done()
+				defer cancel()
+				stop := make(chan struct{})
+				defer close(stop)
+				go func() {
+					select {
+					case <-a.closing:
+						cancel()
+					case <-stop:
+					}
+				}()
+				err := a.readWhole(cctx, digest)
+				a.mu.Lock()
+				c.err = err
+				if a.checks[digest] == c {
+					delete(a.checks, digest)
+				}
+				close(c.done)
+				a.mu.Unlock()
+			}()
+		}
+		c.waiters++
+		a.mu.Unlock()
+		select {
+		case <-c.done:
+			if isContextErr(c.err) && ctx.Err() == nil {
+				continue // every earlier waiter left; check again
+			}
+			return c.err
+		case <-ctx.Done():
+			a.mu.Lock()
+			c.waiters--
+			if c.waiters == 0 {
+				c.cancel()
+				if a.checks[digest] == c {
+					delete(a.checks, digest)
+				}
+			}
+			a.mu.Unlock()
+			return ctx.Err()
+		}
+	}
+}
+
+// readWhole reads blob digest whole through Open, which checks and
+// records it.
+func (a *Archive) readWhole(ctx context.Context, digest string) error {
+	rc, err := a.Open(ctx, digest, 0, -1)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	_, err = io.Copy(io.Discard, rc)
+	return err
+}
+
+// blobReader reads uncompressed body bytes [pos, end) frame by frame,
+// holding the frame it reads from until it moves past it. When they span
+// several frames, the next one is read, checked and decoded ahead on
+// another core (readAhead frames held at most, loaded in order), while the
 // caller consumes the current one.
 type blobReader struct {
 	ctx      context.Context
@@ -264,18 +726,19 @@ type blobReader struct {
 	pos, end int64
 	ahead    chan *aheadFrame // frames after the first, in order
 	cur      *aheadFrame
+	held     *frameBuf // the frame being read from, without read-ahead
+	closed   bool
 }
 
 type aheadFrame struct {
 	i    int
-	data []byte
+	fb   *frameBuf
 	err  error
 	done chan struct{}
 }
 
 // readAhead bounds the frames one reader holds: the one being consumed and
-// the next, decoded meanwhile on another core (as much memory per request
-// as the read-ahead `serve --bundle` had before: about three frames).
+// the next, decoded meanwhile on another core.
 const readAhead = 2
 
 func (a *Archive) newBlobReader(ctx context.Context, pos, end int64) *blobReader {
@@ -288,11 +751,16 @@ func (a *Archive) newBlobReader(ctx context.Context, pos, end int64) *blobReader
 	if first == last {
 		return r
 	}
+	if !a.goAhead() {
+		return r // closed: reads fail
+	}
 	r.ahead = make(chan *aheadFrame, readAhead-1)
-	a.ahead.Add(1)
 	go func() {
 		defer a.ahead.Done()
 		defer close(r.ahead)
+		// One frame at a time, in order: a frame's buffers are taken only
+		// once the one before it is decoded, so a reader never holds
+		// buffers while it waits for the pool on a frame it needs first.
 		for i := first; i <= last; i++ {
 			f := &aheadFrame{i: i, done: make(chan struct{})}
 			select {
@@ -302,21 +770,11 @@ func (a *Archive) newBlobReader(ctx context.Context, pos, end int64) *blobReader
 			case <-a.closing:
 				return
 			}
-			a.ahead.Add(1)
-			go func() {
-				defer a.ahead.Done()
-				defer close(f.done)
-				select {
-				case <-ctx.Done():
-					f.err = ctx.Err() // the reader was closed: nobody waits for this frame
-					return
-				case <-a.closing:
-					f.err = errors.New("the bundle was closed")
-					return
-				default:
-				}
-				f.data, f.err = a.Frame(f.i)
-			}()
+			f.fb, f.err = a.acquire(ctx, i)
+			close(f.done)
+			if f.err != nil {
+				return
+			}
 		}
 	}()
 	return r
@@ -332,12 +790,27 @@ func (r *blobReader) Read(p []byte) (int, error) {
 	i := r.a.frameAt(r.pos)
 	var data []byte
 	if r.ahead == nil {
-		var err error
-		if data, err = r.a.Frame(i); err != nil {
-			return 0, err
+		if r.held == nil || r.held.i != i {
+			if r.held != nil {
+				r.a.release(r.held)
+				r.held = nil
+			}
+			fb, err := r.a.acquire(r.ctx, i)
+			if err != nil {
+				return 0, err
+			}
+			r.held = fb
 		}
+		data = r.held.data
 	} else {
 		for r.cur == nil || r.cur.i != i {
+			if r.cur != nil {
+				// Done with it: its buffer may serve the frames ahead.
+				if r.cur.fb != nil {
+					r.a.release(r.cur.fb)
+				}
+				r.cur = nil
+			}
 			f, ok := <-r.ahead
 			if !ok {
 				if err := r.ctx.Err(); err != nil {
@@ -346,16 +819,16 @@ func (r *blobReader) Read(p []byte) (int, error) {
 				return 0, fmt.Errorf("frame %d: read ahead ended early", i)
 			}
 			r.cur = f
-		}
-		select {
-		case <-r.cur.done:
-		case <-r.ctx.Done():
-			return 0, r.ctx.Err()
+			select {
+			case <-f.done:
+			case <-r.ctx.Done():
+				return 0, r.ctx.Err()
+			}
 		}
 		if r.cur.err != nil {
 			return 0, r.cur.err
 		}
-		data = r.cur.data
+		data = r.cur.fb.data
 	}
 	fr := r.a.head.Frames.Frames[i]
 	from := r.pos - fr.UncompressedOffset
@@ -365,9 +838,35 @@ func (r *blobReader) Read(p []byte) (int, error) {
 	return k, nil
 }
 
-// Close stops the frames read ahead (a frame being decoded finishes; the
-// Archive's Close waits for it).
+// Close stops the frames read ahead and releases the frames the reader
+// holds (a frame being decoded for it is finished first).
 func (r *blobReader) Close() error {
+	if r.closed {
+		return nil
+	}
+	r.closed = true
 	r.cancel()
+	if r.held != nil {
+		r.a.release(r.held)
+		r.held = nil
+	}
+	if r.ahead == nil {
+		return nil
+	}
+	// Frames still being decoded for the reader are waited for (at most
+	// one decode: the others see the cancelled context) and released.
+	for f := r.cur; ; {
+		if f != nil {
+			<-f.done
+			if f.fb != nil {
+				r.a.release(f.fb)
+			}
+		}
+		var ok bool
+		if f, ok = <-r.ahead; !ok {
+			break
+		}
+	}
+	r.cur = nil
 	return nil
 }

@@ -122,18 +122,27 @@ func (h *registryHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // logRequest logs one request with its status, size and duration: at debug
-// level, or warn for a server error.
+// level, or warn for a server error. A response that was not completed is
+// logged as "request aborted" with the status its header sent (0: none),
+// the bytes that went out and why: at warn level when the server ended it,
+// at debug level when the client went away.
 func logRequest(log *slog.Logger, r *http.Request, rw *responseWriter, start time.Time) {
 	status := rw.status
 	if status == 0 {
 		status = http.StatusOK
 	}
 	level := slog.LevelDebug
-	if status >= 500 {
+	if status >= 500 || rw.abortedByServer {
 		level = slog.LevelWarn
 	}
-	log.Log(r.Context(), level, "request", "method", r.Method, "path", r.URL.Path,
-		"status", status, "bytes", rw.bytes, "duration", time.Since(start).Round(time.Microsecond), "remote", r.RemoteAddr)
+	args := []any{"method", r.Method, "path", r.URL.Path, "status", status, "bytes", rw.bytes,
+		"duration", time.Since(start).Round(time.Microsecond), "remote", r.RemoteAddr}
+	if rw.aborted != "" {
+		args[5] = rw.status // as sent: 0 when the client left before any answer
+		log.Log(r.Context(), level, "request aborted", append(args, "reason", rw.aborted)...)
+		return
+	}
+	log.Log(r.Context(), level, "request", args...)
 }
 
 // isManifestPath reports whether p is /v2/<name>/manifests/<reference>.
@@ -178,6 +187,10 @@ type responseWriter struct {
 	status       int
 	bytes        int64
 	beforeHeader func(status int, h http.Header)
+	// aborted says why the response was not completed ("" when it was);
+	// abortedByServer, that the server ended it.
+	aborted         string
+	abortedByServer bool
 }
 
 func (w *responseWriter) WriteHeader(code int) {

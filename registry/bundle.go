@@ -3,11 +3,13 @@ package registry
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
+	"os"
 	"slices"
 	"sort"
 	"strconv"
@@ -61,6 +63,8 @@ type bundleHandler struct {
 	repos map[string]*bundleRepo
 	names []string // sorted repository names
 	log   *slog.Logger
+	// writeTimeout bounds each write of a blob's bytes to the client.
+	writeTimeout time.Duration
 }
 
 // BundleError reports a bundle that cannot be served as a registry: its
@@ -75,13 +79,13 @@ func (e *BundleError) Unwrap() error { return e.Err }
 // newBundleHandler places the bundle's artifacts exactly as mirror would
 // (bundle.Head.Locations, no prefix) and indexes their manifests, blobs
 // and referrers.
-func newBundleHandler(a *bundle.Archive, log *slog.Logger) (*bundleHandler, error) {
+func newBundleHandler(a *bundle.Archive, log *slog.Logger, writeTimeout time.Duration) (*bundleHandler, error) {
 	h := a.Head()
 	locs, err := h.Locations(bundle.LocateOptions{})
 	if err != nil {
 		return nil, &BundleError{Err: err}
 	}
-	bh := &bundleHandler{a: a, repos: map[string]*bundleRepo{}, log: log}
+	bh := &bundleHandler{a: a, repos: map[string]*bundleRepo{}, log: log, writeTimeout: writeTimeout}
 	for _, loc := range locs {
 		if _, err := reference.WithName(loc.Repo); err != nil {
 			return nil, &BundleError{Err: fmt.Errorf("%s: repository %q: %w", loc.Source, loc.Repo, err)}
@@ -156,8 +160,26 @@ func manifestMediaType(fromDesc string, data []byte) string {
 func (bh *bundleHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rw := &responseWriter{ResponseWriter: w}
-	defer func() { logRequest(bh.log, r, rw, start) }()
+	defer func() {
+		if p := recover(); p != nil {
+			if rw.aborted == "" {
+				rw.aborted, rw.abortedByServer = fmt.Sprint(p), true
+			}
+			logRequest(bh.log, r, rw, start)
+			panic(p)
+		}
+		logRequest(bh.log, r, rw, start)
+	}()
 	bh.serve(rw, r)
+}
+
+// markAborted records on the request's responseWriter why its response
+// was not completed, for its log line; byServer says the server ended it
+// (a failed check, a client that stopped reading) rather than the client.
+func markAborted(w http.ResponseWriter, reason string, byServer bool) {
+	if rw, ok := w.(*responseWriter); ok {
+		rw.aborted, rw.abortedByServer = reason, byServer
+	}
 }
 
 func (bh *bundleHandler) serve(w http.ResponseWriter, r *http.Request) {
@@ -249,17 +271,23 @@ func (bh *bundleHandler) manifest(w http.ResponseWriter, r *http.Request, repo *
 	}
 	h := w.Header()
 	h.Set("Content-Type", m.mediaType)
-	h.Set("Content-Length", strconv.Itoa(len(m.data)))
 	h.Set("Docker-Content-Digest", d)
 	h.Set("ETag", `"`+d+`"`)
+	if done, _ := preconditions(w, r, `"`+d+`"`); done {
+		return
+	}
+	h.Set("Content-Length", strconv.Itoa(len(m.data)))
 	w.WriteHeader(http.StatusOK)
 	if r.Method == http.MethodGet {
 		_, _ = w.Write(m.data)
 	}
 }
 
-// blob answers GET and HEAD of a blob, whole or (GET with one Range) in
-// part. A manifest of the repository is a blob too, as in distribution.
+// blob answers GET and HEAD of a blob, whole or (one Range) in part, with
+// the conditional requests of ServeContent (see preconditions). A manifest
+// of the repository is a blob too, as in distribution. A body blob is
+// checked against its digest before any range of it is sent; a whole one
+// is checked as it is sent, unless it was checked already.
 func (bh *bundleHandler) blob(w http.ResponseWriter, r *http.Request, repo *bundleRepo, ref string) {
 	d, err := digest.Parse(ref)
 	if err != nil {
@@ -268,17 +296,18 @@ func (bh *bundleHandler) blob(w http.ResponseWriter, r *http.Request, repo *bund
 	}
 	var size int64
 	var open func(off, n int64) (io.ReadCloser, error)
+	fromBundle := false
 	if m, ok := repo.manifests[ref]; ok {
 		size = int64(len(m.data))
 		open = func(off, n int64) (io.ReadCloser, error) {
 			return io.NopCloser(bytes.NewReader(m.data[off : off+n])), nil
 		}
 	} else if desc, ok := bh.a.Lookup(ref); ok && repo.blobs[ref] {
-		size = desc.Size
+		size, fromBundle = desc.Size, true
 		open = func(off, n int64) (io.ReadCloser, error) {
 			// The Archive checks every frame against its signed sha256
-			// before decoding it, decodes the next frames ahead on other
-			// cores while this one is sent, and checks a whole blob
+			// before decoding it, decodes the next frame ahead on another
+			// core while this one is sent, and checks a whole blob
 			// against its digest as it is sent: the bytes that complete a
 			// mismatch come with the error and are withheld by the caller.
 			return bh.a.Open(r.Context(), ref, off, n)
@@ -288,15 +317,27 @@ func (bh *bundleHandler) blob(w http.ResponseWriter, r *http.Request, repo *bund
 		return
 	}
 	h := w.Header()
+	etag := `"` + ref + `"`
 	h.Set("Docker-Content-Digest", ref)
-	h.Set("ETag", `"`+ref+`"`)
+	h.Set("ETag", etag)
 	h.Set("Accept-Ranges", "bytes")
 	h.Set("Content-Type", "application/octet-stream")
+	done, rg := preconditions(w, r, etag)
+	if done {
+		return
+	}
+	if fromBundle {
+		if checked, err := bh.a.BlobChecked(ref); checked && err != nil {
+			bh.blobFailed(w, r, ref, false, err)
+			return
+		}
+	}
 	off, n, status := int64(0), size, http.StatusOK
-	if rg := r.Header.Get("Range"); rg != "" && r.Method == http.MethodGet {
+	if rg != "" {
 		o, k, ok, satisfiable := parseRange(rg, size)
 		switch {
 		case !satisfiable:
+			h.Del("Content-Length")
 			h.Set("Content-Range", fmt.Sprintf("bytes */%d", size))
 			_ = errcode.ServeJSON(w, errcode.ErrorCodeRangeInvalid.WithDetail(map[string]string{"range": rg}))
 			return
@@ -310,12 +351,25 @@ func (bh *bundleHandler) blob(w http.ResponseWriter, r *http.Request, repo *bund
 		w.WriteHeader(status)
 		return
 	}
+	if fromBundle && status == http.StatusPartialContent {
+		// A part of a blob is sent only once the whole blob is known to
+		// match its digest: checked once per blob for the server's life,
+		// concurrent requests sharing the check.
+		if err := bh.a.CheckBlob(r.Context(), ref); err != nil {
+			bh.blobFailed(w, r, ref, false, err)
+			return
+		}
+	}
 	rc, err := open(off, n)
 	if err != nil {
 		bh.blobFailed(w, r, ref, false, err)
 		return
 	}
 	defer rc.Close()
+	// A client that stops reading is cut off after writeTimeout without
+	// progress, so that the frames its request holds go back to the pool.
+	ctl := http.NewResponseController(w)
+	defer func() { _ = ctl.SetWriteDeadline(time.Time{}) }() // the connection may serve another request
 	buf := make([]byte, bundleCopyBuffer)
 	started := false
 	for {
@@ -332,8 +386,14 @@ func (bh *bundleHandler) blob(w http.ResponseWriter, r *http.Request, repo *bund
 				started = true
 				w.WriteHeader(status)
 			}
+			_ = ctl.SetWriteDeadline(time.Now().Add(bh.writeTimeout))
 			if _, werr := w.Write(buf[:k]); werr != nil {
-				return // the client went away
+				reason := "the client went away"
+				if errors.Is(werr, os.ErrDeadlineExceeded) {
+					reason = fmt.Sprintf("the client read nothing for %v", bh.writeTimeout)
+				}
+				markAborted(w, reason, r.Context().Err() == nil && errors.Is(werr, os.ErrDeadlineExceeded))
+				return
 			}
 		}
 		if err == io.EOF {
@@ -351,15 +411,17 @@ func (bh *bundleHandler) blob(w http.ResponseWriter, r *http.Request, repo *bund
 // promised Content-Length bytes, cannot take what it got for a complete blob.
 func (bh *bundleHandler) blobFailed(w http.ResponseWriter, r *http.Request, ref string, started bool, err error) {
 	if r.Context().Err() != nil {
-		return // the client went away
+		markAborted(w, "the client went away", false)
+		return
 	}
 	bh.log.Error("blob refused: it could not be read from the bundle or failed its check", "digest", ref, "path", r.URL.Path, "err", err)
 	if !started {
 		w.Header().Del("Content-Length")
 		w.Header().Del("Content-Range")
-		_ = errcode.ServeJSON(w, errcode.ErrorCodeUnknown.WithDetail("the blob could not be read from the bundle or failed its check; see the server log"))
+		_ = errcode.ServeJSON(w, errcode.ErrorCodeUnknown.WithDetail(fmt.Sprintf("blob %s could not be read from the bundle or failed its check against its digest; see the server log", ref)))
 		return
 	}
+	markAborted(w, "the blob failed its check after the first bytes were sent; the connection was closed", true)
 	panic(http.ErrAbortHandler)
 }
 

@@ -67,6 +67,10 @@ const (
 	maxHeaderBytes = 64 << 10
 )
 
+// DefaultWriteTimeout is the WriteTimeout of a Server whose Options give
+// none.
+const DefaultWriteTimeout = time.Minute
+
 // Options configures a Server. Data or Bundle is required.
 type Options struct {
 	// Data is the storage directory, created (0755) if missing. It holds
@@ -89,6 +93,13 @@ type Options struct {
 	// is trusted (package verify) before serving it; the Server does not
 	// close it.
 	Bundle *bundle.Archive
+	// WriteTimeout bounds, with Bundle, each write of a blob's bytes to a
+	// client (at most 256 KiB): a client that reads nothing for that long
+	// is cut off, so that the frames its request holds go back to the
+	// Archive's pool (see bundle.ArchiveOptions.MemoryLimit). A transfer
+	// may take as long as it needs while it progresses. <= 0 means
+	// DefaultWriteTimeout (1 minute). Without Bundle it has no effect.
+	WriteTimeout time.Duration
 	// Logger receives the server's own log records: requests at debug
 	// level, failed requests (5xx) at warn level, start and stop at info
 	// level. nil discards them.
@@ -124,7 +135,7 @@ func New(opts Options) (*Server, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	if err := checkListenAddr(s.addr, opts.AllowRemote); err != nil {
+	if err := checkListenAddr(s.addr, opts.AllowRemote, opts.Bundle != nil); err != nil {
 		return nil, err
 	}
 	tlsConf, err := loadTLS(opts.TLSCert, opts.TLSKey)
@@ -136,7 +147,11 @@ func New(opts Options) (*Server, error) {
 		if opts.Data != "" {
 			return nil, &OptionsError{Option: "Data", Value: opts.Data, Hint: "a bundle is served read-only from its file; give no storage directory", Err: ErrOptions}
 		}
-		s.bundle, err = newBundleHandler(opts.Bundle, s.log)
+		wt := opts.WriteTimeout
+		if wt <= 0 {
+			wt = DefaultWriteTimeout
+		}
+		s.bundle, err = newBundleHandler(opts.Bundle, s.log, wt)
 		if err != nil {
 			return nil, err
 		}
@@ -237,8 +252,9 @@ func (s *Server) Serve(ctx context.Context, ready func(addr string)) error {
 }
 
 // checkListenAddr accepts "host:port" where host is a loopback IP literal
-// or "localhost", or anything when allowRemote is set.
-func checkListenAddr(addr string, allowRemote bool) error {
+// or "localhost", or anything when allowRemote is set. readOnly (a bundle)
+// changes what the refusal says a client could do.
+func checkListenAddr(addr string, allowRemote, readOnly bool) error {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return &OptionsError{Option: "Addr", Value: addr, Hint: "use host:port, e.g. 127.0.0.1:5000", Err: fmt.Errorf("%w: %w", ErrOptions, err)}
@@ -251,9 +267,18 @@ func checkListenAddr(addr string, allowRemote bool) error {
 	}
 	return &OptionsError{
 		Option: "Addr", Value: addr, Err: ErrRemoteListen,
-		Hint: "the registry has no authentication, so anyone who can reach it can read, overwrite and delete images; " +
-			"listen on a loopback address, or set AllowRemote if that is intended",
+		Hint: RemoteRisk(readOnly) + "; listen on a loopback address, or set AllowRemote if that is intended",
 	}
+}
+
+// RemoteRisk says what anyone who reaches an unauthenticated Server can
+// do: with a storage directory, read, overwrite and delete images; with a
+// bundle (readOnly), pull everything the bundle serves.
+func RemoteRisk(readOnly bool) string {
+	if readOnly {
+		return "the registry is read-only but has no authentication, so anyone who can reach it can pull everything the bundle serves"
+	}
+	return "the registry has no authentication, so anyone who can reach it can read, overwrite and delete images"
 }
 
 // isLoopbackHost reports whether host names only loopback addresses. An

@@ -117,7 +117,7 @@ func runServe(ctx context.Context, e *env, f *serveFlags) error {
 		Logger:      logger,
 	})
 	if err != nil {
-		return serveOptionError(err)
+		return serveOptionError(err, false)
 	}
 	data, err := filepath.Abs(f.data)
 	if err != nil {
@@ -205,8 +205,9 @@ func (h slogHook) Fire(entry *logrus.Entry) error {
 var serveOptionFlags = map[string]string{"Addr": "--addr", "Data": "--data", "TLSCert": "--tls-cert", "TLSKey": "--tls-key", "AllowRemote": "--allow-remote", "Bundle": "--bundle"}
 
 // serveOptionError turns the library's option error (facts: field, value,
-// cause) into one that names the flag and says what to do.
-func serveOptionError(err error) error {
+// cause) into one that names the flag and says what to do; bundle says the
+// server was to serve a bundle (read-only).
+func serveOptionError(err error, bundle bool) error {
 	var oe *registry.OptionsError
 	if !errors.As(err, &oe) {
 		return err
@@ -215,7 +216,7 @@ func serveOptionError(err error) error {
 	hint := oe.Hint
 	switch {
 	case errors.Is(err, registry.ErrRemoteListen):
-		hint = "the registry has no authentication, so anyone who can reach it can read, overwrite and delete images; listen on 127.0.0.1, or pass --allow-remote if that is intended"
+		hint = registry.RemoteRisk(bundle) + "; listen on 127.0.0.1, or pass --allow-remote if that is intended"
 	case oe.Option == "TLSKey" && oe.Value == "":
 		hint += ": pass --tls-key too"
 	case oe.Option == "TLSCert" && oe.Value == "":

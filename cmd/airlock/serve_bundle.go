@@ -67,7 +67,7 @@ func runServeBundle(ctx context.Context, e *env, f *serveFlags) error {
 		Logger:      logger,
 	})
 	if err != nil {
-		return serveOptionError(err)
+		return serveOptionError(err, true)
 	}
 	scheme := "http"
 	if srv.TLS() {
