@@ -82,11 +82,14 @@ const (
 // MediaTypeFrameIndex is the media type of airlock/frames.json.
 const MediaTypeFrameIndex = "application/vnd.airlock.bundle.frames.v1+json"
 
-// maxCompressedFrame bounds a frame's compressed size: zstd never stores a
-// block bigger than its content plus a 3-byte header, and a frame adds at
-// most 18 bytes of header and a 4-byte checksum.
+// maxCompressedFrame bounds a frame's compressed size. Bytes that do not
+// compress are stored in raw blocks of their own size plus a 3-byte header,
+// and a frame adds at most 18 bytes of header and a 4-byte checksum; how
+// many blocks there are is the encoder's choice (128 KiB at most, 64 KiB at
+// klauspost's fastest level), so the bound allows a header for every 768
+// bytes: the content plus 1/256 of it plus 64 bytes.
 func maxCompressedFrame(uncompressed int64) int64 {
-	return uncompressed + 3*(uncompressed/maxBlockSize+1) + 22
+	return uncompressed + uncompressed/256 + 64
 }
 
 // entrySpan is where one body blob's tar entry lies in the uncompressed body.

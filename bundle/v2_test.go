@@ -793,3 +793,34 @@ func TestDecodeFrameStopsAtIndexedSize(t *testing.T) {
 		t.Errorf("decoding it allocated %d MiB", alloc>>20)
 	}
 }
+
+// TestLargeFramesAtEveryLevel: a frame of the largest size, of bytes that
+// do not compress, is within the format's bound on its compressed size at
+// every level (the fastest level cuts 64 KiB blocks, each with a header).
+func TestLargeFramesAtEveryLevel(t *testing.T) {
+	t.Parallel()
+	noise := make([]byte, MaxFrameSize+MaxFrameSize/2)
+	rand.NewChaCha8([32]byte{7}).Read(noise)
+	files := memFiles{}
+	it, err := NewFileItem("data/noise.bin", "var/noise.bin", "0644", files.layer("noise.bin", noise, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	it.Open = files.open
+	for _, level := range []Level{LevelFastest, LevelDefault} {
+		w, err := NewWriter("big", "1.0.0", time.Unix(1767225600, 0), []Item{*it})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Sign(context.Background(), StatementOptions{}, nil); err != nil {
+			t.Fatal(err)
+		}
+		out := filepath.Join(t.TempDir(), "big.airlock")
+		if _, err := w.WriteFile(context.Background(), out, WriteOptions{Level: level, FrameSize: MaxFrameSize}); err != nil {
+			t.Fatalf("level %d: %v", level, err)
+		}
+		if _, err := OpenArchive(out); err != nil {
+			t.Fatalf("level %d: %v", level, err)
+		}
+	}
+}

@@ -78,8 +78,9 @@ The registry has no authentication: anyone who reaches the address can read, pus
 delete (with --bundle: only read; every write is answered 405 UNSUPPORTED). It listens
 on loopback unless --allow-remote is given. With --bundle, the head's signatures and
 policy rule are checked before serving (head only: the body is not read in full); every
-blob is checked against the signed frame index and its digest as it is served, and one
-that fails is cut off, never delivered whole. Ctrl-C (SIGINT) or SIGTERM
+frame is checked against its signed sha256 before it is decoded; a whole blob is checked
+against its digest as it is served (one that fails is cut off, never delivered whole),
+and a range of a blob is served only once the whole blob has matched its digest. Ctrl-C (SIGINT) or SIGTERM
 stops it after in-flight requests finish (up to 10s); the exit status is then 0.
 See docs/commands/serve.md.
 `,
