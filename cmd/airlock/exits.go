@@ -25,7 +25,10 @@ var commandExits = map[string]string{
 	"mirror": `  0  everything was verified and pushed; every tag set resolves
   1  could not mirror: registry unreachable, refused credentials, disk, policy file
   2  usage error
-  3  REJECTED: the bundle failed verification (nothing was tagged)`,
+  3  REJECTED: the bundle failed verification (nothing was tagged), or the site state
+     refused it: an older sequence than one mirrored or claimed, a version reused with
+     other content, or a newer bundle claimed by another run while this one tagged
+     (mirror that bundle again)`,
 	"serve": `  0  the registry stopped cleanly (Ctrl-C)
   1  could not serve: the data directory, the TLS files, the port, an unreadable bundle or policy
   2  usage error (a non-loopback address without --allow-remote, --bundle without --policy)
