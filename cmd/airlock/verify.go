@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"errors"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -225,14 +227,7 @@ func runVerifyVolume(ctx context.Context, e *env, f *verifyFlags, path string) e
 	if err != nil {
 		return err
 	}
-	first, err := firstVolume(path)
-	if err != nil {
-		return err
-	}
-	file, err := os.Open(first)
-	if err != nil {
-		return err
-	}
+	first, file := openFirstVolume(path)
 	defer file.Close()
 	var head *bundle.Head
 	rep, verr := verify.Verify(ctx, file, verify.Options{Policy: pol, Path: first, Now: time.Now(), HeadOnly: true,
@@ -267,6 +262,32 @@ func runVerifyVolume(ctx context.Context, e *env, f *verifyFlags, path string) e
 		}
 	}
 	return verr
+}
+
+// openFirstVolume opens volume 1 of the set path names, for --volume. A
+// volume 1 that is missing or not a regular file (a FIFO would block) is
+// a refusal of the set, as for any other command: the reader returned
+// fails with it, so that verify reports it (exit 3, --json).
+func openFirstVolume(path string) (string, io.ReadCloser) {
+	first, err := firstVolume(path)
+	if err != nil {
+		return path, io.NopCloser(failingReader{fmt.Errorf("%w: %w", bundle.ErrVolume, err)})
+	}
+	st, err := os.Stat(first)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		err = &bundle.VolumeError{Number: 1, Path: first, Err: fmt.Errorf("%w: volume 1 is missing; it holds the head, which every volume is checked against", bundle.ErrVolume)}
+	case err == nil && !st.Mode().IsRegular():
+		err = &bundle.VolumeError{Number: 1, Path: first, Err: fmt.Errorf("%w: not a regular file (%s)", bundle.ErrVolume, st.Mode().Type())}
+	}
+	if err != nil {
+		return first, io.NopCloser(failingReader{err})
+	}
+	f, err := os.Open(first)
+	if err != nil {
+		return first, io.NopCloser(failingReader{err})
+	}
+	return first, f
 }
 
 // firstVolume finds volume 1 of the set path names (a directory, or any

@@ -103,6 +103,25 @@ func TestVolumeSets(t *testing.T) {
 		t.Fatalf("verify --volume: exit %d: %s %s", code, stdout, stderr)
 	}
 
+	// Without volume 1, or with a FIFO in its place, --volume refuses the
+	// set as verify does: exit 3, and a JSON report with --json.
+	for _, spoil := range []func(p string){
+		func(p string) { os.Remove(p) },
+		func(p string) { os.Remove(p); syscall.Mkfifo(p, 0o644) },
+	} {
+		lone := t.TempDir()
+		for _, v := range []string{vols[0], vols[2]} {
+			b, _ := os.ReadFile(v)
+			os.WriteFile(filepath.Join(lone, filepath.Base(v)), b, 0o644)
+		}
+		spoil(filepath.Join(lone, filepath.Base(vols[0])))
+		code, stdout, stderr := runCLI(t, nil, "verify", lone, "--volume", filepath.Join(lone, filepath.Base(vols[2])), "-p", pol, "--json")
+		var report map[string]any
+		if code != 3 || json.Unmarshal([]byte(stdout), &report) != nil || !strings.Contains(stdout, "volume 1") {
+			t.Fatalf("verify --volume without volume 1: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+		}
+	}
+
 	reg := testkit.Start(t)
 	root := filepath.Join(t.TempDir(), "root")
 	damaged := []struct {
