@@ -332,16 +332,18 @@ func (p *Pusher) Finish(ctx context.Context, rep *verify.Report, verr error) (*R
 	if err := m.claimSite(ctx); err != nil {
 		return finish(siteRejection(err))
 	}
+	// From here on any failure may leave some of this run's tags over a
+	// newer bundle's: explainAfterClaim says so when the state shows one.
 	if err := m.pushTags(ctx); err != nil {
-		return finish(m.explainMoved(ctx, err))
+		return finish(m.explainAfterClaim(ctx, err))
 	}
 	if m.opts.SiteSigner != nil {
 		if err := m.signImages(ctx); err != nil {
-			return finish(err)
+			return finish(m.explainAfterClaim(ctx, err))
 		}
 	}
 	if err := m.checkServed(ctx); err != nil {
-		return finish(m.explainMoved(ctx, err))
+		return finish(m.explainAfterClaim(ctx, err))
 	}
 	// A newer bundle claimed while this run's tags moved may have had its
 	// tags replaced by them: say so, and do not record this run as done.
@@ -349,24 +351,27 @@ func (p *Pusher) Finish(ctx context.Context, rep *verify.Report, verr error) (*R
 		return finish(siteRejection(err))
 	}
 	if err := m.recordSite(ctx); err != nil {
-		return finish(err)
+		return finish(m.explainAfterClaim(ctx, err))
 	}
+	m.pruneIntents(ctx)
 	m.res.Downgrade = m.downgrade
 	return finish(nil)
 }
 
-// explainMoved: when another writer moved one of this run's tags and the
-// site state shows a newer bundle claimed since this run's claim, that is
-// the error to report (the tag was that bundle's to move).
-func (m *mirrorer) explainMoved(ctx context.Context, err error) error {
-	var tm *TagMovedError
-	if !errors.As(err, &tm) {
+// explainAfterClaim: when a run fails after its claim (a registry error,
+// a tag moved by another writer) and the site state shows a newer bundle
+// claimed since, that is the error to report: this run's tags may have
+// replaced that bundle's, which is then to be mirrored again. The check
+// is best effort (a cancelled run cannot make it; its rerun says so
+// instead, see checkSite); err stays the cause otherwise.
+func (m *mirrorer) explainAfterClaim(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
 		return err
 	}
 	if serr := m.checkSuperseded(ctx); serr != nil {
 		var ce *ConcurrentMirrorError
 		if errors.As(serr, &ce) {
-			return siteRejection(serr)
+			return siteRejection(fmt.Errorf("%w (this run had also failed: %v)", serr, err))
 		}
 	}
 	return err

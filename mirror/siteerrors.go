@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 )
 
 var (
@@ -65,11 +66,25 @@ type FreshnessError struct {
 	Highest  uint64 // the highest sequence mirrored for Name into State
 	State    string // REGISTRY/PREFIX/airlock-state:NAME
 	Reason   string
-	Err      error // ErrReplay or ErrDowngradeNotAllowed
+	// Intent and IntentDigest name the intent (REPO:TAG and its
+	// manifest's digest; the digest is empty for one listed but not
+	// served) whose claim refused the bundle, when a claim that has not
+	// completed did; "" otherwise. A forged intent is removed by
+	// deleting that manifest.
+	Intent, IntentDigest string
+	Err                  error // ErrReplay or ErrDowngradeNotAllowed
 }
 
 func (e *FreshnessError) Error() string {
-	return fmt.Sprintf("%s %s (sequence %d; highest mirrored %d, recorded in %s): %s", e.Name, e.Version, e.Sequence, e.Highest, e.State, e.Reason)
+	s := fmt.Sprintf("%s %s (sequence %d; highest mirrored %d, recorded in %s): %s", e.Name, e.Version, e.Sequence, e.Highest, e.State, e.Reason)
+	if e.Intent != "" && !strings.Contains(e.Reason, e.Intent) {
+		s += " (claimed by the intent " + e.Intent
+		if e.IntentDigest != "" {
+			s += ", manifest " + e.IntentDigest
+		}
+		s += ")"
+	}
+	return s
 }
 
 func (e *FreshnessError) Unwrap() error { return e.Err }
@@ -102,6 +117,12 @@ func (e *SiteStateError) Unwrap() []error {
 // that bundle's. Mirroring the newer bundle again restores them. It is a
 // refusal of this bundle by the site state (wrapped in a verify.Failure
 // by Mirror); this run is not recorded as mirrored.
+//
+// With Earlier set it is the refusal, before anything is pushed, of a
+// bundle whose earlier run claimed the prefix (its intent is live) and
+// never completed, while a newer bundle is there now: that earlier run
+// may have set its tags over the newer bundle's (it failed or was killed
+// after its claim). It then also wraps ErrReplay.
 type ConcurrentMirrorError struct {
 	Name     string // bundle name
 	Version  string // this bundle's version
@@ -111,6 +132,14 @@ type ConcurrentMirrorError struct {
 	NewerVersion  string
 	NewerSequence uint64
 	State         string // REGISTRY/PREFIX/airlock-state:NAME
+	// Earlier is set when an earlier run of this bundle, which claimed
+	// at EarlierClaim, is the one whose tags may have replaced the newer
+	// bundle's.
+	Earlier      bool
+	EarlierClaim time.Time
+	// Intent and IntentDigest name the newer bundle's intent when only
+	// its claim (no record) shows it.
+	Intent, IntentDigest string
 }
 
 func (e *ConcurrentMirrorError) Error() string {
@@ -122,12 +151,28 @@ func (e *ConcurrentMirrorError) Error() string {
 	if e.NewerVersion != "" {
 		again = e.Name + " " + e.NewerVersion
 	}
+	if e.Intent != "" {
+		newer += ", claimed by the intent " + e.Intent
+		if e.IntentDigest != "" {
+			newer += " (manifest " + e.IntentDigest + ")"
+		}
+	}
+	if e.Earlier {
+		return fmt.Sprintf("%s %s (sequence %d): an earlier run of this bundle claimed this prefix at %s and may have set its tags, but never completed (it failed or was killed); "+
+			"%s, a newer bundle, is mirrored into the same prefix (%s): the earlier run's tags may have replaced its tags; mirror %s again to restore them (this bundle stays refused)",
+			e.Name, e.Version, e.Sequence, e.EarlierClaim.Format(time.RFC3339), newer, e.State, again)
+	}
 	return fmt.Sprintf("%s %s (sequence %d): while this run set its tags, %s, a newer bundle, was mirrored into the same prefix by another run (%s): "+
 		"this run's tags may have replaced its tags; mirror %s again to restore them (this bundle stays refused from now on)",
 		e.Name, e.Version, e.Sequence, newer, e.State, again)
 }
 
-func (e *ConcurrentMirrorError) Unwrap() error { return ErrConcurrentNewer }
+func (e *ConcurrentMirrorError) Unwrap() []error {
+	if e.Earlier {
+		return []error{ErrConcurrentNewer, ErrReplay}
+	}
+	return []error{ErrConcurrentNewer}
+}
 
 // TagMovedError names a tag this run set that, read again, names another
 // manifest, while this run's manifest is stored byte for byte: another

@@ -58,9 +58,21 @@ type stateRecord struct {
 	Downgrade  bool      `json:"downgrade,omitempty"`
 	// pending marks a record read from an intent that the document does
 	// not hold yet (its run has not completed, or ended half way);
-	// withdrawn an intent its run withdrew when refused. Neither is ever
-	// written into the document.
-	pending, withdrawn bool
+	// withdrawn an intent its run withdrew when refused; unread an intent
+	// listed but not served, known from its tag only (no version, no
+	// root). intent is REPO:TAG of the intent, tag its tag, digest its
+	// manifest's digest (read ones). None of these is ever written into
+	// the document.
+	pending, withdrawn, unread bool
+	intent, tag, digest        string
+}
+
+// what names a record in a message.
+func (r stateRecord) what() string {
+	if r.unread {
+		return "the intent " + r.intent + ", listed but not served"
+	}
+	return fmt.Sprintf("version %s, root %s", r.Version, r.Root)
 }
 
 // bundleID is what freshness compares.
@@ -180,13 +192,23 @@ func decideSite(st *siteState, id bundleID, stateRef string, allowFlag, ruleAllo
 	if st == nil {
 		return false, nil
 	}
+	claim := st.pendingHighest()
 	refuse := func(sentinel error, format string, args ...any) (bool, error) {
-		return false, &FreshnessError{Name: id.name, Version: id.version, Sequence: id.sequence, Highest: st.HighestSequence, State: stateRef, Reason: fmt.Sprintf(format, args...), Err: sentinel}
+		e := &FreshnessError{Name: id.name, Version: id.version, Sequence: id.sequence, Highest: st.HighestSequence, State: stateRef, Reason: fmt.Sprintf(format, args...), Err: sentinel}
+		if claim != nil && id.sequence < st.HighestSequence {
+			e.Intent, e.IntentDigest = claim.intent, claim.digest
+		}
+		return false, e
 	}
 	for _, r := range st.Records {
 		switch {
 		case r.Sequence == id.sequence && r.Root != id.root:
-			return refuse(ErrReplay, "sequence %d was already mirrored for a different bundle (version %s, root %s); every release needs a new sequence", id.sequence, r.Version, r.Root)
+			e := &FreshnessError{Name: id.name, Version: id.version, Sequence: id.sequence, Highest: st.HighestSequence, State: stateRef, Err: ErrReplay,
+				Reason: fmt.Sprintf("sequence %d was already mirrored for a different bundle (%s); every release needs a new sequence", id.sequence, r.what())}
+			if r.pending {
+				e.Intent, e.IntentDigest = r.intent, r.digest
+			}
+			return false, e
 		case r.Version == id.version && r.Root != id.root:
 			return refuse(ErrReplay, "version %s was already mirrored with different content (root %s)", id.version, r.Root)
 		}
@@ -206,16 +228,41 @@ func decideSite(st *siteState, id bundleID, stateRef string, allowFlag, ruleAllo
 	return true, nil
 }
 
-// describeHighest says which bundle holds the highest sequence when it is
-// one whose run has not completed ("" otherwise).
-func (s *siteState) describeHighest() string {
-	for _, r := range s.Records {
-		if r.Sequence == s.HighestSequence && r.pending {
-			return fmt.Sprintf(" (sequence %d is version %s, claimed at %s by a run that has not completed: one still running, or one that ended half way, which mirroring version %s again completes)",
-				r.Sequence, r.Version, r.MirroredAt.Format(time.RFC3339), r.Version)
-		}
+// pendingHighest is the claim (an intent the document does not record)
+// that holds the highest sequence; nil when a record does.
+func (s *siteState) pendingHighest() *stateRecord {
+	if s == nil {
+		return nil
 	}
-	return ""
+	var out *stateRecord
+	for i, r := range s.Records {
+		if r.Sequence != s.HighestSequence {
+			continue
+		}
+		if !r.pending {
+			return nil
+		}
+		out = &s.Records[i]
+	}
+	return out
+}
+
+// describeHighest says which bundle holds the highest sequence when it is
+// one whose run has not completed ("" otherwise), naming its intent so
+// that a forged or stray one can be removed.
+func (s *siteState) describeHighest() string {
+	r := s.pendingHighest()
+	switch {
+	case r == nil:
+		return ""
+	case r.unread:
+		return fmt.Sprintf(" (sequence %d is claimed by %s: a run writing it now, or one whose intent was deleted while listed; "+
+			"if no bundle with that sequence was released, see format.md, section 17, on removing an intent)", r.Sequence, r.what())
+	}
+	return fmt.Sprintf(" (sequence %d is version %s, claimed at %s by a run that has not completed, intent %s, manifest %s: "+
+		"one still running, or one that ended half way, which mirroring version %s again completes; "+
+		"if no bundle %s with sequence %d was released, that intent was not written by airlock mirror: delete manifest %s of the state repository (format.md, section 17)",
+		r.Sequence, r.Version, r.MirroredAt.Format(time.RFC3339), r.intent, r.digest, r.Version, r.Version, r.Sequence, r.digest)
 }
 
 // checkSite reads the site state (the document and the intents) and
@@ -225,16 +272,43 @@ func (m *mirrorer) checkSite(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("site state repository: %w", err)
 	}
-	v, err := m.readSiteView(ctx, repo, nil)
+	v, err := m.readSiteView(ctx, repo, viewCheck, nil)
 	if err != nil {
 		return err
 	}
-	return m.decide(repo, v)
+	err = m.decide(repo, v)
+	var fe *FreshnessError
+	if v.own != nil && errors.As(err, &fe) && fe.Err == ErrReplay && m.id.sequence < fe.Highest {
+		// An earlier run of this bundle claimed (and may have set its
+		// tags) but never completed, and a newer bundle is there: its
+		// tags may be this bundle's now.
+		st := v.merged(m.id.name)
+		newer := st.highestRecord()
+		return &ConcurrentMirrorError{Name: m.id.name, Version: m.id.version, Sequence: m.id.sequence,
+			NewerVersion: newer.Version, NewerSequence: newer.Sequence, State: fe.State,
+			Earlier: true, EarlierClaim: v.own.MirroredAt, Intent: fe.Intent, IntentDigest: fe.IntentDigest}
+	}
+	return err
+}
+
+// highestRecord is the record (or claim) of the highest sequence; one
+// with that sequence only when no record holds it.
+func (s *siteState) highestRecord() stateRecord {
+	out := stateRecord{Sequence: s.highest()}
+	if s == nil {
+		return out
+	}
+	for _, r := range s.Records {
+		if r.Sequence == s.HighestSequence && (out.Version == "" || !r.pending) {
+			out = r
+		}
+	}
+	return out
 }
 
 // readSiteView is readView with its errors classed.
-func (m *mirrorer) readSiteView(ctx context.Context, repo name.Repository, skip map[string]bool) (*siteView, error) {
-	v, err := m.readView(ctx, repo, skip)
+func (m *mirrorer) readSiteView(ctx context.Context, repo name.Repository, mode viewMode, skip map[string]bool) (*siteView, error) {
+	v, err := m.readView(ctx, repo, mode, skip)
 	if err != nil {
 		if errors.Is(err, ErrSiteState) {
 			return nil, err
@@ -271,22 +345,28 @@ func (m *mirrorer) claimSite(ctx context.Context) error {
 	if err := m.writeIntent(ctx, repo, false); err != nil {
 		return fmt.Errorf("%w: write the intent %s:%s: %w", ErrRegistry, repo, intentTag(m.id), err)
 	}
-	v, err := m.readSiteView(ctx, repo, nil)
-	if err != nil {
-		return err
-	}
-	if err := m.decide(repo, v); err != nil {
+	withdraw := func() {
 		if werr := m.writeIntent(ctx, repo, true); werr != nil {
 			m.opts.Logger.Warn("could not withdraw the intent of a refused bundle", "tag", repo.String()+":"+intentTag(m.id), "err", werr)
 		}
+	}
+	v, err := m.readSiteView(ctx, repo, viewClaim, nil)
+	if err != nil {
+		withdraw()
 		return err
 	}
-	m.claimed = map[string]bool{}
-	for _, in := range v.intents {
-		m.claimed[in.tag] = true
+	if err := m.decide(repo, v); err != nil {
+		withdraw()
+		return err
 	}
-	for _, tag := range v.unread {
-		delete(m.claimed, tag)
+	// Only the newer claims read live now (an allowed downgrade's) are
+	// known; every other higher intent (withdrawn, unread, or new) is
+	// read again after the tags.
+	m.claimed = map[string]bool{}
+	for _, r := range v.live {
+		if r.Sequence > m.id.sequence && !r.unread {
+			m.claimed[r.tag] = true
+		}
 	}
 	m.claimedHighest = max(m.id.sequence, v.merged(m.id.name).highest())
 	return nil
@@ -301,7 +381,7 @@ func (m *mirrorer) checkSuperseded(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("site state repository: %w", err)
 	}
-	v, err := m.readSiteView(ctx, repo, m.claimed)
+	v, err := m.readSiteView(ctx, repo, viewRecheck, m.claimed)
 	if err != nil {
 		return err
 	}
@@ -310,6 +390,11 @@ func (m *mirrorer) checkSuperseded(ctx context.Context) error {
 		if r.Sequence > m.id.sequence && (newer == nil || r.Sequence > newer.Sequence) {
 			newer = &r
 		}
+	}
+	if newer != nil {
+		return &ConcurrentMirrorError{Name: m.id.name, Version: m.id.version, Sequence: m.id.sequence,
+			NewerVersion: newer.Version, NewerSequence: newer.Sequence, State: repo.String() + ":" + m.id.name,
+			Intent: newer.intent, IntentDigest: newer.digest}
 	}
 	if newer == nil && v.doc.highest() > m.claimedHighest {
 		for _, r := range v.doc.Records {
