@@ -29,9 +29,13 @@ var ErrNeedsV2 = fmt.Errorf("%w: random access needs a format version 2 bundle (
 // before serving what it lists.
 //
 // An Archive is safe for concurrent use. Concurrent reads of the same frame
-// share one read and decode; the frames being read, decoded, sent and kept
-// take their buffers from one pool bounded by ArchiveOptions.MemoryLimit,
-// and a read that needs a buffer when none is left waits for one.
+// share one read and decode; the frames being read, decoded and kept take
+// their buffers from one pool bounded by ArchiveOptions.MemoryLimit, and a
+// read that needs a buffer when none is left waits for one. A reader pins
+// a frame only while a Read copies out of it: between Reads (while its
+// caller sends the bytes to a slow client, say) the frame it reads from
+// and the one decoded ahead for it are only kept, and are dropped when
+// another read needs their buffers (then decoded again if still needed).
 type Archive struct {
 	set   *Set
 	head  *Head
@@ -48,9 +52,12 @@ type Archive struct {
 	// (nil: the blob matched its digest; else why it did not).
 	checks  map[string]*blobCheck
 	checked map[string]error
+	// checkSlots bounds the checks that read at once (checkParallel).
+	checkSlots chan struct{}
 
-	// ahead counts the goroutines of open readers and checks: Close stops
-	// them (closing) and waits for them before it closes the decoder.
+	// ahead counts the goroutines of open readers and checks, and the
+	// frame loads in progress: Close stops them (closing) and waits for
+	// them before it closes the decoder.
 	ahead     sync.WaitGroup
 	closing   chan struct{}
 	closeOnce sync.Once
@@ -60,15 +67,17 @@ type Archive struct {
 type ArchiveOptions struct {
 	// MemoryLimit bounds the bytes of frame buffers the Archive holds at
 	// once, across all its readers: the compressed and decoded bytes of
-	// the frames being decoded, the frames readers are consuming or have
-	// decoded ahead, and the recently decoded frames it keeps for the
-	// next reader. Every buffer has room for the bundle's largest frame
-	// (compressed or decoded), so the limit is a number of such buffers; a
-	// decode takes two. A read that needs buffers when the limit is
-	// reached first drops kept frames nobody holds, then waits (honoring
-	// its context) until a reader releases one. Buffers are reused, not
-	// given back to the system. <= 0 means DefaultMemoryLimit (512 MiB);
-	// a limit below two buffers is raised to two.
+	// the frames being decoded, and the decoded frames it keeps (the ones
+	// open readers read from or decoded ahead, and recently decoded ones
+	// for the next reader). Every buffer has room for the bundle's
+	// largest frame (compressed or decoded), so the limit is a number of
+	// such buffers; a decode takes two. A read that needs buffers when the
+	// limit is reached first drops kept frames that no Read is copying
+	// from (least recently used first, the frames of open readers last),
+	// then waits (honoring its context) until a decode or a copy ends.
+	// Buffers are reused, not given back to the system. <= 0 means
+	// DefaultMemoryLimit (512 MiB); a limit below two buffers is raised to
+	// two.
 	MemoryLimit int64
 }
 
@@ -77,9 +86,13 @@ type ArchiveOptions struct {
 // frames a bundle may have (64 MiB), 127 with the default 4 MiB frames.
 const DefaultMemoryLimit = 512 << 20
 
-// archiveCache is how many recently decoded frames an Archive keeps while
-// memory allows.
+// archiveCache is how many recently decoded frames that no open reader
+// reads from an Archive keeps while memory allows.
 const archiveCache = 4
+
+// checkParallel bounds the blob checks (CheckBlob) that read at once; more
+// wait for their turn.
+const checkParallel = 2
 
 // frameBuf is one decoded frame, shared by every reader that holds it and,
 // while cached, the Archive's cache.
@@ -87,8 +100,9 @@ type frameBuf struct {
 	i      int
 	data   []byte        // the decoded frame (a prefix of buf)
 	buf    []byte        // the pool buffer data lives in
-	refs   int           // readers holding it, plus one while cached (Archive.mu)
+	refs   int           // pins: Reads copying from it or loads, plus one while cached (Archive.mu)
 	cached bool          // (Archive.mu)
+	parked int           // open readers that will read it again (Archive.mu); keeps it cached longer
 	done   chan struct{} // closed once loaded: data or err is set
 	err    error
 }
@@ -131,6 +145,7 @@ func NewArchiveOptions(set *Set, opts ArchiveOptions) (*Archive, error) {
 	a := &Archive{
 		set: set, head: h, blobs: make(map[string]int, len(h.layout.Entries)), closing: make(chan struct{}),
 		frames: map[int]*frameBuf{}, checks: map[string]*blobCheck{}, checked: map[string]error{},
+		checkSlots: make(chan struct{}, checkParallel),
 	}
 	for i, e := range h.layout.Entries {
 		a.blobs[e.Desc.Digest] = i
@@ -250,7 +265,7 @@ func (a *Archive) readBody(off int64, p []byte) error {
 // Frame returns a copy of the uncompressed bytes of frame i, checked
 // against the frame index.
 func (a *Archive) Frame(i int) ([]byte, error) {
-	fb, err := a.acquire(context.Background(), i)
+	fb, err := a.acquire(context.Background(), i, false)
 	if err != nil {
 		return nil, err
 	}
@@ -261,10 +276,17 @@ func (a *Archive) Frame(i int) ([]byte, error) {
 // errArchiveClosed reports a read of an Archive that was closed.
 var errArchiveClosed = errors.New("the bundle was closed")
 
-// acquire returns frame i, decoded and held for the caller, who must
+// errNoSpare reports a read ahead that found no spare buffers (see
+// acquire).
+var errNoSpare = errors.New("no spare frame buffers to read ahead")
+
+// acquire returns frame i, decoded and pinned for the caller, who must
 // release it. A frame another caller is loading is waited for, not loaded
-// again; a frame nobody holds is loaded with buffers from the pool.
-func (a *Archive) acquire(ctx context.Context, i int) (*frameBuf, error) {
+// again; a frame nobody holds is loaded with buffers from the pool. spare
+// (a read ahead) takes only buffers that are free or hold frames no open
+// reader parked, and returns errNoSpare at once when there are not enough:
+// a read ahead never drops the frame its own reader (or another) is on.
+func (a *Archive) acquire(ctx context.Context, i int, spare bool) (*frameBuf, error) {
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -292,16 +314,23 @@ func (a *Archive) acquire(ctx context.Context, i int) (*frameBuf, error) {
 			}
 			err := fb.err
 			a.release(fb)
-			if isContextErr(err) && ctx.Err() == nil {
+			if (isContextErr(err) || errors.Is(err, errNoSpare)) && ctx.Err() == nil {
 				continue // its loader gave up; load it for this caller
 			}
 			return nil, err
+		}
+		// Close waits for the loads in progress before it closes the
+		// decoder; none starts once it began.
+		if !a.goAheadLocked() {
+			a.mu.Unlock()
+			return nil, errArchiveClosed
 		}
 		fb := &frameBuf{i: i, refs: 1, done: make(chan struct{})}
 		a.frames[i] = fb
 		a.mu.Unlock()
 
-		buf, data, err := a.load(ctx, i)
+		buf, data, err := a.load(ctx, i, spare)
+		a.ahead.Done()
 		a.mu.Lock()
 		fb.buf, fb.data, fb.err = buf, data, err
 		if err != nil {
@@ -347,13 +376,25 @@ func (a *Archive) releaseLocked(fb *frameBuf) {
 }
 
 // cacheLocked keeps fb as the most recent cached frame, and drops the
-// oldest beyond archiveCache.
+// oldest that no open reader parked beyond archiveCache of those. Parked
+// frames stay until memory is needed (evictIdleLocked).
 func (a *Archive) cacheLocked(fb *frameBuf) {
 	fb.cached = true
 	fb.refs++
 	a.cache = append(a.cache, fb)
-	if len(a.cache) > archiveCache {
-		a.uncacheLocked(0)
+	loose := 0
+	for _, c := range a.cache {
+		if c.parked == 0 {
+			loose++
+		}
+	}
+	for k := 0; loose > archiveCache && k < len(a.cache); {
+		if c := a.cache[k]; c.parked == 0 && c != fb {
+			a.uncacheLocked(k)
+			loose--
+			continue
+		}
+		k++
 	}
 }
 
@@ -376,25 +417,65 @@ func (a *Archive) uncacheLocked(k int) {
 	a.releaseLocked(fb)
 }
 
-// evictIdleLocked drops the least recent cached frame that no reader
-// holds; false when there is none.
-func (a *Archive) evictIdleLocked() bool {
-	for k, fb := range a.cache {
-		if fb.refs == 1 {
-			a.uncacheLocked(k)
-			return true
+// evictIdleLocked drops the least recent cached frame that nothing pins,
+// one no open reader parked first (only such a one unless parkedToo);
+// false when there is none.
+func (a *Archive) evictIdleLocked(parkedToo bool) bool {
+	for _, parked := range []bool{false, true} {
+		if parked && !parkedToo {
+			break
+		}
+		for k, fb := range a.cache {
+			if fb.refs == 1 && (fb.parked > 0) == parked {
+				a.uncacheLocked(k)
+				return true
+			}
 		}
 	}
 	return false
 }
 
+// pinParked pins fb, a frame a reader parked, if its bytes are still
+// there (nothing dropped it since); the caller releases it.
+func (a *Archive) pinParked(fb *frameBuf) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if fb.refs == 0 || fb.err != nil || fb.buf == nil {
+		return false
+	}
+	fb.refs++
+	if fb.cached {
+		a.touchLocked(fb)
+	}
+	return true
+}
+
+// park turns the caller's pin of fb into a mark that an open reader will
+// read it again: it stays cached while memory allows, but any read that
+// needs its buffer may drop it.
+func (a *Archive) park(fb *frameBuf) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	fb.parked++
+	a.releaseLocked(fb)
+}
+
+// unpark drops a reader's mark on fb (see park).
+func (a *Archive) unpark(fb *frameBuf) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	fb.parked--
+}
+
 // getBufs returns n buffers of the pool's size, waiting while the pool is
-// exhausted (cached frames that no reader holds are dropped first).
-func (a *Archive) getBufs(ctx context.Context, n int) ([][]byte, error) {
+// exhausted (cached frames that nothing pins are dropped first). spare
+// drops no frame an open reader parked and, rather than wait, returns
+// errNoSpare.
+func (a *Archive) getBufs(ctx context.Context, n int, spare bool) ([][]byte, error) {
 	for {
 		a.mu.Lock()
 		m := &a.mem
-		for len(m.free)+m.max-m.count < n && a.evictIdleLocked() {
+		for len(m.free)+m.max-m.count < n && a.evictIdleLocked(!spare) {
 		}
 		if len(m.free)+m.max-m.count >= n {
 			out := make([][]byte, 0, n)
@@ -412,6 +493,9 @@ func (a *Archive) getBufs(ctx context.Context, n int) ([][]byte, error) {
 		}
 		wake := m.wake
 		a.mu.Unlock()
+		if spare {
+			return nil, errNoSpare
+		}
 		select {
 		case <-wake:
 		case <-ctx.Done():
@@ -439,8 +523,8 @@ func (a *Archive) wakeLocked() {
 // its decoded bytes), checks its compressed bytes against the signed
 // sha256 and decodes it. It returns the decoded frame and the buffer it
 // lives in; the other buffer goes back to the pool.
-func (a *Archive) load(ctx context.Context, i int) (buf, data []byte, err error) {
-	bufs, err := a.getBufs(ctx, 2)
+func (a *Archive) load(ctx context.Context, i int, spare bool) (buf, data []byte, err error) {
+	bufs, err := a.getBufs(ctx, 2, spare)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -573,7 +657,7 @@ func (w *wholeBlob) Read(p []byte) (int, error) {
 		w.a.recordCheck(w.digest, nil)
 	default:
 		err = w.a.blobError(w.digest, err)
-		if blobFailure(err) {
+		if signersFault(err) {
 			w.a.recordCheck(w.digest, err)
 		}
 	}
@@ -592,14 +676,20 @@ func (a *Archive) blobError(digest string, err error) error {
 	return err
 }
 
-// blobFailure reports whether err says the blob's bytes in this bundle are
-// bad (they will be on every read), rather than that reading stopped
-// (context, closed Archive) or the file could not be read.
-func blobFailure(err error) bool {
-	return errors.Is(err, ErrIntegrity) || errors.Is(err, ErrMalformed) || errors.Is(err, ErrLimit)
+// signersFault reports whether err, from a whole read of a blob, says the
+// signed bundle itself is wrong about the blob: its bytes do not match its
+// digest or size although every frame matched its signed sha256. Only such
+// a failure is the same on every read and remembered; a frame that fails
+// its sha256 or does not decode, a short file, an I/O error are the copy
+// being read (a file changed or damaged while served, a flaky device) and
+// are checked again on the next read.
+func signersFault(err error) bool {
+	var me *checked.MismatchError
+	return errors.As(err, &me)
 }
 
-// recordCheck remembers the outcome of a whole read of blob digest.
+// recordCheck remembers the outcome of a whole read of blob digest: nil or
+// a failure signersFault accepts.
 func (a *Archive) recordCheck(digest string, err error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -610,9 +700,10 @@ func (a *Archive) recordCheck(digest string, err error) {
 }
 
 // BlobChecked reports whether blob digest is known to match its digest
-// (done, nil) or known to fail it (done, why), from a whole read of it by
-// Open or CheckBlob since the Archive was opened. Head blobs are checked
-// with the head.
+// (done, nil) or known to fail it (done, why: its frames matched the signed
+// frame index and the blob did not match its digest), from a whole read of
+// it by Open or CheckBlob since the Archive was opened. Head blobs are
+// checked with the head.
 func (a *Archive) BlobChecked(digest string) (done bool, err error) {
 	if _, ok := a.head.Blobs[digest]; ok {
 		return true, nil
@@ -625,81 +716,82 @@ func (a *Archive) BlobChecked(digest string) (done bool, err error) {
 
 // blobCheck is a check of one blob in progress, shared by its waiters.
 type blobCheck struct {
-	done    chan struct{}
-	err     error
-	waiters int // (Archive.mu)
-	cancel  context.CancelFunc
+	done chan struct{}
+	err  error
 }
 
 // CheckBlob reads body blob digest whole and checks it against its digest,
-// once for the Archive's life: the outcome is remembered (a failure that
-// says the bundle's bytes are bad as well as a match; not a read that was
-// interrupted), and concurrent callers share one read. It returns nil when
-// the blob matches, an error wrapping ErrIntegrity (or ErrMalformed, for a
-// frame that does not decode) when it does not, and ctx's error when ctx
-// ends first; the read stops when every caller waiting for it has gone.
+// once for the Archive's life: the outcome is remembered (a match, or a
+// mismatch of a blob whose frames all matched the signed frame index; not
+// a read that failed because the file could not be read or changed), and
+// concurrent callers share one read. It returns nil when the blob matches,
+// an error wrapping ErrIntegrity when it does not (or when a frame fails
+// its signed sha256; ErrMalformed when one does not decode), and ctx's
+// error when ctx ends first.
+//
+// A check, once started, runs to its end even when every caller has gone
+// (only Close stops it), so a caller that gives up and asks again joins
+// it instead of starting over: a large blob gets checked even for callers
+// with short timeouts. At most checkParallel (2) checks read at once;
+// others wait for their turn.
 func (a *Archive) CheckBlob(ctx context.Context, digest string) error {
 	if _, ok := a.Lookup(digest); !ok {
 		return fmt.Errorf("%w: %s is not in the bundle", ErrMalformed, digest)
 	}
-	for {
-		if done, err := a.BlobChecked(digest); done {
-			return err
-		}
-		a.mu.Lock()
-		c := a.checks[digest]
-		if c == nil {
-			cctx, cancel := context.WithCancel(context.Background())
-			c = &blobCheck{done: make(chan struct{}), cancel: cancel}
-			if !a.goAheadLocked() {
-				a.mu.Unlock()
-				cancel()
-				return errArchiveClosed
-			}
-			a.checks[digest] = c
-			go func() {
-				defer a.ahead.Done()
-				defer cancel()
-				stop := make(chan struct{})
-				defer close(stop)
-				go func() {
-					select {
-					case <-a.closing:
-						cancel()
-					case <-stop:
-					}
-				}()
-				err := a.readWhole(cctx, digest)
-				a.mu.Lock()
-				c.err = err
-				if a.checks[digest] == c {
-					delete(a.checks, digest)
-				}
-				close(c.done)
-				a.mu.Unlock()
-			}()
-		}
-		c.waiters++
-		a.mu.Unlock()
-		select {
-		case <-c.done:
-			if isContextErr(c.err) && ctx.Err() == nil {
-				continue // every earlier waiter left; check again
-			}
-			return c.err
-		case <-ctx.Done():
-			a.mu.Lock()
-			c.waiters--
-			if c.waiters == 0 {
-				c.cancel()
-				if a.checks[digest] == c {
-					delete(a.checks, digest)
-				}
-			}
-			a.mu.Unlock()
-			return ctx.Err()
-		}
+	if done, err := a.BlobChecked(digest); done {
+		return err
 	}
+	a.mu.Lock()
+	c := a.checks[digest]
+	if c == nil {
+		if !a.goAheadLocked() {
+			a.mu.Unlock()
+			return errArchiveClosed
+		}
+		c = &blobCheck{done: make(chan struct{})}
+		a.checks[digest] = c
+		go a.runCheck(digest, c)
+	}
+	a.mu.Unlock()
+	select {
+	case <-c.done:
+		return c.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// runCheck is the goroutine of check c of blob digest (counted in ahead).
+func (a *Archive) runCheck(digest string, c *blobCheck) {
+	defer a.ahead.Done()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		select {
+		case <-a.closing:
+			cancel()
+		case <-stop:
+		}
+	}()
+	var err error
+	select {
+	case a.checkSlots <- struct{}{}:
+		err = a.readWhole(ctx, digest)
+		<-a.checkSlots
+	case <-a.closing:
+	}
+	if ctx.Err() != nil {
+		err = errArchiveClosed // only Close cancels a check
+	}
+	a.mu.Lock()
+	c.err = err
+	if a.checks[digest] == c {
+		delete(a.checks, digest)
+	}
+	close(c.done)
+	a.mu.Unlock()
 }
 
 // readWhole reads blob digest whole through Open, which checks and
@@ -714,30 +806,38 @@ func (a *Archive) readWhole(ctx context.Context, digest string) error {
 	return err
 }
 
-// blobReader reads uncompressed body bytes [pos, end) frame by frame,
-// holding the frame it reads from until it moves past it. When they span
-// several frames, the next one is read, checked and decoded ahead on
-// another core (readAhead frames held at most, loaded in order), while the
-// caller consumes the current one.
+// blobReader reads uncompressed body bytes [pos, end) frame by frame. It
+// pins a frame only while a Read copies out of it; between Reads the frame
+// it reads from is parked (kept while memory allows, see park), so that a
+// caller that writes each chunk to a slow client holds no buffer while it
+// does. When the bytes span several frames, the next one is read, checked
+// and decoded ahead on another core (one frame ahead, loaded in order,
+// parked too), while the caller consumes the current one.
 type blobReader struct {
 	ctx      context.Context
 	cancel   context.CancelFunc
 	a        *Archive
 	pos, end int64
 	ahead    chan *aheadFrame // frames after the first, in order
-	cur      *aheadFrame
-	held     *frameBuf // the frame being read from, without read-ahead
+	cur      *aheadFrame      // the frame being read from, with read-ahead
+	held     *frameBuf        // the frame being read from (parked), without
 	closed   bool
 }
 
 type aheadFrame struct {
 	i    int
-	fb   *frameBuf
+	fb   *frameBuf // parked, when err is nil; nil when no spare buffers
 	err  error
 	done chan struct{}
+	// reached is closed by the reader once it has frame i (or failed to
+	// get it): only then is the frame after it loaded ahead, so that a
+	// read ahead never takes the buffers of the frame its reader is
+	// loading itself.
+	reached     chan struct{}
+	reachedOnce bool // (the reader's)
 }
 
-// readAhead bounds the frames one reader holds: the one being consumed and
+// readAhead bounds the frames one reader keeps: the one being consumed and
 // the next, decoded meanwhile on another core.
 const readAhead = 2
 
@@ -760,9 +860,10 @@ func (a *Archive) newBlobReader(ctx context.Context, pos, end int64) *blobReader
 		defer close(r.ahead)
 		// One frame at a time, in order: a frame's buffers are taken only
 		// once the one before it is decoded, so a reader never holds
-		// buffers while it waits for the pool on a frame it needs first.
+		// buffers while it waits for the pool.
+		var prev *aheadFrame
 		for i := first; i <= last; i++ {
-			f := &aheadFrame{i: i, done: make(chan struct{})}
+			f := &aheadFrame{i: i, done: make(chan struct{}), reached: make(chan struct{})}
 			select {
 			case r.ahead <- f:
 			case <-ctx.Done():
@@ -770,7 +871,21 @@ func (a *Archive) newBlobReader(ctx context.Context, pos, end int64) *blobReader
 			case <-a.closing:
 				return
 			}
-			f.fb, f.err = a.acquire(ctx, i)
+			if prev != nil {
+				select {
+				case <-prev.reached:
+				case <-ctx.Done():
+				case <-a.closing:
+				}
+			}
+			prev = f
+			f.fb, f.err = a.acquire(ctx, i, true)
+			switch {
+			case f.err == nil:
+				a.park(f.fb)
+			case errors.Is(f.err, errNoSpare):
+				f.fb, f.err = nil, nil // the reader loads it when it gets there
+			}
 			close(f.done)
 			if f.err != nil {
 				return
@@ -788,58 +903,83 @@ func (r *blobReader) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	i := r.a.frameAt(r.pos)
-	var data []byte
-	if r.ahead == nil {
-		if r.held == nil || r.held.i != i {
-			if r.held != nil {
-				r.a.release(r.held)
-				r.held = nil
-			}
-			fb, err := r.a.acquire(r.ctx, i)
-			if err != nil {
-				return 0, err
-			}
-			r.held = fb
-		}
-		data = r.held.data
-	} else {
+	fb, err := r.pin(i)
+	if err != nil {
+		return 0, err
+	}
+	fr := r.a.head.Frames.Frames[i]
+	from := r.pos - fr.UncompressedOffset
+	to := min(int64(len(fb.data)), r.end-fr.UncompressedOffset)
+	k := copy(p, fb.data[from:to])
+	r.a.release(fb)
+	r.pos += int64(k)
+	return k, nil
+}
+
+// pin returns frame i pinned for one copy: the frame the reader parked
+// if it is still kept, else loaded again (and parked in its place).
+func (r *blobReader) pin(i int) (*frameBuf, error) {
+	fb, err := r.pinFrame(i)
+	if f := r.cur; f != nil && !f.reachedOnce {
+		f.reachedOnce = true
+		close(f.reached)
+	}
+	return fb, err
+}
+
+func (r *blobReader) pinFrame(i int) (*frameBuf, error) {
+	slot := &r.held
+	if r.ahead != nil {
 		for r.cur == nil || r.cur.i != i {
 			if r.cur != nil {
-				// Done with it: its buffer may serve the frames ahead.
+				// Done with it: it may be dropped for the frames ahead.
 				if r.cur.fb != nil {
-					r.a.release(r.cur.fb)
+					r.a.unpark(r.cur.fb)
 				}
 				r.cur = nil
 			}
 			f, ok := <-r.ahead
 			if !ok {
 				if err := r.ctx.Err(); err != nil {
-					return 0, err
+					return nil, err
 				}
-				return 0, fmt.Errorf("frame %d: read ahead ended early", i)
+				return nil, fmt.Errorf("frame %d: read ahead ended early", i)
 			}
 			r.cur = f
 			select {
 			case <-f.done:
 			case <-r.ctx.Done():
-				return 0, r.ctx.Err()
+				return nil, r.ctx.Err()
 			}
 		}
 		if r.cur.err != nil {
-			return 0, r.cur.err
+			return nil, r.cur.err
 		}
-		data = r.cur.fb.data
+		slot = &r.cur.fb
+	} else if r.held != nil && r.held.i != i {
+		r.a.unpark(r.held)
+		r.held = nil
 	}
-	fr := r.a.head.Frames.Frames[i]
-	from := r.pos - fr.UncompressedOffset
-	to := min(int64(len(data)), r.end-fr.UncompressedOffset)
-	k := copy(p, data[from:to])
-	r.pos += int64(k)
-	return k, nil
+	if fb := *slot; fb != nil && r.a.pinParked(fb) {
+		return fb, nil
+	}
+	// Dropped for another read (or never loaded): load it again.
+	fb, err := r.a.acquire(r.ctx, i, false)
+	if err != nil {
+		return nil, err
+	}
+	r.a.mu.Lock()
+	if old := *slot; old != nil {
+		old.parked--
+	}
+	fb.parked++
+	r.a.mu.Unlock()
+	*slot = fb
+	return fb, nil
 }
 
-// Close stops the frames read ahead and releases the frames the reader
-// holds (a frame being decoded for it is finished first).
+// Close stops the frames read ahead and drops the reader's marks on the
+// frames it kept (a frame being decoded for it is finished first).
 func (r *blobReader) Close() error {
 	if r.closed {
 		return nil
@@ -847,19 +987,19 @@ func (r *blobReader) Close() error {
 	r.closed = true
 	r.cancel()
 	if r.held != nil {
-		r.a.release(r.held)
+		r.a.unpark(r.held)
 		r.held = nil
 	}
 	if r.ahead == nil {
 		return nil
 	}
 	// Frames still being decoded for the reader are waited for (at most
-	// one decode: the others see the cancelled context) and released.
+	// one decode: the others see the cancelled context).
 	for f := r.cur; ; {
 		if f != nil {
 			<-f.done
-			if f.fb != nil {
-				r.a.release(f.fb)
+			if f.fb != nil && f.err == nil {
+				r.a.unpark(f.fb)
 			}
 		}
 		var ok bool

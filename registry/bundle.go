@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/url"
 	"os"
@@ -38,6 +39,9 @@ import (
 const (
 	// bundleCopyBuffer is the size of the buffer a blob is copied through.
 	bundleCopyBuffer = 256 << 10
+	// bundleWriteChunk is the most one write to the client carries: each
+	// must go out within the write timeout.
+	bundleWriteChunk = 64 << 10
 	// maxListPage caps one page of the catalog or a tags list.
 	maxListPage = 1000
 )
@@ -366,8 +370,9 @@ func (bh *bundleHandler) blob(w http.ResponseWriter, r *http.Request, repo *bund
 		return
 	}
 	defer rc.Close()
-	// A client that stops reading is cut off after writeTimeout without
-	// progress, so that the frames its request holds go back to the pool.
+	// A client that stops reading (or takes in less than
+	// bundleWriteChunk in writeTimeout) is cut off. The Archive pins no
+	// frame while we write: it is copied into buf first.
 	ctl := http.NewResponseController(w)
 	defer func() { _ = ctl.SetWriteDeadline(time.Time{}) }() // the connection may serve another request
 	buf := make([]byte, bundleCopyBuffer)
@@ -386,14 +391,19 @@ func (bh *bundleHandler) blob(w http.ResponseWriter, r *http.Request, repo *bund
 				started = true
 				w.WriteHeader(status)
 			}
-			_ = ctl.SetWriteDeadline(time.Now().Add(bh.writeTimeout))
-			if _, werr := w.Write(buf[:k]); werr != nil {
-				reason := "the client went away"
-				if errors.Is(werr, os.ErrDeadlineExceeded) {
-					reason = fmt.Sprintf("the client read nothing for %v", bh.writeTimeout)
+			for chunk := buf[:k]; len(chunk) > 0; {
+				c := chunk[:min(len(chunk), bundleWriteChunk)]
+				chunk = chunk[len(c):]
+				_ = ctl.SetWriteDeadline(time.Now().Add(bh.writeTimeout))
+				if _, werr := w.Write(c); werr != nil {
+					reason := "the client went away"
+					timedOut := errors.Is(werr, os.ErrDeadlineExceeded)
+					if timedOut {
+						reason = fmt.Sprintf("the client took in less than %d KiB in %v (stalled or too slow)", bundleWriteChunk>>10, bh.writeTimeout)
+					}
+					markAborted(w, reason, r.Context().Err() == nil && timedOut)
+					return
 				}
-				markAborted(w, reason, r.Context().Err() == nil && errors.Is(werr, os.ErrDeadlineExceeded))
-				return
 			}
 		}
 		if err == io.EOF {
@@ -425,22 +435,34 @@ func (bh *bundleHandler) blobFailed(w http.ResponseWriter, r *http.Request, ref 
 	panic(http.ErrAbortHandler)
 }
 
-// parseRange reads a single-range "bytes=" header for a blob of size bytes.
-// ok is false when the header is to be ignored (not bytes, several ranges,
-// malformed: the whole blob is sent); satisfiable is false when the one
-// range lies wholly outside the blob or ends before it starts (416).
+// parseRange reads a Range header for a blob of size bytes. It honours
+// one range of the "bytes" unit (case-insensitive, RFC 9110 14.1), with
+// optional whitespace around the header, the range and its numbers (as
+// ServeContent accepts them): ok is true and [off, off+n) is the range,
+// clamped to the blob; a number too large for int64 counts as "past the
+// end". satisfiable is false when that range lies wholly outside the blob
+// or ends before it starts, or is the suffix "-0" (416). Anything else is
+// ignored, as RFC 9110 14.2 allows, and the whole blob is sent (ok false,
+// satisfiable true): another unit, a malformed spec (signs, missing or
+// non-digit numbers), and several ranges (no multipart/byteranges).
 func parseRange(h string, size int64) (off, n int64, ok, satisfiable bool) {
-	spec, found := strings.CutPrefix(h, "bytes=")
-	if !found || strings.Contains(spec, ",") {
+	h = strings.TrimSpace(h)
+	const unit = "bytes="
+	if len(h) < len(unit) || !strings.EqualFold(h[:len(unit)], unit) {
 		return 0, 0, false, true
 	}
-	first, last, found := strings.Cut(strings.TrimSpace(spec), "-")
+	spec := strings.TrimSpace(h[len(unit):])
+	if strings.Contains(spec, ",") {
+		return 0, 0, false, true
+	}
+	first, last, found := strings.Cut(spec, "-")
 	if !found {
 		return 0, 0, false, true
 	}
+	first, last = strings.TrimSpace(first), strings.TrimSpace(last)
 	if first == "" { // suffix: the last N bytes
-		k, err := strconv.ParseInt(last, 10, 64)
-		if err != nil || k < 0 {
+		k, valid := rangeNumber(last)
+		if !valid {
 			return 0, 0, false, true
 		}
 		if k == 0 || size == 0 {
@@ -449,25 +471,42 @@ func parseRange(h string, size int64) (off, n int64, ok, satisfiable bool) {
 		k = min(k, size)
 		return size - k, k, true, true
 	}
-	a, err := strconv.ParseInt(first, 10, 64)
-	if err != nil || a < 0 {
+	a, valid := rangeNumber(first)
+	if !valid {
 		return 0, 0, false, true
-	}
-	if a >= size {
-		return 0, 0, false, false
 	}
 	b := size - 1
 	if last != "" {
-		b, err = strconv.ParseInt(last, 10, 64)
-		if err != nil {
+		if b, valid = rangeNumber(last); !valid {
 			return 0, 0, false, true
 		}
 		if b < a {
 			return 0, 0, false, false // as the distribution registry answers
 		}
-		b = min(b, size-1)
 	}
+	if a >= size {
+		return 0, 0, false, false
+	}
+	b = min(b, size-1)
 	return a, b - a + 1, true, true
+}
+
+// rangeNumber reads the digits of a byte position (1*DIGIT, no sign);
+// one too large for int64 is math.MaxInt64.
+func rangeNumber(s string) (int64, bool) {
+	if s == "" {
+		return 0, false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, false
+		}
+	}
+	k, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return math.MaxInt64, true // only ErrRange is left
+	}
+	return k, true
 }
 
 // page applies the n and last query parameters to a sorted list; next is

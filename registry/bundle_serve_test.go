@@ -329,6 +329,47 @@ func TestServeBundleStalledClient(t *testing.T) {
 	}
 }
 
+// TestServeBundleSteadySlowClient: a client that reads steadily but slowly
+// (16 KiB every 50 ms, never pausing for anywhere near the write timeout)
+// is not cut off. It used to be, after 2 s: the socket's send buffer grew to
+// megabytes, Linux woke the writer only once half of it was free, so one
+// 256 KiB write stayed blocked for longer than the timeout, and the log
+// said the client "read nothing".
+func TestServeBundleSteadySlowClient(t *testing.T) {
+	const size = 48 << 20
+	p, d := bigModelBundle(t, size)
+	srv, logs := serveBundleLogged(t, p, registry.Options{WriteTimeout: 2 * time.Second})
+	conn, err := net.Dial("tcp", srv.host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "GET /v2/models/big/blobs/%s HTTP/1.1\r\nHost: %s\r\n\r\n", d, srv.host)
+	resp, err := http.ReadResponse(bufio.NewReaderSize(conn, 4<<10), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	buf := make([]byte, 16<<10)
+	var got int64
+	for start := time.Now(); time.Since(start) < 8*time.Second; {
+		n, err := io.ReadFull(resp.Body, buf)
+		got += int64(n)
+		if err != nil {
+			t.Fatalf("after %d bytes: %v", got, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, l := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(l, "request aborted") {
+			t.Errorf("a client reading steadily was cut off: %s", l)
+		}
+	}
+	t.Logf("read %d bytes in 8 s", got)
+}
+
 // TestServeBundleRemoteRefusal: the refusal of a non-loopback address says
 // what an unauthenticated client could do in each mode: read, overwrite and
 // delete with a storage directory; read (pull) only with a bundle.

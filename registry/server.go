@@ -94,11 +94,13 @@ type Options struct {
 	// close it.
 	Bundle *bundle.Archive
 	// WriteTimeout bounds, with Bundle, each write of a blob's bytes to a
-	// client (at most 256 KiB): a client that reads nothing for that long
-	// is cut off, so that the frames its request holds go back to the
-	// Archive's pool (see bundle.ArchiveOptions.MemoryLimit). A transfer
-	// may take as long as it needs while it progresses. <= 0 means
-	// DefaultWriteTimeout (1 minute). Without Bundle it has no effect.
+	// client (at most 64 KiB, into a socket that queues at most 128 KiB
+	// not yet sent, on Linux): a client that takes in less than that in
+	// WriteTimeout (stalled, or slower than about 3 KiB/s with the
+	// default) is cut off, so that its connection and request end. A
+	// transfer may take as long as it needs while it progresses. <= 0
+	// means DefaultWriteTimeout (1 minute). Without Bundle it has no
+	// effect.
 	WriteTimeout time.Duration
 	// Logger receives the server's own log records: requests at debug
 	// level, failed requests (5xx) at warn level, start and stop at info
@@ -198,6 +200,9 @@ func (s *Server) Serve(ctx context.Context, ready func(addr string)) error {
 		return fmt.Errorf("listen on %s: %w", s.addr, err)
 	}
 	bound := ln.Addr().String()
+	if s.bundle != nil {
+		ln = lowatListener{ln}
+	}
 
 	srv := &http.Server{
 		Handler:           handler,
@@ -343,4 +348,19 @@ func prepareDataDir(dir string) error {
 		return fail(err)
 	}
 	return nil
+}
+
+// notSentLowat is the most a bundle server's socket keeps queued but not
+// yet sent (see setNotSentLowat).
+const notSentLowat = 128 << 10
+
+// lowatListener sets notSentLowat on the connections it accepts.
+type lowatListener struct{ net.Listener }
+
+func (l lowatListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		setNotSentLowat(c, notSentLowat)
+	}
+	return c, err
 }
