@@ -20,7 +20,6 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
-	"github.com/sirupsen/logrus"
 
 	"github.com/airlock-dev/airlock/bundle"
 	"github.com/airlock-dev/airlock/internal/checked"
@@ -87,9 +86,7 @@ func blobRequest(t *testing.T, method, host, repo, digest string, headers map[st
 // read-write registry answers them for the same blob after `airlock
 // mirror` (ServeContent's rules).
 func TestServeBundleConditionalRequests(t *testing.T) {
-	prevOut := logrus.StandardLogger().Out
-	logrus.SetOutput(io.Discard)
-	t.Cleanup(func() { logrus.SetOutput(prevOut) })
+	quietLogrus(t)
 	f := newBundleFixture(t)
 	framed := filepath.Join(t.TempDir(), "demo.airlock")
 	f.rewrite(t, framed, bundle.WriteOptions{FrameSize: testFrameSize}, nil)

@@ -143,24 +143,24 @@ func modelWeights(t *testing.T, h *bundle.Head) bundle.Descriptor {
 	return best
 }
 
+// quietLogrus silences, for the test, the process-wide logrus logger
+// through which the read-write registry logs every 404 a pusher's HEAD
+// gets as an error.
+func quietLogrus(t *testing.T) {
+	prevOut := logrus.StandardLogger().Out
+	logrus.SetOutput(io.Discard)
+	t.Cleanup(func() { logrus.SetOutput(prevOut) })
+}
+
 // getBlob GETs a blob with optional Range header and returns the response
 // and the body read to its end (or to the error).
 func getBlob(t *testing.T, host, repo, digest, rng string) (*http.Response, []byte, error) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, "http://"+host+"/v2/"+repo+"/blobs/"+digest, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	var headers map[string]string
 	if rng != "" {
-		req.Header.Set("Range", rng)
+		headers = map[string]string{"Range": rng}
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	return resp, body, err
+	return blobRequest(t, http.MethodGet, host, repo, digest, headers)
 }
 
 // TestServeBundlePull serves a bundle cut into 64 KiB frames and pulls
@@ -168,11 +168,7 @@ func getBlob(t *testing.T, host, repo, digest, rng string) (*http.Response, []by
 // checking every blob, and compares the namespace (catalog, tags, digests)
 // with what `airlock mirror` creates from the same bundle.
 func TestServeBundlePull(t *testing.T) {
-	// The read-write registry logs every 404 a pusher's HEAD gets as an
-	// error through the process-wide logrus logger.
-	prevOut := logrus.StandardLogger().Out
-	logrus.SetOutput(io.Discard)
-	t.Cleanup(func() { logrus.SetOutput(prevOut) })
+	quietLogrus(t)
 	f := newBundleFixture(t)
 	framed := filepath.Join(t.TempDir(), "demo.airlock")
 	f.rewrite(t, framed, bundle.WriteOptions{FrameSize: testFrameSize}, nil)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"debug/buildinfo"
 	"encoding/xml"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sirupsen/logrus"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/airlock-dev/airlock/bundle"
@@ -91,9 +89,7 @@ func TestServeOCIConformance(t *testing.T) {
 	// The library logs each of the suite's many 4xx answers as an error
 	// through the process-wide logrus logger; the suite's own report says
 	// what went wrong.
-	prevOut := logrus.StandardLogger().Out
-	logrus.SetOutput(io.Discard)
-	t.Cleanup(func() { logrus.SetOutput(prevOut) })
+	quietLogrus(t)
 	srv := srvStart(t, registry.Options{Data: t.TempDir()})
 	out, results, err := runConformance(t, bin, srv.host, true, "OCI_REPO1=conformance/repo1", "OCI_REPO2=conformance/repo2")
 
