@@ -615,3 +615,83 @@ func TestMirrorPrunesRecordedIntents(t *testing.T) {
 		t.Errorf("intents left: %v, want only %s", intents, intentTag(ids[2]))
 	}
 }
+
+// isIntentPut reports whether r writes an intent of the state repository.
+func isIntentPut(r *http.Request) bool {
+	return r.Method == http.MethodPut && isStateRequest(r) && strings.Contains(r.URL.Path, "/manifests/"+intentTagPrefix)
+}
+
+// failListAfterIntent starts a proxy to backend whose state tag list
+// answers 503 once a run wrote its intent (a transient registry error
+// during claimSite).
+func failListAfterIntent(t *testing.T, backend string) string {
+	var wrote atomic.Bool
+	return startProxy(t, backend, func(w http.ResponseWriter, r *http.Request) bool {
+		if isIntentPut(r) {
+			wrote.Store(true)
+		}
+		if wrote.Load() && isStateTagList(r) {
+			http.Error(w, `{"errors":[{"code":"UNAVAILABLE"}]}`, http.StatusServiceUnavailable)
+			return true
+		}
+		return false
+	}, nil)
+}
+
+// TestMirrorClaimKeptOnReadError: the newer run sets its tags and fails
+// before its record, so its intent is the only claim. A rerun of the newer
+// bundle that meets a registry error while it reads its claim back must not
+// withdraw that intent (the same tag): the older bundle stays refused.
+func TestMirrorClaimKeptOnReadError(t *testing.T) {
+	t.Parallel()
+	s, newer, older := raceFixture(t)
+	backend := testkit.Start(t).Host
+	var tagged atomic.Bool
+	p1 := startProxy(t, backend, func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method == http.MethodPut && isTagRequest(r) {
+			tagged.Store(true)
+		}
+		if tagged.Load() && r.Method == http.MethodPut && isStateRequest(r) && strings.HasSuffix(r.URL.Path, "/manifests/demo") {
+			http.Error(w, `{"errors":[{"code":"DENIED"}]}`, http.StatusForbidden)
+			return true
+		}
+		return false
+	}, nil)
+	_, err := mirrorFile(t, newer, p1, "wd1", s.policy, nil)
+	t.Logf("newer run 1 (fails at its record): %v", err)
+	if got := tagDigestOf(t, backend, chartTag("wd1")); got != chartDigest(t, newer) {
+		t.Fatalf("fixture: chart tag not the newer one")
+	}
+	if _, err := mirrorWith(context.Background(), t, older, backend, "wd1", s.policy, 5*time.Second, func(o *MirrorOptions) {}); err == nil {
+		t.Fatal("fixture: older accepted even before the withdraw")
+	} else {
+		t.Logf("older before the rerun: refused: %v", err)
+	}
+	_, err = mirrorFile(t, newer, failListAfterIntent(t, backend), "wd1", s.policy, nil)
+	t.Logf("newer rerun (transient list error at claim): %v", err)
+	_, err = mirrorFile(t, older, backend, "wd1", s.policy, nil)
+	if err == nil && tagDigestOf(t, backend, chartTag("wd1")) == chartDigest(t, older) {
+		t.Errorf("the older bundle mirrored with exit 0 over the newer bundle's tags after the newer rerun withdrew the only claim")
+	} else {
+		t.Logf("older: %v", err)
+	}
+}
+
+// TestMirrorClaimKeptOnReadErrorAfterLostDoc: older then newer complete,
+// then the state document suffers a lost update (the stale one put back);
+// a rerun of the newer bundle meeting a registry error during its claim
+// keeps its intent, so the older bundle is still refused.
+func TestMirrorClaimKeptOnReadErrorAfterLostDoc(t *testing.T) {
+	t.Parallel()
+	s, newer, older := raceFixture(t)
+	backend := testkit.Start(t).Host
+	lostDoc(t, s, backend, "wd2", newer, older)
+	_, err := mirrorFile(t, newer, failListAfterIntent(t, backend), "wd2", s.policy, nil)
+	t.Logf("newer rerun (transient list error at claim): %v", err)
+	_, err = mirrorFile(t, older, backend, "wd2", s.policy, nil)
+	if err == nil && tagDigestOf(t, backend, chartTag("wd2")) == chartDigest(t, older) {
+		t.Errorf("the older bundle mirrored with exit 0 over the newer bundle's tags")
+	} else {
+		t.Logf("older: %v", err)
+	}
+}

@@ -276,6 +276,7 @@ func (m *mirrorer) checkSite(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	m.ownLive = v.own != nil
 	err = m.decide(repo, v)
 	var fe *FreshnessError
 	if v.own != nil && errors.As(err, &fe) && fe.Err == ErrReplay && m.id.sequence < fe.Highest {
@@ -345,18 +346,21 @@ func (m *mirrorer) claimSite(ctx context.Context) error {
 	if err := m.writeIntent(ctx, repo, false); err != nil {
 		return fmt.Errorf("%w: write the intent %s:%s: %w", ErrRegistry, repo, intentTag(m.id), err)
 	}
-	withdraw := func() {
-		if werr := m.writeIntent(ctx, repo, true); werr != nil {
-			m.opts.Logger.Warn("could not withdraw the intent of a refused bundle", "tag", repo.String()+":"+intentTag(m.id), "err", werr)
-		}
-	}
+	// A claim that could not be read back is left live: the intent is
+	// the same tag an earlier run of this bundle may have left, and it may
+	// be what holds older bundles back; a live claim blocks them until
+	// this bundle's run completes, which is the safe side. Only a refusal
+	// withdraws it, and not then when an earlier run's claim was live.
 	v, err := m.readSiteView(ctx, repo, viewClaim, nil)
 	if err != nil {
-		withdraw()
 		return err
 	}
 	if err := m.decide(repo, v); err != nil {
-		withdraw()
+		if !m.ownLive {
+			if werr := m.writeIntent(ctx, repo, true); werr != nil {
+				m.opts.Logger.Warn("could not withdraw the intent of a refused bundle", "tag", repo.String()+":"+intentTag(m.id), "err", werr)
+			}
+		}
 		return err
 	}
 	// Only the newer claims read live now (an allowed downgrade's) are
