@@ -76,14 +76,15 @@ type ArchiveOptions struct {
 	// from (least recently used first, the frames of open readers last),
 	// then waits (honoring its context) until a decode or a copy ends.
 	// Buffers are reused, not given back to the system. <= 0 means
-	// DefaultMemoryLimit (512 MiB); a limit below two buffers is raised to
-	// two.
+	// DefaultMemoryLimit (512 MiB), or 16 of the bundle's largest frames
+	// when that is more (1 GiB with 64 MiB frames); a limit below two
+	// buffers is raised to two.
 	MemoryLimit int64
 }
 
 // DefaultMemoryLimit is the MemoryLimit of an Archive opened without one:
-// 512 MiB, that is 7 buffers (3 frames decoded at once) with the largest
-// frames a bundle may have (64 MiB), 127 with the default 4 MiB frames.
+// 512 MiB, 127 buffers with the default 4 MiB frames; with frames over
+// 32 MiB the default is 16 buffers instead (1 GiB with 64 MiB frames).
 const DefaultMemoryLimit = 512 << 20
 
 // archiveCache is how many recently decoded frames that no open reader
@@ -160,7 +161,9 @@ func NewArchiveOptions(set *Set, opts ArchiveOptions) (*Archive, error) {
 	}
 	limit := opts.MemoryLimit
 	if limit <= 0 {
-		limit = DefaultMemoryLimit
+		// At least 16 buffers: readers taking turns beyond what the
+		// pool holds make frames be decoded again on every Read.
+		limit = max(DefaultMemoryLimit, 16*size)
 	}
 	a.mem = frameMemory{size: size, max: int(max(limit/max(size, 1), 2)), wake: make(chan struct{})}
 	for _, p := range set.Paths {
@@ -775,7 +778,9 @@ func (a *Archive) runCheck(digest string, c *blobCheck) {
 		case <-stop:
 		}
 	}()
-	var err error
+	// Closed unless the blob is read: a check that leaves its queue
+	// because the Archive closes has matched nothing.
+	err := errArchiveClosed
 	select {
 	case a.checkSlots <- struct{}{}:
 		err = a.readWhole(ctx, digest)

@@ -808,3 +808,68 @@ func TestArchiveCloseWhileBusy(t *testing.T) {
 		}
 	}
 }
+
+// multiBlobBundle writes a bundle of n file blobs of size random bytes
+// each, in frames of frameSize; it returns its path, the blobs and their
+// bytes.
+func multiBlobBundle(t testing.TB, frameSize int64, n, size int) (string, []Descriptor, [][]byte) {
+	t.Helper()
+	files := memFiles{}
+	var items []Item
+	var ds []Descriptor
+	var datas [][]byte
+	for k := 0; k < n; k++ {
+		b := make([]byte, size)
+		rand.NewChaCha8([32]byte{byte(k + 1)}).Read(b)
+		it, err := NewFileItem(fmt.Sprintf("data/b%d.bin", k), fmt.Sprintf("var/b%d.bin", k), "0644", files.layer(fmt.Sprintf("b%d.bin", k), b, ""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		it.Open = files.open
+		items = append(items, *it)
+		ds = append(ds, Descriptor{Digest: checked.Digest(b), Size: int64(size)})
+		datas = append(datas, b)
+	}
+	w, err := NewWriter("multi", "1.0.0", time.Unix(1767225600, 0), items)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Sign(context.Background(), StatementOptions{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "multi.airlock")
+	if _, err := w.WriteFile(context.Background(), out, WriteOptions{FrameSize: frameSize}); err != nil {
+		t.Fatal(err)
+	}
+	return out, ds, datas
+}
+
+// TestArchiveQueuedCheckClosed: a check queued behind the two slots when
+// the Archive closes reports the Archive closed, never a match (nil) for a
+// blob that was never read.
+func TestArchiveQueuedCheckClosed(t *testing.T) {
+	p, ds, _ := multiBlobBundle(t, 64<<10, 8, 2<<20)
+	bad := 0
+	for round := 0; round < 200 && bad == 0; round++ {
+		a, err := OpenArchiveOptions(p, ArchiveOptions{MemoryLimit: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		errs := make([]error, len(ds))
+		var wg sync.WaitGroup
+		for k, d := range ds {
+			wg.Add(1)
+			go func() { defer wg.Done(); errs[k] = a.CheckBlob(context.Background(), d.Digest) }()
+		}
+		time.Sleep(2 * time.Millisecond)
+		a.Close()
+		wg.Wait()
+		for k, d := range ds {
+			done, cerr := a.BlobChecked(d.Digest)
+			if errs[k] == nil && !(done && cerr == nil) {
+				bad++
+				t.Errorf("round %d: CheckBlob(blob %d) = nil (a match) but the blob was never checked (BlobChecked = %v, %v)", round, k, done, cerr)
+			}
+		}
+	}
+}
