@@ -172,19 +172,21 @@ type mirrorer struct {
 	// least this bundle's): checkSuperseded looks for what came after.
 	claimed        map[string]bool
 	claimedHighest uint64
+
 	// ownLive is set by checkSite when an earlier run of this bundle left
 	// its intent live (claimed, maybe tagged, never recorded): that claim
 	// may be what holds older bundles back, so this run never withdraws
 	// the intent, which is the same tag.
 	ownLive bool
-	jobs           []*job
-	repos          map[string][]name.Repository // blob digest -> repositories needing it
-	edges          map[string][2]byte           // blob digest -> its first and last byte, for later checks
-	uploads        *errgroup.Group
-	uctx           context.Context
-	mu             sync.Mutex
-	res            *Result
-	pushed         atomic.Int64
+
+	jobs    []*job
+	repos   map[string][]name.Repository // blob digest -> repositories needing it
+	edges   map[string][2]byte           // blob digest -> its first and last byte, for later checks
+	uploads *errgroup.Group
+	uctx    context.Context
+	mu      sync.Mutex
+	res     *Result
+	pushed  atomic.Int64
 	// usedReferrersTag is set once this run read or wrote a referrers tag
 	// (a registry without the referrers API).
 	usedReferrersTag atomic.Bool
