@@ -12,7 +12,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -23,8 +22,6 @@ import (
 
 	"github.com/airlock-dev/airlock/bundle"
 	"github.com/airlock-dev/airlock/internal/checked"
-	"github.com/airlock-dev/airlock/internal/registryhttp"
-	"github.com/airlock-dev/airlock/mirror"
 	"github.com/airlock-dev/airlock/registry"
 )
 
@@ -94,23 +91,7 @@ func TestServeBundleConditionalRequests(t *testing.T) {
 	w := modelWeights(t, a.Head())
 	const repo = "models/tiny-classifier"
 
-	site := srvStart(t, registry.Options{Data: t.TempDir()})
-	to, err := mirror.ParseTarget(site.host, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr, err := registryhttp.New(registryhttp.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := os.Open(framed)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	if _, err := mirror.Mirror(context.Background(), r, mirror.MirrorOptions{To: to, Policy: f.policy, TempDir: t.TempDir(), Transport: tr}); err != nil {
-		t.Fatalf("mirror: %v", err)
-	}
+	site := f.mirrorToServer(t, framed)
 
 	etag := `"` + w.Digest + `"`
 	other := `"sha256:` + strings.Repeat("0", 64) + `"`

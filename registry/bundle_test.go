@@ -143,6 +143,30 @@ func modelWeights(t *testing.T, h *bundle.Head) bundle.Descriptor {
 	return best
 }
 
+// mirrorToServer mirrors the bundle at path into a new read-write Server
+// (the one `airlock serve --data` runs) and returns that server.
+func (f *bundleFixture) mirrorToServer(t *testing.T, path string) srvRunning {
+	t.Helper()
+	site := srvStart(t, registry.Options{Data: t.TempDir()})
+	to, err := mirror.ParseTarget(site.host, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := registryhttp.New(registryhttp.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if _, err := mirror.Mirror(context.Background(), r, mirror.MirrorOptions{To: to, Policy: f.policy, TempDir: t.TempDir(), Transport: tr}); err != nil {
+		t.Fatalf("mirror: %v", err)
+	}
+	return site
+}
+
 // quietLogrus silences, for the test, the process-wide logrus logger
 // through which the read-write registry logs every 404 a pusher's HEAD
 // gets as an error.
@@ -179,23 +203,7 @@ func TestServeBundlePull(t *testing.T) {
 	}
 
 	// The same bundle mirrored into a read-write Server.
-	site := srvStart(t, registry.Options{Data: t.TempDir()})
-	to, err := mirror.ParseTarget(site.host, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr, err := registryhttp.New(registryhttp.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := os.Open(framed)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	if _, err := mirror.Mirror(context.Background(), r, mirror.MirrorOptions{To: to, Policy: f.policy, TempDir: t.TempDir(), Transport: tr}); err != nil {
-		t.Fatalf("mirror: %v", err)
-	}
+	site := f.mirrorToServer(t, framed)
 
 	catalog := func(host string) []string {
 		reg, err := name.NewRegistry(host, name.Insecure)
