@@ -421,15 +421,10 @@ func TestMirrorOlderFailsAfterTags(t *testing.T) {
 		}
 		return false
 	}, nil)
-	errc := make(chan error, 1)
-	go func() {
+	errc := holdOlder(t, reached, func() error {
 		_, err := mirrorWith(ctx, t, older, p, "fail", s.policy, 5*time.Second, nil)
-		errc <- err
-	}()
-	waitReached(t, reached, errc)
-	if _, err := mirrorFile(t, newer, backend, "fail", s.policy, nil); err != nil {
-		t.Fatalf("the newer bundle: %v", err)
-	}
+		return err
+	}, func() error { _, err := mirrorFile(t, newer, backend, "fail", s.policy, nil); return err })
 	released.Store(true)
 	close(release)
 	if err := <-errc; err == nil {
@@ -477,15 +472,8 @@ func TestMirrorOlderFailsAfterTagsNewerClaimed(t *testing.T) {
 		}
 		return false
 	}, nil)
-	errc := make(chan error, 1)
-	go func() {
-		_, err := mirrorFile(t, older, p, "failnc", s.policy, nil)
-		errc <- err
-	}()
-	waitReached(t, reached, errc)
-	if _, err := mirrorFile(t, newer, backend, "failnc", s.policy, nil); err != nil {
-		t.Fatalf("the newer bundle: %v", err)
-	}
+	errc := holdOlder(t, reached, func() error { _, err := mirrorFile(t, older, p, "failnc", s.policy, nil); return err },
+		func() error { _, err := mirrorFile(t, newer, backend, "failnc", s.policy, nil); return err })
 	close(release)
 	checkSuperseded(t, <-errc, "1.0.1", 200)
 }

@@ -103,6 +103,21 @@ func waitReached(t *testing.T, reached chan struct{}, errc chan error) {
 	}
 }
 
+// holdOlder starts older (the older bundle's run, through a proxy that
+// holds it at a step and closes reached there), waits until it is held,
+// then runs newer (the newer bundle's run) to the end, which must succeed.
+// The older run's result arrives on the channel once it is released.
+func holdOlder(t *testing.T, reached chan struct{}, older, newer func() error) chan error {
+	t.Helper()
+	errc := make(chan error, 1)
+	go func() { errc <- older() }()
+	waitReached(t, reached, errc)
+	if err := newer(); err != nil {
+		t.Fatalf("the newer bundle, while the older run is held: %v", err)
+	}
+	return errc
+}
+
 // TestMirrorConcurrentOlderTagsLast: the older bundle's run is held right
 // before its first tag while the newer bundle is mirrored completely; then
 // the older run moves the tags. It must not exit 0: it fails as refused by
@@ -113,15 +128,8 @@ func TestMirrorConcurrentOlderTagsLast(t *testing.T) {
 	s, newer, older := raceFixture(t)
 	backend := testkit.Start(t).Host
 	p, reached, release := holdAt(t, backend, isTagRequest)
-	errc := make(chan error, 1)
-	go func() {
-		_, err := mirrorFile(t, older, p, "race", s.policy, nil)
-		errc <- err
-	}()
-	waitReached(t, reached, errc)
-	if _, err := mirrorFile(t, newer, backend, "race", s.policy, nil); err != nil {
-		t.Fatalf("the newer bundle, while the older run waits before its tags: %v", err)
-	}
+	errc := holdOlder(t, reached, func() error { _, err := mirrorFile(t, older, p, "race", s.policy, nil); return err },
+		func() error { _, err := mirrorFile(t, newer, backend, "race", s.policy, nil); return err })
 	close(release)
 	err := <-errc
 	if err == nil {
@@ -165,15 +173,8 @@ func TestMirrorConcurrentOlderClaimsLate(t *testing.T) {
 		}
 		return false
 	}, nil)
-	errc := make(chan error, 1)
-	go func() {
-		_, err := mirrorFile(t, older, p, "late", s.policy, nil)
-		errc <- err
-	}()
-	waitReached(t, reached, errc)
-	if _, err := mirrorFile(t, newer, backend, "late", s.policy, nil); err != nil {
-		t.Fatalf("the newer bundle: %v", err)
-	}
+	errc := holdOlder(t, reached, func() error { _, err := mirrorFile(t, older, p, "late", s.policy, nil); return err },
+		func() error { _, err := mirrorFile(t, newer, backend, "late", s.policy, nil); return err })
 	want := tagDigestOf(t, backend, chartTag("late"))
 	released.Store(true)
 	close(release)
