@@ -118,12 +118,7 @@ func TestAbortedInstallRerun(t *testing.T) {
 				copyTree(t, base, root)
 				runChild(t, "install", root, v200, fp, 1)
 				if lost {
-					os.Remove(install.StatePath(root))
-					done, err := install.Repair(ctx, root)
-					if err != nil {
-						t.Fatalf("repair: %v", err)
-					}
-					t.Logf("repaired: %q", done)
+					loseStateAndRepair(ctx, t, root)
 				}
 				st, err := install.ReadStatus(ctx, root)
 				if err != nil {
@@ -321,12 +316,7 @@ func TestStateLostAfterRename(t *testing.T) {
 	mustInstall(t, root, pack(t, release{version: "1.0.0", seq: 100}))
 	v200 := pack(t, release{version: "1.0.1", seq: 200})
 	runChild(t, "install", root, v200, install.FailpointAfterRename, 1)
-	os.Remove(install.StatePath(root))
-	done, err := install.Repair(ctx, root)
-	if err != nil {
-		t.Fatalf("repair: %v", err)
-	}
-	t.Logf("repaired: %q", done)
+	loseStateAndRepair(ctx, t, root)
 	st, err := install.ReadStatus(ctx, root)
 	if err != nil {
 		t.Fatal(err)
@@ -355,4 +345,16 @@ func TestRepairRefusesNonRoot(t *testing.T) {
 	if len(ents) != 1 || !sameSnap(before, snapshot(t, dir)) {
 		t.Fatalf("the refused repair changed %s: %v", dir, ents)
 	}
+}
+
+// loseStateAndRepair deletes root's state.json, as a lost file would, and
+// runs status --repair, which must rebuild it.
+func loseStateAndRepair(ctx context.Context, t *testing.T, root string) {
+	t.Helper()
+	os.Remove(install.StatePath(root))
+	done, err := install.Repair(ctx, root)
+	if err != nil {
+		t.Fatalf("repair: %v", err)
+	}
+	t.Logf("repaired: %q", done)
 }
