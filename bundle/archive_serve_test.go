@@ -102,11 +102,7 @@ func rangeIn(a *Archive, d Descriptor, i int, k int64) int64 {
 // to read, hash and decode it once each, and hold as many copies).
 func TestArchiveConcurrentMissesShareOneDecode(t *testing.T) {
 	p, d := noiseBundle(t, 1<<20, 8<<20, nil)
-	a, err := OpenArchive(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
+	a := mustOpenArchive(t, p, ArchiveOptions{})
 	const n = 32
 	var read, size int64
 	for _, i := range blobFrames(a, d)[1:7] {
@@ -151,11 +147,7 @@ func TestArchiveConcurrentMissesShareOneDecode(t *testing.T) {
 // chunks in turn: each frame is read and decoded once, not once per Read.
 func TestArchiveReaderKeepsItsFrame(t *testing.T) {
 	p, d := noiseBundle(t, MinFrameSize, 1<<20, nil)
-	a, err := OpenArchive(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
+	a := mustOpenArchive(t, p, ArchiveOptions{})
 	frames := blobFrames(a, d)[1:7] // six frames, each wholly inside the blob
 	var readers []io.ReadCloser
 	var want [][]byte
@@ -437,11 +429,7 @@ func noiseBytes(size int) []byte {
 // from the first byte on the next request).
 func TestArchiveCheckOutlivesItsCallers(t *testing.T) {
 	p, d := noiseBundle(t, 1<<20, 24<<20, nil)
-	a, err := OpenArchiveOptions(p, ArchiveOptions{MemoryLimit: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
+	a := mustOpenArchive(t, p, ArchiveOptions{MemoryLimit: 1})
 	before := readChars(t)
 	deadline := time.Now().Add(30 * time.Second)
 	tries := 0
@@ -486,11 +474,7 @@ func TestArchiveCheckAfterTransientChange(t *testing.T) {
 			if err := os.WriteFile(p, orig, 0o644); err != nil {
 				t.Fatal(err)
 			}
-			a, err := OpenArchive(p)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer a.Close()
+			a := mustOpenArchive(t, p, ArchiveOptions{})
 			bf := blobFrames(a, d)
 			mid := a.head.Frames.Frames[bf[len(bf)/2]]
 			switch damage {
@@ -543,11 +527,7 @@ func TestArchiveCheckAfterTransientChange(t *testing.T) {
 // fails is remembered as failed, and no range of it is opened after.
 func TestArchiveCheckBlob(t *testing.T) {
 	p, d := noiseBundle(t, 1<<20, 6<<20, nil)
-	a, err := OpenArchive(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
+	a := mustOpenArchive(t, p, ArchiveOptions{})
 	if done, _ := a.BlobChecked(d.Digest); done {
 		t.Fatal("checked before any read")
 	}
@@ -584,11 +564,7 @@ func TestArchiveCheckBlob(t *testing.T) {
 	}
 
 	lying, ld := noiseBundle(t, 1<<20, 6<<20, func(b []byte) []byte { b[len(b)-1] ^= 1; return b })
-	b, err := OpenArchive(lying)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := mustOpenArchive(t, lying, ArchiveOptions{})
 	// A range of the blob reads: its frames are the signed ones.
 	rc, err := b.Open(context.Background(), ld.Digest, 0, 100)
 	if err != nil {
@@ -611,11 +587,7 @@ func TestArchiveCheckBlob(t *testing.T) {
 	}
 
 	// A whole read through Open records its outcome too.
-	c, err := OpenArchive(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := mustOpenArchive(t, p, ArchiveOptions{})
 	rc, err = c.Open(context.Background(), d.Digest, 0, -1)
 	if err != nil {
 		t.Fatal(err)
@@ -872,4 +844,16 @@ func TestArchiveQueuedCheckClosed(t *testing.T) {
 			}
 		}
 	}
+}
+
+// mustOpenArchive opens the bundle at p with opts for the test, which
+// closes it when it ends.
+func mustOpenArchive(t *testing.T, p string, opts ArchiveOptions) *Archive {
+	t.Helper()
+	a, err := OpenArchiveOptions(p, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	return a
 }
